@@ -1,0 +1,1 @@
+"""Shared DST machinery: masked layers, distributions, topology updates, callbacks, FLOPs."""

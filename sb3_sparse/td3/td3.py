@@ -1,0 +1,173 @@
+"""SparseTD3: Twin Delayed DDPG with dynamic sparse training."""
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.td3 import TD3
+
+from sb3_sparse.common.algorithm import SparseAlgorithmMixin
+from sb3_sparse.td3.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SparseTD3Policy
+
+SelfSparseTD3 = TypeVar("SelfSparseTD3", bound="SparseTD3")
+
+
+class SparseTD3(SparseAlgorithmMixin, TD3):
+    """
+    Twin Delayed DDPG with sparse actor and critics whose topology evolves during training.
+
+    Takes every argument of :class:`stable_baselines3.TD3` (same defaults), plus the DST arguments
+    below. The defaults reproduce the DST part of DS-TD3 (Sokar et al., 2022) at 50% sparsity: every
+    layer but the output layer sparse, random initial masks, a topology update every 1000 env steps
+    that moves 5% of each layer's active weights (constant drop fraction, magnitude drop, random
+    growth) until 95% of the run; actor and target networks rewired on the same cycle.
+    See :func:`sb3_sparse.sparse_recipe` for the full DS-TD3 recipe and the other ones.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy or a sparse policy class)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: learning rate for adam optimizer (can be a function of the remaining progress)
+    :param buffer_size: size of the replay buffer
+    :param learning_starts: how many steps of the model to collect transitions for before learning starts
+    :param batch_size: Minibatch size for each gradient update
+    :param tau: the soft update coefficient ("Polyak update", between 0 and 1)
+    :param gamma: the discount factor
+    :param train_freq: Update the model every ``train_freq`` steps, or a tuple of frequency and unit
+    :param gradient_steps: How many gradient steps to do after each rollout (-1: as many as env steps)
+    :param action_noise: the action noise type (None by default)
+    :param replay_buffer_class: Replay buffer class to use (``ReplayBuffer`` by default)
+    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation
+    :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
+    :param n_steps: number of steps for n-step returns
+    :param policy_delay: Policy and target networks will only be updated once every policy_delay steps
+    :param target_policy_noise: Standard deviation of Gaussian noise added to target policy
+    :param target_noise_clip: Limit for absolute value of target policy smoothing noise
+    :param stats_window_size: Window size for the rollout logging
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation (not the sparsity
+        arguments, which are arguments of this class)
+    :param verbose: Verbosity level: 0 no output, 1 info (and one line per topology update), 2 debug
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run
+    :param sparsity: fraction of the sparse layers' weights that are pruned, in [0, 1), for actor and critics
+    :param actor_sparsity: sparsity of the actor (default: ``sparsity``)
+    :param critic_sparsity: sparsity of the critics (default: ``sparsity``)
+    :param sparsity_distribution: how a network's sparsity is spread over its layers: ``"uniform"``,
+        ``"erdos_renyi"`` (solved for ``sparsity``, or from ``erdos_renyi_lambdas``) or ``"erk"``
+    :param erdos_renyi_lambdas: one Erdos-Renyi lambda per sparse layer depth, e.g. ``[7, 64]`` (DS-TD3)
+    :param sparse_layers: which linear layers are sparse: ``"input"`` (first layer), ``"hidden"``,
+        ``"output"`` (the heads), a list of these, or ``"all"``. Default: all but the output layer (DS-TD3)
+    :param mask_init: initial mask: ``"random"`` or ``"magnitude"`` (largest initial weights, RLx2)
+    :param topology_update_interval: env steps between two topology updates
+    :param drop_fraction: fraction of each sparse layer's active weights dropped and regrown per update
+        (initial value of the cosine schedule)
+    :param drop_fraction_schedule: ``"constant"`` or ``"cosine"`` (decays to 0 at ``topology_update_end``)
+    :param grow_method: ``"random"`` (SET), ``"gradient"`` (RigL, by dense gradient magnitude) or
+        ``"none"`` (static sparse training)
+    :param topology_update_start: first env step of updates (int), or fraction of the run (float)
+    :param topology_update_end: last env step of updates (int), or fraction of the run (float)
+    :param actor_topology_update_interval: the actor's own update interval (default: ``topology_update_interval``)
+    :param actor_grow_method: the actor's own grow method (default: ``grow_method``); ``"none"`` keeps the
+        actor static while the critics are rewired (MST)
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: SparseTD3Policy
+
+    def __init__(
+        self,
+        policy: str | type[SparseTD3Policy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        policy_delay: int = 2,
+        target_policy_noise: float = 0.2,
+        target_noise_clip: float = 0.5,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        sparsity: float = 0.5,
+        actor_sparsity: float | None = None,
+        critic_sparsity: float | None = None,
+        sparsity_distribution: str = "uniform",
+        erdos_renyi_lambdas: Sequence[float] | None = None,
+        sparse_layers: str | Sequence[str] = ("input", "hidden"),
+        mask_init: str = "random",
+        topology_update_interval: int = 1000,
+        drop_fraction: float = 0.05,
+        drop_fraction_schedule: str = "constant",
+        grow_method: str = "random",
+        topology_update_start: int | float = 0,
+        topology_update_end: int | float = 0.95,
+        actor_topology_update_interval: int | None = None,
+        actor_grow_method: str | None = None,
+        _init_setup_model: bool = True,
+    ):
+        policy_kwargs = self._init_dst(locals(), policy_kwargs)
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            policy_delay=policy_delay,
+            target_policy_noise=target_policy_noise,
+            target_noise_clip=target_noise_clip,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=_init_setup_model,
+        )
+
+    def learn(
+        self: SelfSparseTD3,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "SparseTD3",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfSparseTD3:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=self._with_topology_callback(callback),
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )

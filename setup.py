@@ -1,0 +1,56 @@
+import os
+
+from setuptools import find_packages, setup
+
+with open(os.path.join("sb3_sparse", "version.txt")) as file_handler:
+    __version__ = file_handler.read().strip()
+
+with open("README.md", encoding="utf-8") as file_handler:
+    long_description = file_handler.read()
+
+setup(
+    name="sb3-sparse",
+    version=__version__,
+    description="Dynamic sparse training (SET, RigL, static sparse) for Stable-Baselines3 SAC and TD3",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    packages=[package for package in find_packages() if package.startswith("sb3_sparse")],
+    package_data={"sb3_sparse": ["py.typed", "version.txt", "hyperparams/*.yml"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "stable-baselines3>=2.4,<3.0",
+        "sb3-contrib>=2.4,<3.0",
+        "torch>=2.3,<3.0",
+        "gymnasium[mujoco]>=1.0,<2.0",
+        "numpy>=1.24",
+        "tqdm",
+        "rich",
+    ],
+    extras_require={
+        "tests": [
+            "pytest>=7.0",
+            "pytest-xdist",
+            "hypothesis>=6.0",
+            "ruff>=0.5",
+            "mypy>=1.10",
+            "tensorboard>=2.9",
+        ],
+        "docs": [
+            "sphinx>=7.0",
+            "sphinx-rtd-theme>=2.0",
+        ],
+        "zoo": [
+            "rl_zoo3>=2.4,<3.0",
+            "optuna>=3.0",
+            "pyyaml>=6.0",
+            "matplotlib",
+            "pandas",
+            "seaborn",
+        ],
+    },
+    license="MIT",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,5 @@
+import sb3_sparse
+
+
+def test_version():
+    assert sb3_sparse.__version__
