@@ -39,6 +39,9 @@ setup(
             "sphinx>=7.0",
             "sphinx-rtd-theme>=2.0",
         ],
+        # rl-zoo3 integration (sb3-sparse train/enjoy/tune/plot): rl-zoo3 plus what it imports at run time
+        # without installing it (plots: matplotlib, pandas, seaborn, scipy; record-video: moviepy, and
+        # pygame to render classic-control envs), and the PostgreSQL driver for studies shared by many machines.
         "zoo": [
             "rl_zoo3>=2.4,<3.0",
             "optuna>=3.0",
@@ -46,8 +49,13 @@ setup(
             "matplotlib",
             "pandas",
             "seaborn",
+            "scipy",
+            "moviepy",
+            "gymnasium[classic-control]",
+            "psycopg2-binary",
         ],
     },
+    entry_points={"console_scripts": ["sb3-sparse=sb3_sparse.zoo.cli:main"]},
     license="MIT",
     classifiers=[
         "Programming Language :: Python :: 3",

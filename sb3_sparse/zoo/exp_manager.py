@@ -1,0 +1,158 @@
+"""rl-zoo3's ExperimentManager, adjusted where it gets a new sparse off-policy algorithm wrong.
+
+A subclass, not a fork: for ``--algo sac`` / ``td3`` (or any algorithm that is not ours) every method
+behaves exactly as rl-zoo3's. For ``sparse_sac`` / ``sparse_td3`` it
+
+- finds the shipped ``sb3_sparse/hyperparams/<algo>.yml`` when no ``-conf`` is given (rl-zoo3 only
+  looks inside its own package),
+- checks the entry (unknown keys, DST values) and reports mistakes in one line,
+- writes ``sparsity.csv`` (sparsity and topology changes) next to rl-zoo3's files,
+- leaves no empty run folder behind when tuning (``enjoy`` would take it for the latest run),
+- when tuning: merges the trial's ``policy_kwargs`` into the YAML's instead of replacing it, prunes
+  sampled combinations the model rejects instead of crashing the study, creates the shared study
+  safely when several workers start together, and exports the best trial as a YAML entry.
+"""
+
+import copy
+import glob
+import os
+import pickle
+from typing import Any
+
+import optuna
+from rl_zoo3 import exp_manager as zoo_exp_manager
+from rl_zoo3.exp_manager import ExperimentManager
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from sb3_sparse.zoo import ZooError, algorithm_class, hyperparams_path, is_sparse_algo
+from sb3_sparse.zoo.callbacks import SparsityLogCallback
+from sb3_sparse.zoo.samplers import merge_trial_hyperparams
+from sb3_sparse.zoo.study import check_storage, export_best, load_study, prepare_study
+from sb3_sparse.zoo.validation import check_hyperparams, coerce_steps
+
+
+class SparseExperimentManager(ExperimentManager):
+    """rl-zoo3's experiment manager with the fixes above for sparse algorithms (see the module docstring).
+
+    Takes exactly the arguments of :class:`rl_zoo3.exp_manager.ExperimentManager`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.sparse = is_sparse_algo(self.algo)
+        if self.sparse and not kwargs.get("config"):
+            self.config = str(hyperparams_path(self.algo))
+        if self.storage is not None:
+            check_storage(self.storage)
+        self.base_entry: dict[str, Any] = {}
+        self.best_file: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.config} (entry for {self.env_name.gym_id})"
+
+    def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not self.sparse:
+            return super().read_hyperparameters()
+        if self.config.endswith((".yml", ".yaml", ".py")) and not os.path.isfile(self.config):
+            raise ZooError(f"hyperparameter file {self.config!r} not found")
+        try:
+            hyperparams, saved = super().read_hyperparameters()
+        except (ValueError, KeyError, SyntaxError, NameError) as error:
+            raise ZooError(f"cannot read hyperparameters from {self.config}: {error}") from error
+        except Exception as error:  # yaml.YAMLError and friends
+            if type(error).__module__.startswith("yaml"):
+                raise ZooError(f"{self.config} is not valid YAML: {error}") from error
+            raise
+        self.base_entry = copy.deepcopy(dict(saved))
+        return hyperparams, saved
+
+    def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
+        if not self.sparse:
+            return super()._preprocess_hyperparams(hyperparams)
+        if "n_timesteps" not in hyperparams and self.n_timesteps <= 0:
+            raise ZooError(f"{self.where}: n_timesteps is missing (set it in the file or pass -n)")
+        result = super()._preprocess_hyperparams(hyperparams)
+        coerce_steps(result[0])
+        check_hyperparams(algorithm_class(self.algo), result[0], self.where)
+        return result
+
+    def _preprocess_action_noise(self, hyperparams: dict[str, Any], saved_hyperparams: dict[str, Any], env: Any) -> Any:
+        if self.sparse and "noise_type" in hyperparams and hyperparams["noise_type"] is None:
+            # "no action noise" (e.g. from a TD3 trial): rl-zoo3 would pass noise_std on to the constructor
+            del hyperparams["noise_type"]
+            hyperparams.pop("noise_std", None)
+        return super()._preprocess_action_noise(hyperparams, saved_hyperparams, env)
+
+    def setup_experiment(self) -> tuple[BaseAlgorithm, dict[str, Any]] | None:
+        if not self.sparse:
+            return super().setup_experiment()
+        try:
+            return super().setup_experiment()
+        except ValueError as error:
+            raise ZooError(f"cannot create {self.algo} for {self.env_name.gym_id} from {self.config}: {error}") from error
+
+    def create_log_folder(self) -> None:
+        if not (self.sparse and self.optimize_hyperparameters):
+            super().create_log_folder()
+
+    def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> Any:
+        # A tuning run writes no run folder: rl-zoo3 leaves an empty "<env>_<n>" behind, which
+        # `enjoy` then takes for the latest run.
+        return super().create_envs(n_envs, eval_env=eval_env, no_log=no_log or (self.sparse and self.optimize_hyperparameters))
+
+    def create_callbacks(self) -> None:
+        super().create_callbacks()
+        if self.sparse and not self.optimize_hyperparameters:
+            self.callbacks.append(SparsityLogCallback(self.save_path))
+
+    def objective(self, trial: optuna.Trial) -> float:
+        if not self.sparse:
+            return super().objective(trial)
+        try:
+            return super().objective(trial)
+        except ValueError as error:
+            # a sampled combination the model rejects (e.g. an Erdos-Renyi layer that would need density > 1)
+            raise optuna.exceptions.TrialPruned(str(error)) from error
+
+    def hyperparameters_optimization(self) -> None:
+        if not self.sparse:
+            return super().hyperparameters_optimization()
+        if self.storage is not None and self.study_name is not None:
+            prepare_study(self.storage, self.study_name)
+        samplers = zoo_exp_manager.HYPERPARAMS_SAMPLER
+        sampler = samplers[self.algo]
+        base = self._hyperparams
+
+        def sample_merged(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+            return merge_trial_hyperparams(base, sampler(trial, n_actions, n_envs, additional_args))
+
+        samplers[self.algo] = sample_merged
+        try:
+            super().hyperparameters_optimization()
+        except ValueError as error:
+            if "No trials are completed" not in str(error):
+                raise
+            print(f"No trial completed (all pruned or failed): {error}")
+            return
+        finally:
+            samplers[self.algo] = sampler
+        self.export_best_trial()
+
+    def _finished_study(self) -> optuna.Study | None:
+        if self.storage is not None and self.study_name is not None:
+            return load_study(self.storage, self.study_name)
+        reports = glob.glob(os.path.join(self.log_folder, self.algo, f"report_{self.env_name}_*.pkl"))
+        if not reports:
+            return None
+        with open(max(reports, key=os.path.getmtime), "rb") as file:
+            return pickle.load(file)
+
+    def export_best_trial(self) -> None:
+        """Write the best trial so far as a hyperparameter-file entry ``<log folder>/<algo>/best_<env>.yml``."""
+        study = self._finished_study()
+        if study is None:
+            return
+        self.best_file = os.path.join(self.log_folder, self.algo, f"best_{self.env_name}.yml")
+        text = export_best(study, self.algo, self.env_name.gym_id, self.base_entry, self.best_file)
+        print(f"Best trial as a hyperparameter entry ({self.best_file}, use it with -conf):\n{text}")

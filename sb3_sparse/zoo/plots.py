@@ -1,0 +1,279 @@
+"""Figures rl-zoo3 lacks, saved to PNG: one run's return with its sparsity and topology changes, and dense vs sparse curves.
+
+Both read rl-zoo3's run folders (``<log folder>/<algo>/<env>_<n>/``): ``0.monitor.csv`` (training
+episodes), ``evaluations.npz`` (``--eval-freq``) and our ``sparsity.csv``
+(:class:`~sb3_sparse.zoo.callbacks.SparsityLogCallback`). Matplotlib draws off-screen (no display needed).
+"""
+
+import argparse
+import contextlib
+import csv
+import glob
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from sb3_sparse.zoo import ZooError, is_sparse_algo
+from sb3_sparse.zoo.callbacks import SPARSITY_FILE
+
+Curve = tuple[np.ndarray, np.ndarray]
+
+
+def find_run(folder: str, algo: str, env_id: str, exp_id: int = 0) -> str:
+    """The run folder ``<folder>/<algo>/<env>_<exp_id>`` (``exp_id=0``: the latest run), as rl-zoo3's enjoy finds it.
+
+    :raises ZooError: if there is no such run
+    """
+    runs = run_folders(folder, algo, env_id)
+    if not runs:
+        raise ZooError(f"no run of {algo} on {env_id} in {os.path.join(folder, algo)}")
+    if exp_id == 0:
+        return runs[-1]
+    wanted = os.path.join(folder, algo, f"{env_id}_{exp_id}")
+    if wanted not in runs:
+        raise ZooError(f"run {wanted} not found")
+    return wanted
+
+
+def run_folders(folder: str, algo: str, env_id: str) -> list[str]:
+    """All run folders of ``algo`` on ``env_id`` under ``folder``, by run number."""
+    pattern = re.compile(re.escape(env_id) + r"_(\d+)$")
+    runs = []
+    for path in glob.glob(os.path.join(folder, algo, f"{env_id}_*")):
+        match = pattern.search(os.path.basename(path))
+        if match and os.path.isdir(path):
+            runs.append((int(match.group(1)), path))
+    return [path for _, path in sorted(runs)]
+
+
+def training_episodes(run_dir: str) -> Curve | None:
+    """Each training episode's return against the env step at which it ended (rl-zoo3's monitor files)."""
+    from stable_baselines3.common.monitor import LoadMonitorResultsError, load_results
+
+    try:
+        frame = load_results(run_dir)
+    except LoadMonitorResultsError:
+        return None
+    if len(frame) == 0:
+        return None
+    return np.cumsum(frame["l"].to_numpy()), frame["r"].to_numpy(dtype=float)
+
+
+def training_curve(run_dir: str, window: int = 10) -> Curve | None:
+    """Rolling mean of the training episodes' return against env steps (the window shrinks for short runs)."""
+    episodes = training_episodes(run_dir)
+    if episodes is None:
+        return None
+    steps, returns = episodes
+    window = max(1, min(window, len(returns) // 2))
+    smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+    return steps[window - 1 :], smooth
+
+
+def eval_curve(run_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Evaluation steps, mean and std of the return (``evaluations.npz`` written by ``--eval-freq``)."""
+    path = os.path.join(run_dir, "evaluations.npz")
+    if not os.path.isfile(path):
+        return None
+    data = np.load(path)
+    if len(data["timesteps"]) == 0:
+        return None
+    results = np.asarray(data["results"], dtype=float)
+    return data["timesteps"], results.mean(axis=1), results.std(axis=1)
+
+
+def sparsity_history(run_dir: str) -> dict[str, np.ndarray] | None:
+    """Columns of the run's ``sparsity.csv`` as float arrays (empty cells -> NaN)."""
+    path = os.path.join(run_dir, SPARSITY_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows:
+        return None
+    return {key: np.array([float(row[key]) if row[key] not in ("", None) else math.nan for row in rows]) for key in rows[0]}
+
+
+def plot_run(run_dir: str, output: str, window: int = 10) -> str:
+    """Return (training and evaluation), sparsity, and fraction of connections changed per topology update, over training.
+
+    :param run_dir: an rl-zoo3 run folder of a sparse algorithm
+    :param output: PNG file to write
+    :param window: episodes in the rolling mean of the training return
+    :return: ``output``
+    """
+    history = sparsity_history(run_dir)
+    train, evaluation = training_curve(run_dir, window), eval_curve(run_dir)
+    if history is None and train is None and evaluation is None:
+        raise ZooError(f"{run_dir} has no monitor file, evaluations.npz or {SPARSITY_FILE} to plot")
+    fig = Figure(figsize=(8, 9), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True)
+    fig.suptitle(os.path.relpath(run_dir))
+    episodes = training_episodes(run_dir)
+    if episodes is not None:
+        axes[0].plot(*episodes, ".", color="0.6", label="training episodes")
+    if train is not None and len(train[0]) > 1:
+        axes[0].plot(*train, label=f"training (rolling mean of {window})")
+    if evaluation is not None:
+        steps, mean, std = evaluation
+        axes[0].errorbar(steps, mean, yerr=std, marker="o", capsize=3, label="evaluation (mean +- std)")
+    axes[0].set_ylabel("return")
+    axes[0].legend(loc="best", fontsize=8)
+    if history is not None:
+        steps = history["timesteps"]
+        for name, style in (("actor", "-"), ("critic", "--"), ("global", ":")):
+            values = history.get(f"{name}_sparsity")
+            if values is not None and not np.all(np.isnan(values)):
+                axes[1].step(steps, values, style, where="post", label=name)
+        for name, marker in (("actor", "o"), ("critic", "s")):
+            values = history.get(f"{name}_changed_fraction")
+            if values is not None:
+                rewired = ~np.isnan(values)
+                axes[2].plot(steps[rewired], values[rewired], marker=marker, fillstyle="none", markersize=7, label=name)
+        updates = int(np.nanmax(history["n_topology_updates"]))
+        flops = history["training_flops_ratio"][-1]
+        axes[2].set_title(f"{updates} topology updates; training FLOPs {flops:.2f}x dense", fontsize=10)
+    axes[1].set_ylabel("sparsity")
+    axes[1].set_ylim(0, 1)
+    axes[1].legend(loc="best", fontsize=8)
+    axes[2].set_ylabel("fraction of active\nconnections changed")
+    axes[2].set_ylim(bottom=0.0, top=max(0.05, axes[2].get_ylim()[1] * 1.1))
+    axes[2].ticklabel_format(axis="y", useOffset=False)
+    axes[2].set_xlabel("env steps")
+    if axes[2].get_legend_handles_labels()[0]:
+        axes[2].legend(loc="best", fontsize=8)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    fig.savefig(output, dpi=110)
+    return output
+
+
+def _mean_curve(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std of several runs' curves on a common grid of env steps (up to the shortest run)."""
+    end = min(curve[0][-1] for curve in curves)
+    start = max(curve[0][0] for curve in curves)
+    grid = np.linspace(start, end, 100) if end > start else np.array([end])
+    values = np.stack([np.interp(grid, x, y) for x, y in curves])
+    return grid, values.mean(axis=0), values.std(axis=0)
+
+
+def plot_compare(
+    folders: Sequence[str], env_ids: Sequence[str], algos: Sequence[str], output: str, window: int = 10, source: str = "auto"
+) -> str:
+    """Learning curves of dense and sparse algorithms, one panel per env side by side (mean +- std over runs).
+
+    :param folders: rl-zoo3 log folders to search
+    :param env_ids: environments, one panel each
+    :param algos: algorithms to compare (e.g. ``sac sparse_sac``); sparse ones are drawn solid, dense ones dashed
+    :param output: PNG file to write
+    :param window: episodes in the rolling mean of training returns
+    :param source: ``"eval"`` (evaluations.npz), ``"train"`` (monitor files) or ``"auto"`` (eval where every run has it)
+    :return: ``output``
+    """
+    fig = Figure(figsize=(5.5 * len(env_ids), 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(env_ids), squeeze=False)[0])
+    plotted = 0
+    for ax, env_id in zip(axes, env_ids, strict=True):
+        for algo in algos:
+            runs = [run for folder in folders for run in run_folders(folder, algo, env_id)]
+            evals = [eval_curve(run) for run in runs]
+            use_eval = source == "eval" or (source == "auto" and runs and all(e is not None for e in evals))
+            curves: list[Curve] = []
+            for run, evaluation in zip(runs, evals, strict=True):
+                curve = (evaluation[0], evaluation[1]) if use_eval and evaluation is not None else training_curve(run, window)
+                if curve is not None and len(curve[0]) > 0:
+                    curves.append(curve)
+            if not curves:
+                continue
+            grid, mean, std = _mean_curve(curves)
+            style = "-" if is_sparse_algo(algo) else "--"
+            kind = "eval" if use_eval else "train"
+            marker = "o" if len(grid) == 1 else None
+            (line,) = ax.plot(
+                grid, mean, style, marker=marker, label=f"{algo} ({len(curves)} run{'s' if len(curves) > 1 else ''}, {kind})"
+            )
+            ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            plotted += 1
+        ax.set_title(env_id)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("return")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right")
+    if plotted == 0:
+        raise ZooError(f"no runs of {', '.join(algos)} on {', '.join(env_ids)} in {', '.join(folders)}")
+    fig.suptitle("dense vs sparse")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    fig.savefig(output, dpi=110)
+    return output
+
+
+def run_main(argv: Sequence[str]) -> int:
+    """``sb3-sparse plot run``."""
+    parser = argparse.ArgumentParser(prog="sb3-sparse plot run", description=plot_run.__doc__)
+    parser.add_argument("-f", "--folder", default="logs", help="rl-zoo3 log folder")
+    parser.add_argument("--algo", default="sparse_sac", help="algorithm (a sparse one, for the sparsity panels)")
+    parser.add_argument("--env", default="Pendulum-v1", help="environment ID")
+    parser.add_argument("--exp-id", type=int, default=0, help="run number (0: latest)")
+    parser.add_argument("--run-dir", default=None, help="plot this run folder instead of -f/--algo/--env/--exp-id")
+    parser.add_argument("-w", "--window", type=int, default=10, help="rolling window (episodes)")
+    parser.add_argument("-o", "--output", default=None, help="PNG file (default: <run folder>/sparsity.png)")
+    args = parser.parse_args(argv)
+    run_dir = args.run_dir or find_run(args.folder, args.algo, args.env, args.exp_id)
+    output = plot_run(run_dir, args.output or os.path.join(run_dir, "sparsity.png"), args.window)
+    print(f"Saved {output}")
+    return 0
+
+
+def compare_main(argv: Sequence[str]) -> int:
+    """``sb3-sparse plot compare``."""
+    parser = argparse.ArgumentParser(prog="sb3-sparse plot compare", description=plot_compare.__doc__)
+    parser.add_argument("-f", "--folders", nargs="+", default=["logs"], help="rl-zoo3 log folders")
+    parser.add_argument("--env", nargs="+", required=True, help="environment IDs (one panel each)")
+    parser.add_argument("--algos", nargs="+", default=["sac", "sparse_sac"], help="algorithms to compare")
+    parser.add_argument("--source", choices=["auto", "eval", "train"], default="auto", help="evaluation or training returns")
+    parser.add_argument("-w", "--window", type=int, default=10, help="rolling window (episodes) for training returns")
+    parser.add_argument("-o", "--output", default="dense_vs_sparse.png", help="PNG file")
+    args = parser.parse_args(argv)
+    print(f"Saved {plot_compare(args.folders, args.env, args.algos, args.output, args.window, args.source)}")
+    return 0
+
+
+@contextlib.contextmanager
+def saving_figures(path: str | None) -> Iterator[None]:
+    """While active, ``plt.show()`` saves every open figure to ``path`` (``name_1.png``, ... when several).
+
+    rl-zoo3's plot scripts only show their figures; this makes them usable without a display.
+
+    :param path: PNG file, or ``None`` to leave ``plt.show`` alone
+    """
+    if path is None:
+        yield
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    original = plt.show
+    saved: list[str] = []
+
+    def show(*args: Any, **kwargs: Any) -> None:
+        numbers = plt.get_fignums()
+        root, ext = os.path.splitext(path)
+        for index, number in enumerate(numbers):
+            target = path if len(numbers) == 1 else f"{root}_{index + 1}{ext or '.png'}"
+            plt.figure(number).savefig(target, dpi=110)
+            saved.append(target)
+        plt.close("all")
+
+    plt.show = show  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        plt.show = original  # type: ignore[assignment]
+        for target in saved:
+            print(f"Saved {target}")
