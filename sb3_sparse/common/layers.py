@@ -12,7 +12,8 @@ class MaskedLinear(nn.Linear):
     The forward pass is the plain dense one: pruned weights are kept at 0 by :meth:`apply_mask`,
     which the sparse policies call after every optimizer step, so the backward pass also yields
     the dense gradient that RigL growth needs, at no extra cost.
-    The mask is a registered buffer, so it is saved and loaded with the ``state_dict``.
+    The mask is a registered buffer of 0.0 / 1.0 in the weight's dtype (multiplying by a float mask
+    is several times faster than by a boolean one), saved and loaded with the ``state_dict``.
     """
 
     mask: th.Tensor
@@ -26,7 +27,7 @@ class MaskedLinear(nn.Linear):
         dtype: th.dtype | None = None,
     ):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.register_buffer("mask", th.ones_like(self.weight, dtype=th.bool))
+        self.register_buffer("mask", th.ones_like(self.weight))
         # |dL/dW| of the last optimizer step (set by the policy's pre-step hook when tracked).
         self.track_dense_grad = False
         self.dense_grad: th.Tensor | None = None
@@ -47,7 +48,7 @@ class MaskedLinear(nn.Linear):
     @property
     def n_active(self) -> int:
         """Number of active (unpruned) weights."""
-        return int(self.mask.sum())
+        return int(self.mask.sum().item())
 
     @property
     def density(self) -> float:
@@ -69,8 +70,8 @@ class MaskedLinear(nn.Linear):
             keep = th.randperm(numel, device=self.weight.device)[:n_active]
         else:
             keep = th.topk(self.weight.abs().flatten(), n_active, sorted=False).indices
-        mask = th.zeros(numel, dtype=th.bool, device=self.weight.device)
-        mask[keep] = True
+        mask = th.zeros(numel, dtype=self.mask.dtype, device=self.weight.device)
+        mask[keep] = 1.0
         self.mask.copy_(mask.view_as(self.mask))
         self.apply_mask()
 

@@ -38,7 +38,7 @@ def rewire_layer(
     mask = layer.mask.view(-1)
     weight = layer.weight.view(-1)
     active = mask.nonzero().squeeze(1)
-    inactive = (~mask).nonzero().squeeze(1)
+    inactive = (mask == 0).nonzero().squeeze(1)
     n_swap = min(int(drop_fraction * active.numel()), inactive.numel())
     if n_swap <= 0:
         return 0
@@ -50,8 +50,8 @@ def rewire_layer(
             raise RuntimeError("gradient growth needs a dense gradient: no optimizer step was captured for this layer")
         scores = layer.dense_grad.view(-1)[inactive]
         grown = inactive[th.topk(scores, n_swap, sorted=False).indices]
-    mask[dropped] = False
-    mask[grown] = True
+    mask[dropped] = 0.0
+    mask[grown] = 1.0
     weight[dropped] = 0.0
     weight[grown] = 0.0
     if optimizer is not None:
