@@ -1,0 +1,1 @@
+"""Benchmark harness of sb3-sparse: training matrices (``benchmarks.run``), summaries and throughput."""

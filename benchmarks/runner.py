@@ -1,0 +1,242 @@
+"""One benchmark run: train with periodic deterministic evaluation, checkpoint, resume, write the result.
+
+Layout of a run directory (``<results>/<algo>/<env>/<label>/seed<k>/``):
+
+- ``checkpoint/``: ``model.zip``, ``replay_buffer.pkl`` and ``state.json`` (eval curve and timings so
+  far), replaced atomically every ``checkpoint_freq`` env steps and when a run is stopped;
+- ``result.json``: written atomically (temporary file, then rename) only when the run is complete.
+  A run with a ``result.json`` is skipped; a run with a checkpoint resumes from it.
+"""
+
+import json
+import os
+import platform
+import shutil
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv
+
+from benchmarks.methods import build_model, model_class
+from benchmarks.profile import RunSpec
+from sb3_sparse import flops_report, network_sparsity
+
+EVAL_SEED_OFFSET = 10_000
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON atomically: a temporary file in the same directory, then a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as file:
+        json.dump(data, file, indent=1)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The run's complete checkpoint (``state.json`` is written last), if any."""
+    for name in ("checkpoint", "checkpoint.old"):
+        if (run_dir / name / "state.json").exists():
+            return run_dir / name
+    return None
+
+
+def acquire_lock(run_dir: Path) -> bool:
+    """Claim ``run_dir`` for this process (``lock`` file: host and pid); a dead local owner's lock is taken over."""
+    lock = run_dir / "lock"
+    me = f"{platform.node()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            host, _, pid = lock.read_text().partition(" ")
+            if host != platform.node() or not pid.isdigit() or _alive(int(pid)):
+                return False
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as file:
+            file.write(me)
+        return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def save_checkpoint(model: BaseAlgorithm, state: dict[str, Any], run_dir: Path) -> None:
+    """Save model, replay buffer and state into ``checkpoint.tmp/``, then swap it in for ``checkpoint/``."""
+    tmp, final, old = run_dir / "checkpoint.tmp", run_dir / "checkpoint", run_dir / "checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save(tmp / "model.zip")
+    model.save_replay_buffer(tmp / "replay_buffer.pkl")  # type: ignore[attr-defined]
+    write_json(tmp / "state.json", {**state, "num_timesteps": model.num_timesteps})
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class BenchmarkCallback(BaseCallback):
+    """Evaluates every ``eval_freq`` steps, checkpoints every ``checkpoint_freq`` steps and at the deadline.
+
+    Checkpoints are taken at the end of a rollout, once the step's transition is in the replay buffer.
+    Time spent evaluating and checkpointing is accumulated in ``overhead`` (excluded from training time).
+    """
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        eval_env: VecEnv,
+        state: dict[str, Any],
+        run_dir: Path,
+        deadline: float | None = None,
+        stop_at_step: int | None = None,
+    ):
+        super().__init__()
+        self.spec, self.eval_env, self.state, self.run_dir = spec, eval_env, state, run_dir
+        self.deadline, self.stop_at_step = deadline, stop_at_step
+        self.overhead = 0.0
+        self.checkpoint_due = self.stop_requested = self.stopped = False
+
+    def evaluate(self) -> None:
+        start = time.perf_counter()
+        mean, std = evaluate_policy(self.model, self.eval_env, self.spec.n_eval_episodes, deterministic=True)
+        curve = self.state["curve"]
+        curve["steps"].append(self.num_timesteps)
+        curve["mean"].append(float(mean))
+        curve["std"].append(float(std))
+        elapsed = time.perf_counter() - start
+        self.state["eval_seconds"] += elapsed
+        self.overhead += elapsed
+
+    def _on_step(self) -> bool:
+        if self.stop_requested:
+            self.stopped = True
+            return False
+        step = self.num_timesteps
+        if step % self.spec.eval_freq == 0:
+            self.evaluate()
+        if step % self.spec.checkpoint_freq == 0 and step < self.spec.total_timesteps:
+            self.checkpoint_due = True
+        if (self.deadline is not None and time.time() >= self.deadline) or step == self.stop_at_step:
+            self.checkpoint_due = self.stop_requested = True
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.checkpoint_due:
+            start = time.perf_counter()
+            save_checkpoint(self.model, self.state, self.run_dir)
+            self.overhead += time.perf_counter() - start
+            self.checkpoint_due = False
+
+
+def make_env(spec: RunSpec, seed: int) -> VecEnv:
+    return make_vec_env(spec.env_id, n_envs=1, seed=seed)
+
+
+def sparse_metrics(model: BaseAlgorithm) -> dict[str, Any]:
+    """Realised sparsity and FLOPs ratios (dense: sparsity 0, ratios 1)."""
+    if not hasattr(model.policy, "masked_networks"):
+        return {"sparsity": {"global": 0.0}, "flops": {"training_flops_ratio": 1.0, "inference_flops_ratio": 1.0}}
+    report = flops_report(model)
+    report.pop("layers")
+    return {"sparsity": network_sparsity(model), "flops": report}
+
+
+def run_one(
+    spec: RunSpec,
+    results_dir: str | Path,
+    deadline: float | None = None,
+    stop_at_step: int | None = None,
+) -> str:
+    """Train ``spec`` to completion (or to ``deadline``, a ``time.time()`` value); return the run's status.
+
+    :return: ``"skipped"`` (already done), ``"done"``, ``"interrupted"`` (checkpoint saved),
+        ``"not started"`` (deadline already passed), ``"locked"`` (another process is running it)
+        or ``"failed"`` (traceback in ``error.txt``)
+    """
+    run_dir = Path(results_dir) / spec.run_id
+    if (run_dir / "result.json").exists():
+        return "skipped"
+    if deadline is not None and time.time() >= deadline:
+        return "not started"
+    th.set_num_threads(1)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not acquire_lock(run_dir):
+        return "locked"
+    try:
+        (run_dir / "error.txt").unlink(missing_ok=True)
+        return _train(spec, run_dir, deadline, stop_at_step)
+    except Exception:
+        (run_dir / "error.txt").write_text(traceback.format_exc())
+        return "failed"
+    finally:
+        (run_dir / "lock").unlink(missing_ok=True)
+
+
+def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: int | None) -> str:
+    env = make_env(spec, spec.seed)
+    eval_env = make_env(spec, spec.seed + EVAL_SEED_OFFSET)
+    checkpoint = find_checkpoint(run_dir)
+    if checkpoint is not None:
+        with open(checkpoint / "state.json") as file:
+            state = json.load(file)
+        model = model_class(spec.algo, spec.method).load(checkpoint / "model.zip", env=env, device="cpu")
+        model.load_replay_buffer(checkpoint / "replay_buffer.pkl")  # type: ignore[attr-defined]
+        model._last_obs = None  # type: ignore[assignment]  # the env is new: reset it
+        model.set_random_seed(spec.seed + model.num_timesteps)
+        state["resumes"] += 1
+    else:
+        kwargs = {"buffer_size": min(1_000_000, spec.total_timesteps), **spec.algo_kwargs}
+        model = build_model(
+            spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs, spec.recipe
+        )
+        state = {"curve": {"steps": [], "mean": [], "std": []}, "train_seconds": 0.0, "eval_seconds": 0.0, "resumes": 0}
+    callback = BenchmarkCallback(spec, eval_env, state, run_dir, deadline, stop_at_step)
+    if checkpoint is None:
+        callback.model = model
+        callback.evaluate()  # step 0: the initial policy
+    start = time.perf_counter()
+    model.learn(spec.total_timesteps - model.num_timesteps, callback=callback, reset_num_timesteps=checkpoint is None)
+    state["train_seconds"] += time.perf_counter() - start - callback.overhead
+    if callback.stopped:
+        return "interrupted"
+    if state["curve"]["steps"][-1] != model.num_timesteps:
+        callback.evaluate()
+    curve = state["curve"]
+    result = {
+        "spec": spec.to_dict(),
+        "curve": curve,
+        "final_return": sum(curve["mean"][-spec.final_evals :]) / len(curve["mean"][-spec.final_evals :]),
+        "num_timesteps": model.num_timesteps,
+        "train_seconds": state["train_seconds"],
+        "eval_seconds": state["eval_seconds"],
+        "seconds_per_step": state["train_seconds"] / model.num_timesteps,
+        "resumes": state["resumes"],
+        "n_topology_updates": getattr(getattr(model, "topology_state", None), "n_updates", 0),
+        **sparse_metrics(model),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"node": platform.node(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "versions": {"torch": th.__version__, "python": platform.python_version()},
+    }
+    write_json(run_dir / "result.json", result)
+    shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
+    return "done"

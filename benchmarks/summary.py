@@ -1,0 +1,406 @@
+"""Summary of a profile's results: a markdown table and PNG plots.
+
+``python -m benchmarks.summary reduced`` reads ``benchmarks/results/reduced/**/result.json`` and
+writes ``docs/benchmarks/reduced/summary.md`` with ``curves.png``, ``normalized.png`` and
+``aggregate.png``.
+
+Scores are normalised per task (algorithm x env) against dense: ``(x - R0) / (dense - R0)``, where
+``R0`` is the mean return of the initial policies (step-0 evaluation, all runs of the task), so
+dense scores 1 and the untrained agent 0 (this also works for negative returns, e.g. Pendulum).
+``final`` is the mean of a run's last ``final_evals`` evaluations; ``AUC`` is its mean return
+over training (trapezoid over the evaluation steps). The aggregate is the interquartile mean (IQM)
+over runs and tasks with a 95% stratified bootstrap confidence interval (as ``rliable``).
+"""
+
+import argparse
+import json
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from benchmarks.profile import RunSpec, load_profile
+
+Task = tuple[str, str]  # (algo, env_id)
+
+
+def load_results(results_dir: Path) -> list[dict[str, Any]]:
+    """Every finished run's result under ``results_dir``."""
+    results = []
+    for path in sorted(Path(results_dir).rglob("result.json")):
+        with open(path) as file:
+            results.append(json.load(file))
+    return results
+
+
+def load_progress(results_dir: Path) -> list[dict[str, Any]]:
+    """Unfinished runs: the spec (from the directory layout) and the eval curve of their last checkpoint."""
+    progress = []
+    for path in sorted(Path(results_dir).rglob("checkpoint*/state.json")):
+        run_dir = path.parent.parent
+        if (run_dir / "result.json").exists() or path.parent.name == "checkpoint.tmp":
+            continue
+        with open(path) as file:
+            state = json.load(file)
+        algo, env_id, label, seed = run_dir.relative_to(results_dir).parts
+        progress.append({"algo": algo, "env_id": env_id, "label": label, "seed": seed, **state})
+    return progress
+
+
+def progress_section(progress: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    """Markdown (and ``progress.png``) for unfinished runs: their curves so far, not final results."""
+    if not progress:
+        return []
+    lines = [
+        "## Runs in progress (unfinished: curves up to their last checkpoint, not final results)",
+        "",
+        "| run | steps done | eval return at the last 3 evaluations (step: return) |",
+        "|---|---|---|",
+    ]
+    for run in progress:
+        curve = run["curve"]
+        last = ", ".join(f"{s:,}: {m:.1f}" for s, m in zip(curve["steps"][-3:], curve["mean"][-3:], strict=True))
+        name = f"{run['algo'].upper()} {run['env_id']} {run['label']} {run['seed']}"
+        lines.append(f"| {name} | {run['num_timesteps']:,} | {last} |")
+    tasks = sorted({(r["algo"], r["env_id"]) for r in progress})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, (algo, env_id) in zip(axes[0], tasks, strict=True):
+        for run in (r for r in progress if (r["algo"], r["env_id"]) == (algo, env_id)):
+            ax.plot(run["curve"]["steps"], run["curve"]["mean"], marker=".", label=f"{run['label']} {run['seed']}")
+        ax.set_title(f"{algo.upper()} {env_id} (in progress)")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("eval return")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "progress.png", dpi=110)
+    plt.close(fig)
+    return [*lines, "", "![runs in progress](progress.png)", ""]
+
+
+def auc(curve: dict[str, list[float]]) -> float:
+    """Mean return over training: trapezoid area under the eval curve divided by its length in steps."""
+    steps, mean = np.asarray(curve["steps"], dtype=float), np.asarray(curve["mean"], dtype=float)
+    if len(steps) < 2:
+        return float(mean[-1])
+    return float(np.trapezoid(mean, steps) / (steps[-1] - steps[0]))
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% of the values."""
+    values = np.sort(np.asarray(values, dtype=float).ravel())
+    n = len(values)
+    cut = int(np.floor(0.25 * n))
+    middle = values[cut : n - cut] if n - 2 * cut > 0 else values
+    return float(middle.mean())
+
+
+def iqm_interval(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """IQM of ``scores`` (runs x tasks) and its 95% stratified percentile-bootstrap CI.
+
+    The same estimate as rliable's ``get_interval_estimates`` with ``metrics.aggregate_iqm``: each
+    bootstrap sample redraws the runs of every task (column) with replacement. Implemented here with
+    numpy because rliable 1.2.0 fails with arch >= 8 (and arch 7 with pandas 3).
+    """
+    scores = np.asarray(scores, dtype=float)
+    n_runs, n_tasks = scores.shape
+    if n_runs < 2:
+        point = iqm(scores)
+        return point, point, point
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, n_runs, (reps, n_runs, n_tasks))
+    samples = np.take_along_axis(np.broadcast_to(scores, (reps, n_runs, n_tasks)), rows, axis=1)
+    boots = [iqm(sample) for sample in samples]
+    return iqm(scores), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def mean_curve(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluation steps shared by ``runs`` and the returns there (seeds x steps)."""
+    steps = sorted(set.intersection(*(set(run["curve"]["steps"]) for run in runs)))
+    returns = [[dict(zip(r["curve"]["steps"], r["curve"]["mean"], strict=True))[s] for s in steps] for r in runs]
+    return np.asarray(steps), np.asarray(returns, dtype=float)
+
+
+def bootstrap_band(values: np.ndarray, reps: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """95% percentile-bootstrap interval of the mean over seeds (axis 0), per column."""
+    if values.shape[0] < 2:
+        return values[0], values[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, values.shape[0], (reps, values.shape[0]))
+    means = values[idx].mean(axis=1)
+    return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
+
+
+def analyse(results: list[dict[str, Any]], order: list[str] | None = None) -> dict[str, Any]:
+    """Per-task, per-method statistics and per-run normalised scores."""
+    by_task: dict[Task, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for result in results:
+        spec = result["spec"]
+        by_task[(spec["algo"], spec["env_id"])][spec["label"]].append(result)
+    labels = {label for methods in by_task.values() for label in methods}
+    order = [m for m in (order or []) if m in labels] + sorted(labels - set(order or []), key=lambda m: (m != "dense", m))
+    tasks: dict[Task, dict[str, Any]] = {}
+    for task in sorted(by_task):
+        methods = by_task[task]
+        r0 = float(np.mean([run["curve"]["mean"][0] for runs in methods.values() for run in runs]))
+        dense = methods.get("dense", [])
+        dense_final = float(np.mean([r["final_return"] for r in dense])) if dense else None
+        dense_auc = float(np.mean([auc(r["curve"]) for r in dense])) if dense else None
+        dense_sps = float(np.median([r["seconds_per_step"] for r in dense])) if dense else None
+        rows = {}
+        for label in order:
+            runs = sorted(methods.get(label, []), key=lambda r: r["spec"]["seed"])
+            if not runs:
+                continue
+            finals = np.array([r["final_return"] for r in runs])
+            aucs = np.array([auc(r["curve"]) for r in runs])
+            steps, returns = mean_curve(runs)
+            row: dict[str, Any] = {
+                "runs": runs,
+                "seeds": [r["spec"]["seed"] for r in runs],
+                "budget": runs[0]["spec"]["total_timesteps"],
+                "final": finals,
+                "auc": aucs,
+                "steps": steps,
+                "returns": returns,
+                "sparsity": float(np.mean([r["sparsity"]["global"] for r in runs])),
+                "train_flops": float(np.mean([r["flops"]["training_flops_ratio"] for r in runs])),
+                "inference_flops": float(np.mean([r["flops"]["inference_flops_ratio"] for r in runs])),
+                "seconds_per_step": float(np.median([r["seconds_per_step"] for r in runs])),
+            }
+            if dense_final is not None and dense_auc is not None and dense_sps is not None:
+                row["norm_final"] = (finals - r0) / (dense_final - r0) if dense_final != r0 else finals * np.nan
+                row["norm_auc"] = (aucs - r0) / (dense_auc - r0) if dense_auc != r0 else aucs * np.nan
+                reached = np.nonzero(returns.mean(axis=0) >= dense_final)[0]
+                row["steps_to_dense"] = int(steps[reached[0]]) if len(reached) else None
+                row["time_ratio"] = row["seconds_per_step"] / dense_sps
+            rows[label] = row
+        tasks[task] = {"r0": r0, "dense_final": dense_final, "methods": rows}
+    aggregate = {}
+    for label in order:
+        for metric in ("norm_final", "norm_auc"):
+            columns = [t["methods"][label][metric] for t in tasks.values() if metric in t["methods"].get(label, {})]
+            if not columns:
+                continue
+            if len({len(c) for c in columns}) == 1:
+                scores = np.stack(columns, axis=1)  # seeds x tasks
+            else:
+                scores = np.concatenate(columns)[:, None]  # unequal seeds: pool the runs
+            aggregate.setdefault(label, {})[metric] = (*iqm_interval(scores), int(scores.size), len(columns))
+    return {"order": order, "tasks": tasks, "aggregate": aggregate}
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _mean_std(values: np.ndarray, digits: int = 2) -> str:
+    if len(values) == 1:
+        return _fmt(float(values[0]), digits)
+    return f"{_fmt(float(np.mean(values)), digits)} ± {_fmt(float(np.std(values)), digits)}"
+
+
+def markdown_table(analysis: dict[str, Any]) -> str:
+    """The per-task table and the aggregate table, in markdown."""
+    lines = [
+        "| task | method | seeds | final return | final / dense | AUC / dense | steps to dense final"
+        " | sparsity | train FLOPs | inference FLOPs | wall-clock / step vs dense |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (algo, env_id), task in analysis["tasks"].items():
+        for label, row in task["methods"].items():
+            to_dense = row.get("steps_to_dense")
+            reach = "not reached" if to_dense is None else f"{to_dense:,} ({to_dense / row['budget']:.0%})"
+            if "steps_to_dense" not in row:
+                reach = "n/a"
+            lines.append(
+                f"| {algo.upper()} {env_id} | {label} | {len(row['seeds'])} | {_mean_std(row['final'], 1)} "
+                f"| {_mean_std(row['norm_final']) if 'norm_final' in row else 'n/a'} "
+                f"| {_mean_std(row['norm_auc']) if 'norm_auc' in row else 'n/a'} | {reach} "
+                f"| {row['sparsity']:.2f} | {row['train_flops']:.3f}x | {row['inference_flops']:.3f}x "
+                f"| {_fmt(row.get('time_ratio'))}x |"
+            )
+    lines += [
+        "",
+        "Aggregate over tasks (IQM of the normalised scores, 95% bootstrap CI):",
+        "",
+        "| method | runs | tasks | IQM final / dense | IQM AUC / dense |",
+        "|---|---|---|---|---|",
+    ]
+    for label, metrics in analysis["aggregate"].items():
+        cells = []
+        for metric in ("norm_final", "norm_auc"):
+            point, low, high, n_runs, n_tasks = metrics[metric]
+            cells.append(f"{point:.2f} [{low:.2f}, {high:.2f}]")
+        lines.append(f"| {label} | {n_runs} | {n_tasks} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def _colors(order: list[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10")
+    return {label: cmap(i % 10) for i, label in enumerate(order)}
+
+
+def plot_curves(analysis: dict[str, Any], path: Path) -> None:
+    """Learning curves per task: mean over seeds, shaded 95% bootstrap CI of the mean."""
+    tasks = analysis["tasks"]
+    n = len(tasks)
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    colors = _colors(analysis["order"])
+    for ax, ((algo, env_id), task) in zip(axes.flat, tasks.items(), strict=False):
+        for label, row in task["methods"].items():
+            low, high = bootstrap_band(row["returns"])
+            ax.plot(row["steps"], row["returns"].mean(axis=0), color=colors[label], label=f"{label} (n={len(row['seeds'])})")
+            ax.fill_between(row["steps"], low, high, color=colors[label], alpha=0.2)
+        ax.set_title(f"{algo.upper()} {env_id}")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("eval return")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_normalized(analysis: dict[str, Any], path: Path) -> None:
+    """Final return and AUC per task, normalised to dense (bars: mean over seeds, dots: seeds)."""
+    tasks = [t for t in analysis["tasks"].items() if t[1]["dense_final"] is not None]
+    order = analysis["order"]
+    colors = _colors(order)
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(tasks) * 2), 3.8), squeeze=False)
+    width = 0.8 / max(1, len(order))
+    for ax, metric, title in zip(axes[0], ("norm_final", "norm_auc"), ("final return / dense", "AUC / dense"), strict=True):
+        for t, (_, task) in enumerate(tasks):
+            for m, label in enumerate(order):
+                row = task["methods"].get(label)
+                if row is None:
+                    continue
+                x = t + (m - (len(order) - 1) / 2) * width
+                ax.bar(x, np.mean(row[metric]), width, color=colors[label], label=label if t == 0 else None)
+                ax.scatter(np.full(len(row[metric]), x), row[metric], color="black", s=8, zorder=3)
+        ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+        ax.set_xticks(range(len(tasks)), [f"{a.upper()}\n{e}" for (a, e), _ in tasks], fontsize=8)
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_aggregate(analysis: dict[str, Any], path: Path) -> None:
+    """IQM over runs and tasks of the normalised final return and AUC, with 95% bootstrap CIs."""
+    aggregate = analysis["aggregate"]
+    labels = list(aggregate)
+    colors = _colors(analysis["order"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.5 * len(labels) + 1.5), squeeze=False)
+    for ax, metric, title in zip(axes[0], ("norm_final", "norm_auc"), ("IQM final / dense", "IQM AUC / dense"), strict=True):
+        for i, label in enumerate(labels):
+            point, low, high, *_ = aggregate[label][metric]
+            ax.errorbar(point, i, xerr=[[point - low], [high - point]], fmt="o", color=colors[label], capsize=4)
+        ax.axvline(1.0, color="gray", linestyle="--", linewidth=1)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_summary(
+    results_dir: Path,
+    out_dir: Path,
+    profile: dict[str, Any] | None = None,
+    specs: list[RunSpec] | None = None,
+    note: str = "",
+) -> Path:
+    """Write ``summary.md`` and the plots of the results under ``results_dir`` into ``out_dir``."""
+    results = load_results(results_dir)
+    progress = load_progress(results_dir)
+    if not results and not progress:
+        raise FileNotFoundError(f"no result.json or checkpoint under {results_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = specs[0].profile if specs else results[0]["spec"]["profile"]
+    expected = len(specs) if specs else len(results)
+    partial = len(results) < expected
+    lines = [
+        f"# Benchmark summary: profile `{name}`{' (PARTIAL)' if partial else ''}",
+        "",
+        f"- Finished runs: {len(results)} of {expected} in the profile" + (" — partial results" if partial else ""),
+        f"- Unfinished runs with a checkpoint: {len(progress)}",
+    ]
+    if results:
+        machines = sorted({f"{r['machine']['node']} ({r['machine']['cpus']} CPUs)" for r in results})
+        budgets = sorted({(r["spec"]["env_id"], r["spec"]["total_timesteps"]) for r in results})
+        finished = sorted(r["finished"] for r in results)
+        spec0 = results[0]["spec"]
+        lines += [
+            "- Budget (env steps per run): " + ", ".join(f"{env} {steps:,}" for env, steps in budgets),
+            f"- Evaluation: every {spec0['eval_freq']:,} steps, {spec0['n_eval_episodes']} deterministic episodes; "
+            f"final return = mean of the last {spec0['final_evals']} evaluation(s)",
+            f"- Runs finished between {finished[0]} and {finished[-1]} on {', '.join(machines)}",
+        ]
+    lines.append(f"- Summary generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+    if note:
+        lines += ["", note]
+    lines.append("")
+    if not results:
+        path = out_dir / "summary.md"
+        path.write_text("\n".join([*lines, *progress_section(progress, out_dir)]))
+        return path
+    order = list(dict.fromkeys(spec.label for spec in specs)) if specs else None
+    analysis = analyse(results, order)
+    plot_curves(analysis, out_dir / "curves.png")
+    plot_normalized(analysis, out_dir / "normalized.png")
+    plot_aggregate(analysis, out_dir / "aggregate.png")
+    lines += [
+        "",
+        "Normalised scores: `(x - R0) / (dense - R0)` per task, `R0` = mean step-0 return of the task's runs "
+        "(dense = 1, untrained = 0). *Steps to dense final*: first evaluation at which the seed-mean curve "
+        "reaches dense's mean final return (fraction of the run's budget). FLOPs as in RigL "
+        "(`sb3_sparse.flops_report`; dense = 1). Wall-clock per step: median training seconds per env step "
+        "(evaluation excluded) relative to dense; runs shared the CPUs with other work, so it is indicative "
+        "only (see `benchmarks/throughput.py` for an interleaved measurement).",
+        "",
+        markdown_table(analysis),
+        "",
+        "![learning curves](curves.png)",
+        "",
+        "![normalised scores](normalized.png)",
+        "",
+        "![aggregate](aggregate.png)",
+        "",
+        *progress_section(progress, out_dir),
+    ]
+    path = out_dir / "summary.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("profile", help="profile name or YAML path")
+    parser.add_argument("--results", type=Path, default=None, help="results directory (default benchmarks/results/<profile>)")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default docs/benchmarks/<profile>)")
+    parser.add_argument("--note", default="", help="a paragraph added to the summary (e.g. budget, machine)")
+    args = parser.parse_args(argv)
+    data, specs = load_profile(args.profile)
+    name = specs[0].profile
+    root = Path(__file__).parent
+    results_dir = args.results or root / "results" / name
+    out = args.out or root.parent / "docs" / "benchmarks" / name
+    print(write_summary(results_dir, out, data, specs, args.note))
+
+
+if __name__ == "__main__":
+    main()
