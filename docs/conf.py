@@ -82,7 +82,17 @@ class BenchmarkSummaries(Directive):
         return []
 
 
+def fix_summary_images(app, doctree) -> None:  # noqa: ANN001
+    """Images of an included ``benchmarks/<profile>/summary.md`` are relative to that file, not to the page."""
+    for node in doctree.findall(nodes.image):
+        source = Path(node.source or "").resolve()
+        uri = node["uri"]
+        if source.name == "summary.md" and source.parent.parent == DOCS_DIR / "benchmarks" and "/" not in uri:
+            node["uri"] = f"/benchmarks/{source.parent.name}/{uri}"
+
+
 def setup(app):  # noqa: ANN001, ANN201
     app.add_directive("benchmark-summaries", BenchmarkSummaries)
+    app.connect("doctree-read", fix_summary_images, priority=100)
     return {"parallel_read_safe": True}
 
