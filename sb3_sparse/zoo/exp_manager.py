@@ -27,7 +27,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from sb3_sparse.zoo import ZooError, algorithm_class, hyperparams_path, is_sparse_algo
 from sb3_sparse.zoo.callbacks import SparsityLogCallback
 from sb3_sparse.zoo.samplers import merge_trial_hyperparams
-from sb3_sparse.zoo.study import check_storage, export_best, load_study, prepare_study
+from sb3_sparse.zoo.study import check_storage, export_best, load_study, normalize_storage, prepare_study
 from sb3_sparse.zoo.validation import check_hyperparams, coerce_steps
 
 
@@ -42,8 +42,9 @@ class SparseExperimentManager(ExperimentManager):
         self.sparse = is_sparse_algo(self.algo)
         if self.sparse and not kwargs.get("config"):
             self.config = str(hyperparams_path(self.algo))
-        if self.storage is not None:
+        if self.sparse and self.storage is not None:
             check_storage(self.storage)
+            self.storage = normalize_storage(self.storage)
         self.base_entry: dict[str, Any] = {}
         self.best_file: str | None = None
 

@@ -135,9 +135,10 @@ def plot_run(run_dir: str, output: str, window: int = 10) -> str:
             if values is not None:
                 rewired = ~np.isnan(values)
                 axes[2].plot(steps[rewired], values[rewired], marker=marker, fillstyle="none", markersize=7, label=name)
-        updates = int(np.nanmax(history["n_topology_updates"]))
-        flops = history["training_flops_ratio"][-1]
-        axes[2].set_title(f"{updates} topology updates; training FLOPs {flops:.2f}x dense", fontsize=10)
+        if "n_topology_updates" in history and "training_flops_ratio" in history:
+            updates = int(np.nanmax(history["n_topology_updates"]))
+            flops = history["training_flops_ratio"][-1]
+            axes[2].set_title(f"{updates} topology updates; training FLOPs {flops:.2f}x dense", fontsize=10)
     axes[1].set_ylabel("sparsity")
     axes[1].set_ylim(0, 1)
     axes[1].legend(loc="best", fontsize=8)

@@ -29,6 +29,23 @@ def check_storage(storage: str) -> None:
         )
 
 
+def normalize_storage(storage: str) -> str:
+    """Make a plain ``postgresql://`` URL use the driver that is installed.
+
+    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3, older versions to psycopg2; the ``zoo`` extra
+    installs psycopg2, so without psycopg 3 the URL is pinned to ``postgresql+psycopg2://``.
+
+    :param storage: the ``--storage`` value
+    :return: the storage to hand to Optuna / rl-zoo3
+    """
+    import importlib.util
+
+    if storage.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + storage[len("postgresql://") :]
+    return storage
+
+
 def open_storage(storage: str) -> Any:
     """The Optuna storage rl-zoo3 would use for ``storage`` (journal file for ``.log``, else an RDB URL).
 
@@ -39,7 +56,7 @@ def open_storage(storage: str) -> Any:
     if storage.endswith(".log"):
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(storage))
-    return storage
+    return normalize_storage(storage)
 
 
 def prepare_study(storage: str, study_name: str, attempts: int = 5) -> None:
