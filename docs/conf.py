@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from docutils import nodes
-from docutils.parsers.rst import Directive, directives
+from docutils.parsers.rst import Directive
 
 DOCS_DIR = Path(__file__).resolve().parent
 ROOT_DIR = DOCS_DIR.parent
@@ -50,49 +50,42 @@ html_title = f"sb3-sparse {release} documentation"
 html_theme_options = {"navigation_depth": 3}
 
 
-# -- Benchmark summaries ------------------------------------------------------------------------
-
-BENCHMARK_PROFILES = ("smoke", "reduced", "paper")
+# -- Generated benchmark results -----------------------------------------------------------------
 
 
-class BenchmarkSummaries(Directive):
-    """``.. benchmark-summaries::`` includes ``docs/benchmarks/<profile>/summary.md`` of each profile
-    that has one (written by ``python -m benchmarks.summary <profile>``), and says where the results
-    of the other profiles will appear."""
+class OptionalMarkdown(Directive):
+    """``.. optional-markdown:: benchmarks/<profile>/summary.md`` includes a generated Markdown file
+    (path relative to ``docs/``) if it exists, and otherwise the directive's content, which says
+    which command will write it."""
 
-    has_content = False
-    option_spec = {"profiles": directives.unchanged}
+    required_arguments = 1
+    has_content = True
 
     def run(self) -> list[nodes.Node]:
         env = self.state.document.settings.env
-        profiles = self.options.get("profiles", " ".join(BENCHMARK_PROFILES)).split()
-        lines: list[str] = []
-        for profile in profiles:
-            summary = DOCS_DIR / "benchmarks" / profile / "summary.md"
-            env.note_dependency(str(summary))
-            if summary.exists():
-                lines += [f".. include:: /benchmarks/{profile}/summary.md", "   :parser: myst_parser.sphinx_", ""]
-            else:
-                lines += [
-                    f"*Profile* ``{profile}``: no results yet. They will appear here once "
-                    f"``python -m benchmarks.summary {profile}`` has written ``docs/benchmarks/{profile}/summary.md``.",
-                    "",
-                ]
-        self.state_machine.insert_input(lines, self.state_machine.input_lines.source(0))
-        return []
+        relative = self.arguments[0].lstrip("/")
+        path = DOCS_DIR / relative
+        env.note_dependency(str(path))
+        if path.exists():
+            lines = [f".. include:: /{relative}", "   :parser: myst_parser.sphinx_", ""]
+            self.state_machine.insert_input(lines, self.state_machine.input_lines.source(0))
+            return []
+        container = nodes.container()
+        self.state.nested_parse(self.content, self.content_offset, container)
+        return container.children
 
 
-def fix_summary_images(app, doctree) -> None:  # noqa: ANN001
-    """Images of an included ``benchmarks/<profile>/summary.md`` are relative to that file, not to the page."""
+def fix_included_images(app, doctree) -> None:  # noqa: ANN001
+    """Images of a Markdown file included from ``docs/benchmarks/`` are relative to that file, not to the page."""
+    benchmarks = DOCS_DIR / "benchmarks"
     for node in doctree.findall(nodes.image):
         source = Path(node.source or "").resolve()
         uri = node["uri"]
-        if source.name == "summary.md" and source.parent.parent == DOCS_DIR / "benchmarks" and "/" not in uri:
-            node["uri"] = f"/benchmarks/{source.parent.name}/{uri}"
+        if source.suffix == ".md" and benchmarks in source.parents and "://" not in uri and not uri.startswith("/"):
+            node["uri"] = "/" + (source.parent / uri).relative_to(DOCS_DIR).as_posix()
 
 
 def setup(app):  # noqa: ANN001, ANN201
-    app.add_directive("benchmark-summaries", BenchmarkSummaries)
-    app.connect("doctree-read", fix_summary_images, priority=100)
+    app.add_directive("optional-markdown", OptionalMarkdown)
+    app.connect("doctree-read", fix_included_images, priority=100)
     return {"parallel_read_safe": True}
-
