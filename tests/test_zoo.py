@@ -294,3 +294,19 @@ def test_cli_unknown_algo_and_command(capsys):
     assert main(["plot", "pie"]) == 2
     assert main(["enjoy", "--algo", "sparse_sac", "--env", "Pendulum-v1", "-f", "nowhere", "--no-render"]) == 2
     assert "sb3-sparse enjoy: error: The nowhere/sparse_sac folder was not found" in capsys.readouterr().err
+
+
+def test_python_config_example_is_valid():
+    """examples/zoo_config.py (a .py hyperparameter file, for Python objects) passes validation and builds."""
+    import runpy
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "zoo_config.py")
+    entries = runpy.run_path(path)["hyperparams"]
+    assert {"Pendulum-v1", "default"} <= set(entries)
+    for env_id, entry in entries.items():
+        entry = {key: value for key, value in entry.items() if key not in ("n_timesteps", "noise_type", "noise_std")}
+        for algo_class in CLASSES.values():
+            check_hyperparams(algo_class, entry, env_id)
+    entry = {key: value for key, value in entries["Pendulum-v1"].items() if key != "n_timesteps"}
+    model = SparseSAC(env="Pendulum-v1", buffer_size=10, **entry)
+    assert model.grow_method == "gradient" and model.sparse_layers == ["input", "hidden", "output"]
