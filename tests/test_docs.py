@@ -24,7 +24,10 @@ MAX_LEARN_STEPS = 150
 PYTHON_LANGUAGES = ("python", "pycon")
 # Languages of blocks that are shown but not run; any other language (e.g. "py") is an error, so no
 # Python example escapes this test by a spelling variant.
-OTHER_LANGUAGES = ("bash", "console", "shell", "text", "yaml", "ini", "toml", "json", "none")
+OTHER_LANGUAGES = (
+    *("bash", "sh", "shell", "console", "shell-session", "text", "none"),
+    *("yaml", "ini", "cfg", "toml", "json", "csv", "diff", "rst", "markdown", "md"),
+)
 
 RST_DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. (?:code-block|code|sourcecode)::\s*(?P<language>\S*)\s*$")
 MARKDOWN_FENCE = re.compile(r"^```(?P<language>[^\n`]*)\n(?P<code>.*?)^```\s*$", re.MULTILINE | re.DOTALL)
