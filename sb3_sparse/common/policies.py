@@ -46,8 +46,8 @@ def _replace_modules(root: nn.Module, replacements: dict[int, nn.Module]) -> Non
 class SparsePolicyMixin:
     """Mixed into an SB3 actor-critic policy (before it in the bases) to make its networks sparse.
 
-    Subclasses set :attr:`sparsity_config` before calling the SB3 constructor, and define
-    :meth:`_actor_chains` and :meth:`masked_networks`.
+    Subclasses set ``sparsity_config`` before calling the SB3 constructor, and define
+    ``_actor_chains`` and :meth:`masked_networks`.
     """
 
     sparsity_config: SparsityConfig

@@ -27,7 +27,7 @@ def rewire_layer(
     ``k = floor(drop_fraction * n_active)`` active weights with the smallest magnitude are pruned,
     and ``k`` positions that were inactive before the update are activated: chosen at random
     (``"random"``, SET) or with the largest dense gradient magnitude (``"gradient"``, RigL; uses
-    :attr:`MaskedLinear.dense_grad`). Grown weights start at exactly 0 and their optimizer state
+    ``MaskedLinear.dense_grad``). Grown weights start at exactly 0 and their optimizer state
     is reset; the number of active weights is unchanged.
 
     :return: the number of connections moved (``k``)
