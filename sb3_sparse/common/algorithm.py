@@ -36,7 +36,7 @@ class SparseAlgorithmMixin:
             dst["erdos_renyi_lambdas"] = tuple(dst["erdos_renyi_lambdas"])
         sparsity = SparsityConfig(**{name: dst[name] for name in SPARSITY_ARGUMENTS})
         TopologyConfig(**{name: dst[name] for name in TOPOLOGY_ARGUMENTS})
-        clash = sorted(set(policy_kwargs or {}) & set(SPARSITY_ARGUMENTS))
+        clash = sorted(set(policy_kwargs or {}) & set(DST_ARGUMENTS))
         if clash:
             raise ValueError(
                 f"policy_kwargs sets {clash}: pass them as arguments of {type(self).__name__} instead, "

@@ -5,7 +5,7 @@ Every DST knob is checked here once, so policies, callbacks and algorithms raise
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,12 +57,19 @@ def resolve_step(value: StepOrFraction, total_timesteps: int) -> int:
 
 
 def normalize_sparse_layers(value: str | Sequence[str]) -> tuple[str, ...]:
-    """``"all"``, one role, or a sequence of roles -> a sorted tuple of roles."""
-    roles = LAYER_ROLES if value == "all" else (value,) if isinstance(value, str) else tuple(value)
+    """``"all"``, one role, or a sequence of roles (``"all"`` among them: every role) -> a sorted tuple of roles."""
+    if isinstance(value, str):
+        roles: tuple[Any, ...] = (value,)
+    elif isinstance(value, Iterable):
+        roles = tuple(value)
+    else:
+        raise ValueError(f"sparse_layers={value!r} is not valid; choose 'all' or some of 'input', 'hidden', 'output'")
     if not roles:
         raise ValueError("sparse_layers is empty; choose 'all' or some of 'input', 'hidden', 'output'")
     for role in roles:
         check_choice("sparse_layers", role, (*LAYER_ROLES, "all"))
+    if "all" in roles:
+        return LAYER_ROLES
     return tuple(role for role in LAYER_ROLES if role in roles)
 
 

@@ -15,12 +15,13 @@ DS_TD3_LAMBDAS = {"HalfCheetah": (7, 64), "Hopper": (7, 64), "Walker2d": (7, 64)
 DS_SAC_LAMBDAS = {"HalfCheetah": (12, 80), "Walker2d": (12, 80), "Hopper": (7, 20), "Ant": (30, 64), "Humanoid": (61, 64)}
 
 RECIPES: dict[str, dict[str, Any]] = {
-    # DS-TD3: TD3 settings of the paper; ER lambdas per env (see sparse_recipe), SET every 1000 steps.
+    # DS-TD3: TD3 settings of the paper (256-256 networks, not SB3's TD3 default of 400-300; the
+    # lambdas are tuned for them); ER lambdas per env (see sparse_recipe), SET every 1000 steps.
     "ds_td3": {
         "learning_rate": 1e-3,
         "batch_size": 100,
         "learning_starts": 25_000,
-        "policy_kwargs": {"optimizer_kwargs": {"weight_decay": 2e-4}},
+        "policy_kwargs": {"net_arch": [256, 256], "optimizer_kwargs": {"weight_decay": 2e-4}},
         "sparsity": 0.5,
         "sparse_layers": ["input", "hidden"],
         "topology_update_interval": 1000,
