@@ -14,7 +14,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from benchmarks.profile import RunSpec, load_profile
-from benchmarks.runner import find_checkpoint, run_one
+from benchmarks.runner import find_checkpoint, is_done, run_one
 
 RESULTS_DIR = Path(__file__).parent / "results"
 DOCS_DIR = Path(__file__).parent.parent / "docs" / "benchmarks"
@@ -33,7 +33,7 @@ def select(specs: list[RunSpec], args: argparse.Namespace) -> list[RunSpec]:
 def run_status(spec: RunSpec, results_dir: Path) -> str:
     """``done``, ``failed``, ``checkpoint at step N/T`` or ``pending`` (``(running)`` if locked)."""
     run_dir = results_dir / spec.run_id
-    if (run_dir / "result.json").exists():
+    if is_done(spec, results_dir):
         return "done"
     if (run_dir / "error.txt").exists():
         return "failed"
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         for spec in specs:
             print(f"{spec.run_id}: {run_status(spec, results_dir)}")
         return
-    todo = [spec for spec in specs if not (results_dir / spec.run_id / "result.json").exists()]
+    todo = [spec for spec in specs if not is_done(spec, results_dir)]
     print(f"profile {name}: {len(specs)} runs selected, {len(specs) - len(todo)} already done, {args.jobs} jobs", flush=True)
     statuses = run_profile(todo, results_dir, args.jobs, args.max_minutes)
     counts = {status: list(statuses.values()).count(status) for status in sorted(set(statuses.values()))}

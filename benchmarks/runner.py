@@ -5,7 +5,8 @@ Layout of a run directory (``<results>/<algo>/<env>/<label>/seed<k>/``):
 - ``checkpoint/``: ``model.zip``, ``replay_buffer.pkl`` and ``state.json`` (eval curve and timings so
   far), replaced atomically every ``checkpoint_freq`` env steps and when a run is stopped;
 - ``result.json``: written atomically (temporary file, then rename) only when the run is complete.
-  A run with a ``result.json`` is skipped; a run with a checkpoint resumes from it.
+  A run with a ``result.json`` is skipped; a run with a checkpoint resumes from it. A result or
+  checkpoint made for a different spec (the profile entry changed) is set aside and the run redone.
 """
 
 import json
@@ -48,6 +49,19 @@ def find_checkpoint(run_dir: Path) -> Path | None:
         if (run_dir / name / "state.json").exists():
             return run_dir / name
     return None
+
+
+def _stale(path: Path, spec: RunSpec) -> bool:
+    """Whether the result or checkpoint state at ``path`` was made for another spec (the profile changed)."""
+    with open(path) as file:
+        stored = json.load(file).get("spec")
+    return stored is not None and stored != json.loads(json.dumps(spec.to_dict()))
+
+
+def is_done(spec: RunSpec, results_dir: str | Path) -> bool:
+    """Whether ``spec`` has a result made for this very spec."""
+    path = Path(results_dir) / spec.run_id / "result.json"
+    return path.exists() and not _stale(path, spec)
 
 
 def acquire_lock(run_dir: Path) -> bool:
@@ -175,7 +189,9 @@ def run_one(
     """
     run_dir = Path(results_dir) / spec.run_id
     if (run_dir / "result.json").exists():
-        return "skipped"
+        if not _stale(run_dir / "result.json", spec):
+            return "skipped"
+        (run_dir / "result.json").rename(run_dir / f"result.stale-{int(time.time())}.json")
     if deadline is not None and time.time() >= deadline:
         return "not started"
     th.set_num_threads(1)
@@ -196,6 +212,9 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
     env = make_env(spec, spec.seed)
     eval_env = make_env(spec, spec.seed + EVAL_SEED_OFFSET)
     checkpoint = find_checkpoint(run_dir)
+    if checkpoint is not None and _stale(checkpoint / "state.json", spec):
+        shutil.rmtree(checkpoint)  # made for another spec: start again
+        checkpoint = None
     if checkpoint is not None:
         with open(checkpoint / "state.json") as file:
             state = json.load(file)
@@ -209,7 +228,8 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         model = build_model(
             spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs, spec.recipe
         )
-        state = {"curve": {"steps": [], "mean": [], "std": []}, "train_seconds": 0.0, "eval_seconds": 0.0, "resumes": 0}
+        state = {"spec": spec.to_dict(), "curve": {"steps": [], "mean": [], "std": []}, "train_seconds": 0.0}
+        state.update(eval_seconds=0.0, resumes=0)
     callback = BenchmarkCallback(spec, eval_env, state, run_dir, deadline, stop_at_step)
     if checkpoint is None:
         callback.model = model

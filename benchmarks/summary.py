@@ -175,11 +175,12 @@ def analyse(results: list[dict[str, Any]], order: list[str] | None = None) -> di
                 "seconds_per_step": float(np.median([r["seconds_per_step"] for r in runs])),
             }
             if dense_final is not None and dense_auc is not None and dense_sps is not None:
-                row["norm_final"] = (finals - r0) / (dense_final - r0) if dense_final != r0 else finals * np.nan
-                row["norm_auc"] = (aucs - r0) / (dense_auc - r0) if dense_auc != r0 else aucs * np.nan
-                reached = np.nonzero(returns.mean(axis=0) >= dense_final)[0]
-                row["steps_to_dense"] = int(steps[reached[0]]) if len(reached) else None
                 row["time_ratio"] = row["seconds_per_step"] / dense_sps
+                if dense_final > r0 and dense_auc > r0:  # else dense did not learn: nothing to normalise to
+                    row["norm_final"] = (finals - r0) / (dense_final - r0)
+                    row["norm_auc"] = (aucs - r0) / (dense_auc - r0)
+                    reached = np.nonzero(returns.mean(axis=0) >= dense_final)[0]
+                    row["steps_to_dense"] = int(steps[reached[0]]) if len(reached) else None
             rows[label] = row
         tasks[task] = {"r0": r0, "dense_final": dense_final, "methods": rows}
     aggregate = {}
@@ -218,7 +219,7 @@ def markdown_table(analysis: dict[str, Any]) -> str:
             to_dense = row.get("steps_to_dense")
             reach = "not reached" if to_dense is None else f"{to_dense:,} ({to_dense / row['budget']:.0%})"
             if "steps_to_dense" not in row:
-                reach = "n/a"
+                reach = "n/a"  # no dense runs, or dense did not improve on the initial policy
             lines.append(
                 f"| {algo.upper()} {env_id} | {label} | {len(row['seeds'])} | {_mean_std(row['final'], 1)} "
                 f"| {_mean_std(row['norm_final']) if 'norm_final' in row else 'n/a'} "
@@ -274,7 +275,7 @@ def plot_curves(analysis: dict[str, Any], path: Path) -> None:
 
 def plot_normalized(analysis: dict[str, Any], path: Path) -> None:
     """Final return and AUC per task, normalised to dense (bars: mean over seeds, dots: seeds)."""
-    tasks = [t for t in analysis["tasks"].items() if t[1]["dense_final"] is not None]
+    tasks = [t for t in analysis["tasks"].items() if "norm_final" in t[1]["methods"].get("dense", {})]
     order = analysis["order"]
     colors = _colors(order)
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(tasks) * 2), 3.8), squeeze=False)
@@ -366,7 +367,8 @@ def write_summary(
     lines += [
         "",
         "Normalised scores: `(x - R0) / (dense - R0)` per task, `R0` = mean step-0 return of the task's runs "
-        "(dense = 1, untrained = 0). *Steps to dense final*: first evaluation at which the seed-mean curve "
+        "(dense = 1, untrained = 0); `n/a` where dense did not improve on `R0` (nothing to normalise to; such "
+        "tasks are left out of the aggregate). *Steps to dense final*: first evaluation at which the seed-mean curve "
         "reaches dense's mean final return (fraction of the run's budget). FLOPs as in RigL "
         "(`sb3_sparse.flops_report`; dense = 1). Wall-clock per step: median training seconds per env step "
         "(evaluation excluded) relative to dense; runs shared the CPUs with other work, so it is indicative "

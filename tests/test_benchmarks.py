@@ -9,7 +9,7 @@ import yaml
 
 from benchmarks.methods import method_kwargs
 from benchmarks.profile import RunSpec, load_profile, parse_profile
-from benchmarks.runner import find_checkpoint, run_one
+from benchmarks.runner import _stale, find_checkpoint, run_one
 from benchmarks.summary import analyse, iqm, write_summary
 
 PROFILE = """
@@ -97,6 +97,8 @@ def test_run_resumes_from_checkpoint(tmp_path):
     assert result["sparsity"]["global"] == pytest.approx(0.5, abs=0.01) and result["flops"]["training_flops_ratio"] < 1
     assert find_checkpoint(run_dir) is None
     assert run_one(spec, tmp_path) == "skipped"
+    changed = RunSpec.from_dict({**spec.to_dict(), "n_eval_episodes": 2})
+    assert _stale(run_dir / "result.json", changed) and not _stale(run_dir / "result.json", spec)
 
 
 def fake_result(algo: str, env_id: str, label: str, seed: int, final: float, sps: float) -> dict:
