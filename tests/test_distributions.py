@@ -39,6 +39,7 @@ def test_active_count_rounds_to_nearest_weight():
     assert active_count((7, 3), 0.1) == 2  # 2.1
     assert active_count((7, 3), 0.13) == 3  # 2.73
     assert active_count((7, 3), 1.0) == 21
+    assert active_count((8, 4), 0.01) == 1  # 0.32 weights: a layer keeps at least one
 
 
 def test_empty_and_unknown():

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import numpy as np
 import pytest
 from stable_baselines3 import SAC, TD3
 
@@ -75,11 +76,15 @@ BAD_ARGUMENTS: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"erdos_renyi_lambdas": [7, -1], "sparsity_distribution": "erdos_renyi"},
-        r"erdos_renyi_lambdas=[\[(]7, -1[\])] is not valid; give positive numbers",
+        r"erdos_renyi_lambdas=[\[(]7, -1[\])] is not valid; give a list of positive numbers",
     ),
     (
         {"erdos_renyi_lambdas": [], "sparsity_distribution": "erdos_renyi"},
-        r"erdos_renyi_lambdas=.* is not valid; give positive",
+        r"erdos_renyi_lambdas=.* is not valid; give a list of positive",
+    ),
+    (
+        {"erdos_renyi_lambdas": 7, "sparsity_distribution": "erdos_renyi"},
+        r"erdos_renyi_lambdas=7 is not valid; give a list of positive numbers, one per sparse layer depth",
     ),
 ]
 
@@ -222,3 +227,18 @@ def test_valid_edge_values_are_accepted():
     )
     assert model.actor_sparsity == 0.999
     assert model.sparse_layers == ["output"]
+
+
+@pytest.mark.parametrize("cls", ALGOS)
+def test_numpy_numbers_are_accepted(cls):
+    # Values from NumPy (e.g. a sweep built with np.linspace) are numbers like Python floats.
+    model = cls(
+        "MlpPolicy",
+        "Pendulum-v1",
+        policy_kwargs=dict(POLICY_KWARGS),
+        buffer_size=10,
+        sparsity=np.float32(0.75),
+        drop_fraction=np.float64(0.2),
+    )
+    assert model.sparsity == 0.75 and isinstance(model.sparsity, float)
+    assert model.policy.sparsity_config.sparsity == 0.75

@@ -32,8 +32,6 @@ class SparseAlgorithmMixin:
     def _init_dst(self, arguments: dict[str, Any], policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """Validate the DST ``arguments``, store them as attributes and return the policy kwargs."""
         dst = {name: arguments[name] for name in DST_ARGUMENTS}
-        if dst["erdos_renyi_lambdas"] is not None:
-            dst["erdos_renyi_lambdas"] = tuple(dst["erdos_renyi_lambdas"])
         sparsity = SparsityConfig(**{name: dst[name] for name in SPARSITY_ARGUMENTS})
         TopologyConfig(**{name: dst[name] for name in TOPOLOGY_ARGUMENTS})
         clash = sorted(set(policy_kwargs or {}) & set(DST_ARGUMENTS))

@@ -5,9 +5,12 @@ Every DST knob is checked here once, so policies, callbacks and algorithms raise
 """
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 DISTRIBUTIONS = ("uniform", "erdos_renyi", "erk")
 MASK_INITS = ("random", "magnitude")
@@ -20,6 +23,11 @@ NETWORKS = ("actor", "critic")
 StepOrFraction = int | float
 
 
+def is_number(value: Any) -> bool:
+    """A real number (Python or NumPy), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     """Raise a ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
     if value not in choices:
@@ -28,7 +36,7 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
 
 def check_sparsity(name: str, value: Any) -> None:
     """Sparsity is the fraction of pruned weights: a real number in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+    if not is_number(value) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name}={value!r} is not valid; it must be a number in [0, 1)")
 
 
@@ -93,15 +101,16 @@ class SparsityConfig:
     actor_sparsity: float | None = None
     critic_sparsity: float | None = None
     sparsity_distribution: str = "uniform"
-    erdos_renyi_lambdas: tuple[float, ...] | None = None
-    sparse_layers: tuple[str, ...] = ("input", "hidden")
+    erdos_renyi_lambdas: Sequence[float] | None = None
+    sparse_layers: str | Sequence[str] = ("input", "hidden")
     mask_init: str = "random"
 
     def __post_init__(self) -> None:
-        check_sparsity("sparsity", self.sparsity)
-        for name in ("actor_sparsity", "critic_sparsity"):
-            if getattr(self, name) is not None:
-                check_sparsity(name, getattr(self, name))
+        for name in ("sparsity", "actor_sparsity", "critic_sparsity"):
+            value = getattr(self, name)
+            if value is not None or name == "sparsity":
+                check_sparsity(name, value)
+                object.__setattr__(self, name, float(value))
         check_choice("sparsity_distribution", self.sparsity_distribution, DISTRIBUTIONS)
         check_choice("mask_init", self.mask_init, MASK_INITS)
         object.__setattr__(self, "sparse_layers", normalize_sparse_layers(self.sparse_layers))
@@ -111,9 +120,15 @@ class SparsityConfig:
                     "erdos_renyi_lambdas is only valid with sparsity_distribution='erdos_renyi' "
                     f"(got {self.sparsity_distribution!r})"
                 )
-            lambdas = tuple(self.erdos_renyi_lambdas)
-            if not lambdas or any(isinstance(x, bool) or not isinstance(x, (int, float)) or x <= 0 for x in lambdas):
-                raise ValueError(f"erdos_renyi_lambdas={self.erdos_renyi_lambdas!r} is not valid; give positive numbers")
+            lambdas = self.erdos_renyi_lambdas
+            if isinstance(lambdas, str) or not isinstance(lambdas, Iterable):
+                lambdas = ()
+            lambdas = tuple(lambdas)
+            if not lambdas or any(not is_number(x) or x <= 0 for x in lambdas):
+                raise ValueError(
+                    f"erdos_renyi_lambdas={self.erdos_renyi_lambdas!r} is not valid; "
+                    "give a list of positive numbers, one per sparse layer depth"
+                )
             object.__setattr__(self, "erdos_renyi_lambdas", tuple(float(x) for x in lambdas))
 
     def network_sparsity(self, network: str) -> float:
@@ -166,7 +181,7 @@ class TopologyConfig:
         if self.actor_topology_update_interval is not None:
             check_positive_int("actor_topology_update_interval", self.actor_topology_update_interval)
         fraction = self.drop_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
+        if not is_number(fraction) or not 0.0 < fraction <= 1.0:
             raise ValueError(f"drop_fraction={fraction!r} is not valid; it must be a number in (0, 1]")
         check_choice("drop_fraction_schedule", self.drop_fraction_schedule, DROP_FRACTION_SCHEDULES)
         check_choice("grow_method", self.grow_method, GROW_METHODS)

@@ -21,8 +21,9 @@ def erdos_renyi_scale(shape: Shape) -> float:
 
 
 def active_count(shape: Shape, density: float) -> int:
-    """Number of active weights of a layer: the density rounded to the nearest weight."""
-    return round(density * shape[0] * shape[1])
+    """Number of active weights of a layer: the density rounded to the nearest weight, at least one
+    (a layer without weights would cut the network)."""
+    return max(1, round(density * shape[0] * shape[1]))
 
 
 def _check_densities(densities: list[float], shapes: Sequence[Shape], argument: str, hint: str) -> list[float]:

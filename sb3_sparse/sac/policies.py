@@ -68,8 +68,8 @@ class SparseSACPolicy(SparsePolicyMixin, SACPolicy):
             actor_sparsity=actor_sparsity,
             critic_sparsity=critic_sparsity,
             sparsity_distribution=sparsity_distribution,
-            erdos_renyi_lambdas=None if erdos_renyi_lambdas is None else tuple(erdos_renyi_lambdas),
-            sparse_layers=sparse_layers,  # type: ignore[arg-type]
+            erdos_renyi_lambdas=erdos_renyi_lambdas,
+            sparse_layers=sparse_layers,
             mask_init=mask_init,
         )
         super().__init__(
