@@ -8,7 +8,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 
 from sb3_sparse.common.callbacks import TopologyState, TopologyUpdateCallback
 from sb3_sparse.common.config import SparsityConfig, TopologyConfig
-from sb3_sparse.common.policies import SparsePolicyMixin
+from sb3_sparse.common.policies import BUILDING_ALGORITHM, SparsePolicyMixin
 
 SPARSITY_ARGUMENTS = tuple(field.name for field in fields(SparsityConfig))
 TOPOLOGY_ARGUMENTS = tuple(field.name for field in fields(TopologyConfig))
@@ -45,7 +45,7 @@ class SparseAlgorithmMixin:
         for name in TOPOLOGY_ARGUMENTS:
             setattr(self, name, dst[name])
         self.topology_state = TopologyState()
-        return {**(policy_kwargs or {}), **sparsity.as_kwargs()}
+        return {**(policy_kwargs or {}), **sparsity.as_kwargs(), "sparse_algorithm": type(self).__name__}
 
     def _check_sparse_policy(self) -> None:
         if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, SparsePolicyMixin)):
@@ -59,7 +59,11 @@ class SparseAlgorithmMixin:
 
     def _setup_model(self) -> None:
         self._check_sparse_policy()
-        super()._setup_model()  # type: ignore[misc]
+        token = BUILDING_ALGORITHM.set(type(self).__name__)
+        try:
+            super()._setup_model()  # type: ignore[misc]
+        finally:
+            BUILDING_ALGORITHM.reset(token)
 
     def topology_callback(self) -> TopologyUpdateCallback:
         """The callback that performs this model's topology updates (continuing its saved schedule)."""

@@ -11,6 +11,7 @@ distribution. Pruned weights are kept at exactly 0:
   weights (:meth:`SparsePolicyMixin.sync_target_masks`), which is the rule of RLx2.
 """
 
+from contextvars import ContextVar
 from typing import Any
 
 import torch as th
@@ -19,6 +20,9 @@ from torch import nn
 from sb3_sparse.common.config import SparsityConfig
 from sb3_sparse.common.distributions import active_count, layer_densities
 from sb3_sparse.common.layers import MaskedLinear
+
+#: Name of the sb3-sparse algorithm whose ``_setup_model`` is building a policy right now.
+BUILDING_ALGORITHM: ContextVar[str | None] = ContextVar("sb3_sparse_building_algorithm", default=None)
 
 #: A chain of linear layers through one network: (body layers in order, output heads).
 Chain = tuple[list[nn.Linear], list[nn.Linear]]
@@ -83,6 +87,15 @@ class SparsePolicyMixin:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
         data.update(self.sparsity_config.as_kwargs())
         return data
+
+    @staticmethod
+    def _check_owner(sparse_algorithm: str | None) -> None:
+        """A policy saved by SparseSAC/SparseTD3 may only be rebuilt by that algorithm."""
+        if sparse_algorithm is not None and BUILDING_ALGORITHM.get() != sparse_algorithm:
+            raise ValueError(
+                f"This file was saved by {sparse_algorithm}: load it with {sparse_algorithm}.load "
+                "(a plain SB3 algorithm would train its sparse networks without topology updates)"
+            )
 
     def _sparsify(self, net: nn.Module, network: str) -> nn.Module:
         """Replace the selected linear layers of ``net`` by masked ones with initial masks."""

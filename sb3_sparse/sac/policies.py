@@ -35,6 +35,9 @@ class SparseSACPolicy(SparsePolicyMixin, SACPolicy):
     :param sparse_layers: ``"input"``, ``"hidden"``, ``"output"`` or ``"all"``; by default every layer
         but the output heads (DS-SAC / DS-TD3)
     :param mask_init: ``"random"`` or ``"magnitude"`` (largest initial weights, RLx2)
+    :param sparse_algorithm: set by :class:`~sb3_sparse.SparseSAC`, which owns the topology updates; its
+        saved files record it, so that a plain SB3 ``load`` refuses them instead of silently dropping
+        the updates
     """
 
     def __init__(
@@ -62,7 +65,9 @@ class SparseSACPolicy(SparsePolicyMixin, SACPolicy):
         erdos_renyi_lambdas: Sequence[float] | None = None,
         sparse_layers: str | Sequence[str] = ("input", "hidden"),
         mask_init: str = "random",
+        sparse_algorithm: str | None = None,
     ):
+        self._check_owner(sparse_algorithm)
         self.sparsity_config = SparsityConfig(
             sparsity=sparsity,
             actor_sparsity=actor_sparsity,
