@@ -30,7 +30,7 @@ TRIAL_LINE = re.compile(r"Trial (\d+) (finished|pruned)")
 def start_workers(algo: str, storage: str, study: str, cwd, n_workers: int = 2, n_trials: int = 2) -> list[str]:
     """Start ``n_workers`` tune processes at once and return each one's output (asserting they succeeded)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    args = ["--algo", algo, "--env", "Pendulum-v1", "-n", "200", "--n-trials", str(n_trials), "--eval-episodes", "1"]
+    args = ["--algo", algo, "--env", "Pendulum-v1", "-n", "150", "--n-trials", str(n_trials), "--eval-episodes", "1"]
     args += ["--sampler", "random", "--pruner", "median", "--no-optim-plots", "--num-threads", "1"]
     args += ["--storage", storage, "--study-name", study, "-params", "learning_starts:100"]
     workers = [
