@@ -205,6 +205,13 @@ def test_tune_exports_best_trial(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["--algo", "sparse_sac", "--env", "Pendulum-v1", "-conf", str(best_file), "-n", "120", "--eval-freq", "-1"]
     assert main(["train", *args, "--verbose", "0"]) == 0
+
+    # a trial straight from the storage: --trial-id 0 (which rl-zoo3 alone would ignore)
+    args = ["--algo", "sparse_sac", "--env", "Pendulum-v1", "-n", "120", "--eval-freq", "-1", "--verbose", "0"]
+    assert main(["train", *args, "--storage", "study.log", "--study-name", "tiny", "--trial-id", "0"]) == 0
+    config = yaml.unsafe_load((tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_2" / "Pendulum-v1" / "config.yml").read_text())
+    assert config["sparsity"] == study.trials[0].params["sparsity"]
+    assert config["grow_method"] == study.trials[0].params["grow_method"]
     with zipfile.ZipFile(tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "Pendulum-v1.zip") as archive:
         assert "policy.pth" in archive.namelist()
 

@@ -8,6 +8,7 @@ behaves exactly as rl-zoo3's. For ``sparse_sac`` / ``sparse_td3`` it
 - checks the entry (unknown keys, DST values) and reports mistakes in one line,
 - writes ``sparsity.csv`` (sparsity and topology changes) next to rl-zoo3's files,
 - leaves no empty run folder behind when tuning (``enjoy`` would take it for the latest run),
+- honours ``--trial-id 0`` (rl-zoo3 takes 0 for "no trial"),
 - when tuning: merges the trial's ``policy_kwargs`` into the YAML's instead of replacing it, prunes
   sampled combinations the model rejects instead of crashing the study, creates the shared study
   safely when several workers start together, and exports the best trial as a YAML entry.
@@ -17,6 +18,7 @@ import copy
 import glob
 import os
 import pickle
+from collections import OrderedDict
 from typing import Any
 
 import optuna
@@ -57,14 +59,27 @@ class SparseExperimentManager(ExperimentManager):
             return super().read_hyperparameters()
         if self.config.endswith((".yml", ".yaml", ".py")) and not os.path.isfile(self.config):
             raise ZooError(f"hyperparameter file {self.config!r} not found")
+        # rl-zoo3 tests `if self.trial_id`, so --trial-id 0 (the first trial) would be ignored: load it here,
+        # between the file's entry and the command line's -params, as rl-zoo3 does for the other trials.
+        first_trial = self.trial_id == 0 and bool(self.storage) and bool(self.study_name)
+        custom = self.custom_hyperparams
+        if first_trial:
+            self.custom_hyperparams = None
         try:
             hyperparams, saved = super().read_hyperparameters()
+            if first_trial:
+                print("Loading trial 0 from Optuna study...")
+                hyperparams.update(self.load_trial(str(self.storage), str(self.study_name), 0))
+                hyperparams.update(custom or {})
+                saved = OrderedDict((key, hyperparams[key]) for key in sorted(hyperparams))
         except (ValueError, KeyError, SyntaxError, NameError) as error:
             raise ZooError(f"cannot read hyperparameters from {self.config}: {error}") from error
         except Exception as error:  # yaml.YAMLError and friends
             if type(error).__module__.startswith("yaml"):
                 raise ZooError(f"{self.config} is not valid YAML: {error}") from error
             raise
+        finally:
+            self.custom_hyperparams = custom
         self.base_entry = copy.deepcopy(dict(saved))
         return hyperparams, saved
 
