@@ -130,6 +130,13 @@ class BenchmarkCallback(BaseCallback):
         self.overhead = 0.0
         self.checkpoint_due = self.stop_requested = self.stopped = False
 
+    def _on_training_start(self) -> None:
+        self.start, self.overhead, self.base_seconds = time.perf_counter(), 0.0, self.state["train_seconds"]
+
+    def update_train_seconds(self) -> None:
+        """Training seconds so far, over all sittings (evaluation and checkpoint time excluded)."""
+        self.state["train_seconds"] = self.base_seconds + time.perf_counter() - self.start - self.overhead
+
     def evaluate(self) -> None:
         start = time.perf_counter()
         mean, std = evaluate_policy(self.model, self.eval_env, self.spec.n_eval_episodes, deterministic=True)
@@ -156,6 +163,7 @@ class BenchmarkCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         if self.checkpoint_due:
+            self.update_train_seconds()
             start = time.perf_counter()
             save_checkpoint(self.model, self.state, self.run_dir)
             self.overhead += time.perf_counter() - start
@@ -234,9 +242,8 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
     if checkpoint is None:
         callback.model = model
         callback.evaluate()  # step 0: the initial policy
-    start = time.perf_counter()
     model.learn(spec.total_timesteps - model.num_timesteps, callback=callback, reset_num_timesteps=checkpoint is None)
-    state["train_seconds"] += time.perf_counter() - start - callback.overhead
+    callback.update_train_seconds()
     if callback.stopped:
         return "interrupted"
     if state["curve"]["steps"][-1] != model.num_timesteps:

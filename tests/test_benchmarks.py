@@ -88,11 +88,11 @@ def test_run_resumes_from_checkpoint(tmp_path):
     checkpoint = find_checkpoint(run_dir)
     assert checkpoint is not None and not (run_dir / "result.json").exists()
     state = json.loads((checkpoint / "state.json").read_text())
-    assert state["num_timesteps"] == 80 and state["curve"]["steps"] == [0, 40, 80]
+    assert state["num_timesteps"] == 80 and state["curve"]["steps"] == [0, 40, 80] and state["train_seconds"] > 0
     assert run_one(spec, tmp_path) == "done"
     result = json.loads((run_dir / "result.json").read_text())
     assert result["curve"]["steps"] == [0, 40, 80, 120] and result["num_timesteps"] == 120
-    assert result["resumes"] == 1 and result["n_topology_updates"] > 0
+    assert result["resumes"] == 1 and result["n_topology_updates"] > 0 and result["train_seconds"] > state["train_seconds"]
     assert result["final_return"] == pytest.approx(np.mean(result["curve"]["mean"][-2:]))
     assert result["sparsity"]["global"] == pytest.approx(0.5, abs=0.01) and result["flops"]["training_flops_ratio"] < 1
     assert find_checkpoint(run_dir) is None
