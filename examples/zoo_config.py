@@ -12,10 +12,8 @@ from torch import nn
 
 from sb3_sparse import sparse_recipe
 
-# DS-TD3 with its published Erdos-Renyi lambdas for HalfCheetah, on DS-TD3's 256-256 networks
-# (SB3's TD3 default is [400, 300], for which the lambdas were not chosen).
+# DS-TD3 with its published Erdos-Renyi lambdas for HalfCheetah (256-256 networks, weight decay 2e-4).
 ds_td3 = sparse_recipe("ds_td3", "HalfCheetah-v5")
-ds_td3["policy_kwargs"]["net_arch"] = [256, 256]
 
 hyperparams = {
     # RigL as in Graesser et al. (2022): ERK 90%, every layer sparse, gradient growth, cosine drop fraction.
