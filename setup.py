@@ -38,6 +38,12 @@ setup(
         "docs": [
             "sphinx>=7.0",
             "sphinx-rtd-theme>=2.0",
+            "myst-parser>=2.0",
+        ],
+        # benchmarks/ (python -m benchmarks.run, benchmarks/throughput.py): profiles and plots
+        "bench": [
+            "pyyaml>=6.0",
+            "matplotlib",
         ],
         # rl-zoo3 integration (sb3-sparse train/enjoy/tune/plot): rl-zoo3 plus what it imports at run time
         # without installing it (plots: matplotlib, pandas, seaborn, scipy; record-video: moviepy, and
