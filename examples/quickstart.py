@@ -5,8 +5,10 @@ Run: ``python examples/quickstart.py [--steps N]``
 
 import argparse
 
+import gymnasium as gym
 import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
 
 from sb3_sparse import SparseSAC, flops_report
 
@@ -24,12 +26,13 @@ def main() -> None:
     model.save("sparse_sac_pendulum")
 
     model = SparseSAC.load("sparse_sac_pendulum")
-    mean_return, std_return = evaluate_policy(model, model.get_env() or "Pendulum-v1", n_eval_episodes=5)
+    mean_return, std_return = evaluate_policy(model, Monitor(gym.make("Pendulum-v1")), n_eval_episodes=5)
     report = flops_report(model)
     print(f"mean return over 5 episodes: {mean_return:.1f} +- {std_return:.1f}")
     print(f"sparsity {report['sparsity']:.2f}, active weights {report['active_weights']}/{report['weights']}")
     print(
-        f"training FLOPs {report['training_flops_ratio']:.2f}x dense, inference FLOPs {report['inference_flops_ratio']:.2f}x dense"
+        f"training FLOPs {report['training_flops_ratio']:.2f}x dense, "
+        f"inference FLOPs {report['inference_flops_ratio']:.2f}x dense"
     )
 
 
