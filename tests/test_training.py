@@ -3,6 +3,7 @@
 import csv
 import itertools
 import math
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -288,3 +289,15 @@ def test_vectorized_env():
     model.learn(200, callback=recorder)
     assert [step for step, network, _ in recorder.updates if network == "critic"] == [46, 90, 136, 180]
     assert_exact_zeros(model)
+
+
+def test_warns_when_the_run_is_too_short_for_any_update():
+    model = SparseSAC("MlpPolicy", "Pendulum-v1", learning_starts=50, buffer_size=500, topology_update_interval=1000)
+    with pytest.warns(UserWarning, match=r"no topology update of the critic will happen in this run"):
+        model.learn(300)
+    assert model.topology_state.n_updates == 0
+    model = SparseSAC("MlpPolicy", "Pendulum-v1", learning_starts=50, buffer_size=500, topology_update_interval=100)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="no topology update")
+        model.learn(300)
+    assert model.topology_state.n_updates > 0

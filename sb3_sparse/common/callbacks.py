@@ -1,6 +1,7 @@
 """The callback that rewires sparse networks during training (drop-and-grow)."""
 
 import copy
+import warnings
 from typing import Any
 
 import torch as th
@@ -110,10 +111,26 @@ class TopologyUpdateCallback(BaseCallback):
         self.window = self.config.resolve_window(self.model._total_timesteps)
         self.previous_step = self.model.num_timesteps
         for network in self.sparse_policy.masked_networks():
-            track = self.config.network_grow_method(network) == "gradient"
-            for _, layer in self.sparse_policy.masked_layers(network):
-                layer.track_dense_grad = track
+            grow_method = self.config.network_grow_method(network)
+            layers = [layer for _, layer in self.sparse_policy.masked_layers(network)]
+            for layer in layers:
+                layer.track_dense_grad = grow_method == "gradient"
+            if grow_method != "none" and layers:
+                self._warn_if_no_update(network)
         self._refresh_metrics()
+
+    def _warn_if_no_update(self, network: str) -> None:
+        """Say so when the run is too short for any topology update (it would silently be static)."""
+        interval = self.config.interval(network)
+        start, end = self.window
+        first_update = (max(self.previous_step, start - 1) // interval + 1) * interval
+        last_step = min(end, self.model._total_timesteps)
+        if first_update > last_step:
+            warnings.warn(
+                f"no topology update of the {network} will happen in this run: the first update step "
+                f"({first_update}) is after the last step of updates ({last_step}); lower "
+                "topology_update_interval or raise topology_update_end (the network stays static sparse)"
+            )
 
     def _on_step(self) -> bool:
         step = self.num_timesteps
