@@ -3,9 +3,10 @@
 import os
 
 from sb3_sparse.common.callbacks import TopologyUpdateCallback
-from sb3_sparse.common.flops import flops_report, network_sparsity
-from sb3_sparse.common.layers import MaskedLinear
+from sb3_sparse.common.flops import flops_report, module_sparsity
 from sb3_sparse.common.recipes import sparse_recipe
+from sb3_sparse.core.config import ModuleConfig
+from sb3_sparse.core.regimes import Regime, register_regime
 from sb3_sparse.sac import SparseSAC, SparseSACPolicy
 from sb3_sparse.td3 import SparseTD3, SparseTD3Policy
 
@@ -13,13 +14,15 @@ with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handle
     __version__ = file_handler.read().strip()
 
 __all__ = [
-    "MaskedLinear",
+    "ModuleConfig",
+    "Regime",
     "SparseSAC",
     "SparseSACPolicy",
     "SparseTD3",
     "SparseTD3Policy",
     "TopologyUpdateCallback",
     "flops_report",
-    "network_sparsity",
+    "module_sparsity",
+    "register_regime",
     "sparse_recipe",
 ]

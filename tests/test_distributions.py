@@ -4,7 +4,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sb3_sparse.common.distributions import active_count, erdos_renyi_scale, erk_densities, layer_densities
+from sb3_sparse.core.distributions import active_count, erdos_renyi_scale, erk_densities, layer_densities
 
 # Weight shapes (n_out, n_in) as they appear in small and medium MLPs.
 shapes_strategy = st.lists(st.tuples(st.integers(1, 300), st.integers(1, 300)), min_size=1, max_size=6)

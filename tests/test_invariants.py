@@ -8,7 +8,7 @@ from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_sparse import MaskedLinear, SparseSAC, SparseSACPolicy, SparseTD3, SparseTD3Policy, TopologyUpdateCallback
-from sb3_sparse.common.distributions import active_count, erdos_renyi_scale
+from sb3_sparse.core.distributions import active_count, erdos_renyi_scale
 from sb3_sparse.common.policies import masked_layers
 
 SMALL = {"net_arch": [32, 32]}

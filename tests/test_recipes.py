@@ -5,7 +5,7 @@ import torch as th
 
 from sb3_sparse import SparseSAC, SparseTD3, flops_report, network_sparsity, sparse_recipe
 from sb3_sparse.common.algorithm import DST_ARGUMENTS
-from sb3_sparse.common.distributions import active_count, erdos_renyi_scale
+from sb3_sparse.core.distributions import active_count, erdos_renyi_scale
 from sb3_sparse.common.recipes import DS_SAC_LAMBDAS, DS_TD3_LAMBDAS, RECIPES
 
 # ds_sac sets ent_coef, an argument of SAC only; every other recipe suits both algorithms.

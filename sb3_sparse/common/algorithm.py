@@ -1,78 +1,78 @@
-"""What SparseSAC and SparseTD3 share: DST constructor arguments, the topology callback, saving."""
+"""What the sparse algorithms share: the DST arguments, the engine's callback, space and policy checks."""
 
-from dataclasses import fields
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 from stable_baselines3.common.type_aliases import MaybeCallback
 
-from sb3_sparse.common.callbacks import TopologyState, TopologyUpdateCallback
-from sb3_sparse.common.config import SparsityConfig, TopologyConfig
-from sb3_sparse.common.policies import BUILDING_ALGORITHM, SparsePolicyMixin
+from sb3_sparse.common.callbacks import STATE_ATTRIBUTE, TopologyUpdateCallback
+from sb3_sparse.common.policies import SparsePolicyMixin
+from sb3_sparse.core.config import MODULE_SETTINGS, resolve_modules
 
-SPARSITY_ARGUMENTS = tuple(field.name for field in fields(SparsityConfig))
-TOPOLOGY_ARGUMENTS = tuple(field.name for field in fields(TopologyConfig))
-DST_ARGUMENTS = SPARSITY_ARGUMENTS + TOPOLOGY_ARGUMENTS
+#: The DST constructor arguments of every sparse algorithm: the per-module settings (flat: for every
+#: module) and ``modules`` (per-module overrides).
+DST_ARGUMENTS = (*MODULE_SETTINGS, "modules")
 
 
 class SparseAlgorithmMixin:
     """Mixed into an SB3 off-policy algorithm (before it in the bases) to train it with DST.
 
-    The sparsity arguments go to the sparse policy through ``policy_kwargs``; the topology
-    arguments configure the :class:`~sb3_sparse.common.callbacks.TopologyUpdateCallback` that
-    ``learn`` adds to the user's callbacks. Every argument is also an attribute (saved with the
-    model), and the schedule position (:class:`~sb3_sparse.common.callbacks.TopologyState`) is
-    saved as ``topology_state``.
+    The DST arguments are validated at construction and stored once, as ``dst_config`` (saved with
+    the model); the policy receives them when it is built, and the user's ``policy_kwargs`` stay
+    exactly as given. ``learn`` puts a :class:`~sb3_sparse.common.callbacks.TopologyUpdateCallback`
+    before the user's callbacks; the engine's schedule state is ``dst_state`` (saved with the model).
     """
 
     policy: Any
     policy_class: Any
-    topology_state: TopologyState
+    policy_kwargs: dict[str, Any]
+    policy_aliases: Any
+    dst_config: dict[str, Any]
 
-    def _init_dst(self, arguments: dict[str, Any], policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
-        """Validate the DST ``arguments``, store them as attributes and return the policy kwargs."""
-        dst = {name: arguments[name] for name in DST_ARGUMENTS}
-        sparsity = SparsityConfig(**{name: dst[name] for name in SPARSITY_ARGUMENTS})
-        TopologyConfig(**{name: dst[name] for name in TOPOLOGY_ARGUMENTS})
-        clash = sorted(set(policy_kwargs or {}) & set(DST_ARGUMENTS))
-        if clash:
+    def _init_dst(self, arguments: dict[str, Any]) -> None:
+        """Validate the DST ``arguments`` (the constructor's locals) against the policy's modules and keep them."""
+        policy = arguments["policy"]
+        policy_class = self.policy_aliases.get(policy) if isinstance(policy, str) else policy
+        self._check_sparse_policy(policy_class if policy_class is not None else policy)
+        policy_kwargs = arguments.get("policy_kwargs") or {}
+        if "dst_config" in policy_kwargs:
             raise ValueError(
-                f"policy_kwargs sets {clash}: pass them as arguments of {type(self).__name__} instead, "
-                f"e.g. {type(self).__name__}(..., {clash[0]}=...)"
+                f"policy_kwargs sets 'dst_config': pass the DST settings as arguments of {type(self).__name__} instead"
             )
-        for name, value in sparsity.as_kwargs().items():
-            setattr(self, name, value)
-        for name in TOPOLOGY_ARGUMENTS:
-            setattr(self, name, dst[name])
-        self.topology_state = TopologyState()
-        return {**(policy_kwargs or {}), **sparsity.as_kwargs(), "sparse_algorithm": type(self).__name__}
+        flat = {name: arguments[name] for name in MODULE_SETTINGS}
+        resolve_modules(tuple(policy_class.sparse_modules), flat, arguments["modules"], policy_class.module_defaults)
+        self.dst_config = {**flat, "modules": arguments["modules"]}
+        self.__dict__.setdefault(STATE_ATTRIBUTE, {})
 
-    def _check_sparse_policy(self) -> None:
-        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, SparsePolicyMixin)):
-            name = getattr(self.policy_class, "__name__", repr(self.policy_class))
+    def _check_sparse_policy(self, policy_class: Any) -> None:
+        if not (isinstance(policy_class, type) and issubclass(policy_class, SparsePolicyMixin)):
+            name = getattr(policy_class, "__name__", repr(policy_class))
             base = next(cls for cls in type(self).__mro__ if not issubclass(cls, SparseAlgorithmMixin)).__name__
             raise ValueError(
-                f"{type(self).__name__} needs a sparse policy (MlpPolicy, CnnPolicy, MultiInputPolicy or a "
-                f"subclass of SparsePolicyMixin), got {name}. A file saved by {base} cannot be loaded into "
+                f"{type(self).__name__} needs a sparse policy ({', '.join(self.policy_aliases)} or a subclass of "
+                f"SparsePolicyMixin), got {name}. A file saved by {base} cannot be loaded into "
                 f"{type(self).__name__}: load it with {base}.load."
             )
 
+    def _check_spaces(self, error: AssertionError) -> None:
+        """Turn SB3's assertion on an unsupported space into a one-line ``ValueError``."""
+        message = str(error)
+        if "only supports" in message or "space" in message:
+            raise ValueError(f"{type(self).__name__}: {message.strip()}") from None
+        raise error
+
     def _setup_model(self) -> None:
-        self._check_sparse_policy()
-        token = BUILDING_ALGORITHM.set(type(self).__name__)
+        self._check_sparse_policy(self.policy_class)
+        user_kwargs = self.policy_kwargs
+        self.policy_kwargs = {**user_kwargs, "dst_config": self.dst_config}
         try:
             super()._setup_model()  # type: ignore[misc]
         finally:
-            BUILDING_ALGORITHM.reset(token)
-
-    def topology_callback(self) -> TopologyUpdateCallback:
-        """The callback that performs this model's topology updates (continuing its saved schedule)."""
-        arguments = {name: getattr(self, name) for name in TOPOLOGY_ARGUMENTS}
-        return TopologyUpdateCallback(**arguments, state=self.topology_state, verbose=self.verbose)  # type: ignore[attr-defined]
+            self.policy_kwargs = user_kwargs
 
     def _with_topology_callback(self, callback: MaybeCallback) -> BaseCallback:
         """The topology callback first, then the user's ``callback`` (as :meth:`learn` accepts it)."""
-        callbacks: list[BaseCallback] = [self.topology_callback()]
+        callbacks: list[BaseCallback] = [TopologyUpdateCallback(verbose=self.verbose)]  # type: ignore[attr-defined]
         if isinstance(callback, list):
             callbacks += callback
         elif isinstance(callback, BaseCallback):
@@ -80,10 +80,3 @@ class SparseAlgorithmMixin:
         elif callback is not None:
             callbacks.append(ConvertCallback(callback))
         return CallbackList(callbacks)
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "topology_state"]  # type: ignore[misc]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        state_dicts, variables = super()._get_torch_save_params()  # type: ignore[misc]
-        return [*state_dicts, "topology_state"], variables

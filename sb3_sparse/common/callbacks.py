@@ -1,100 +1,36 @@
-"""The callback that rewires sparse networks during training (drop-and-grow)."""
+"""The callback that drives the sparse engine during SB3 training."""
 
-import copy
-import warnings
 from typing import Any
 
-import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_sparse.common.config import NETWORKS, StepOrFraction, TopologyConfig
-from sb3_sparse.common.flops import flops_report, network_sparsity
+from sb3_sparse.common.flops import flops_report, module_sparsity
 from sb3_sparse.common.policies import SparsePolicyMixin
-from sb3_sparse.common.topology import rewire_layer
+from sb3_sparse.core.engine import SparseEngine
+from sb3_sparse.core.regimes import get_regime
+from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES, window_progress
 
-
-class TopologyState:
-    """Where the topology updates of each network stand; saved with the model (``state_dict``)."""
-
-    def __init__(self) -> None:
-        self.networks: dict[str, dict[str, Any]] = {
-            network: {
-                "n_updates": 0,
-                "last_update_step": -1,
-                "last_changed_fraction": 0.0,
-                "gradient_steps_at_last_update": 0,
-            }
-            for network in NETWORKS
-        }
-
-    def state_dict(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(self.networks)
-
-    def load_state_dict(self, state_dict: dict[str, dict[str, Any]], strict: bool = True) -> None:
-        if strict and set(state_dict) != set(self.networks):
-            raise ValueError(f"topology state has networks {sorted(state_dict)}, expected {sorted(self.networks)}")
-        for network, values in state_dict.items():
-            self.networks.setdefault(network, {}).update(values)
-
-    @property
-    def n_updates(self) -> int:
-        return sum(values["n_updates"] for values in self.networks.values())
+#: Attribute of the model that holds the engine's state (a plain dict, saved with the model).
+STATE_ATTRIBUTE = "dst_state"
 
 
 class TopologyUpdateCallback(BaseCallback):
     """
-    Periodic drop-and-grow of the masked layers of a sparse policy.
+    Updates the masks of a sparse policy's modules on their regimes' schedules.
 
     Use it with any SB3 off-policy algorithm whose policy is sparse, e.g.
-    ``SAC(SparseSACPolicy, env).learn(n, callback=TopologyUpdateCallback())``;
-    :class:`~sb3_sparse.SparseSAC` and :class:`~sb3_sparse.SparseTD3` add it themselves.
-    Every ``topology_update_interval`` env steps, inside ``[topology_update_start, topology_update_end]``
-    and only if the network was trained since its last update, each sparse layer drops its
-    ``drop_fraction`` smallest active weights and grows as many new connections (see
-    :func:`~sb3_sparse.common.topology.rewire_layer`); the target network then takes the new masks.
-    Logs sparsity, drop fraction, changed fraction and FLOPs ratios under ``sparse/``.
+    ``SAC(SparseSACPolicy, env).learn(n, callback=TopologyUpdateCallback())``; the sparse algorithms
+    (:class:`~sb3_sparse.SparseSAC`, ...) add it themselves. The schedule state is kept on the model
+    (``model.dst_state``), so it is saved with it and a later ``learn(..., reset_num_timesteps=False)``
+    continues it. Logs sparsity, changed fraction and FLOPs ratios under ``sparse/``.
 
-    :param topology_update_interval: env steps between two topology updates
-    :param drop_fraction: fraction of each layer's active weights moved per update (initial value
-        of the cosine schedule)
-    :param drop_fraction_schedule: ``"constant"`` or ``"cosine"``
-    :param grow_method: ``"random"`` (SET), ``"gradient"`` (RigL) or ``"none"`` (static sparse)
-    :param topology_update_start: first env step of updates (int) or fraction of the run (float)
-    :param topology_update_end: last env step of updates (int) or fraction of the run (float)
-    :param actor_topology_update_interval: the actor's own interval (default: the same)
-    :param actor_grow_method: the actor's own grow method (default: the same; ``"none"``: static actor)
-    :param state: schedule state to continue from (a model's ``topology_state``); a new one by default
-    :param verbose: 1 to print each topology update
+    :param verbose: 1 to print each mask update
     """
 
-    def __init__(
-        self,
-        topology_update_interval: int = 1000,
-        drop_fraction: float = 0.1,
-        drop_fraction_schedule: str = "constant",
-        grow_method: str = "random",
-        topology_update_start: StepOrFraction = 0,
-        topology_update_end: StepOrFraction = 0.95,
-        actor_topology_update_interval: int | None = None,
-        actor_grow_method: str | None = None,
-        state: TopologyState | None = None,
-        verbose: int = 0,
-    ):
+    def __init__(self, verbose: int = 0):
         super().__init__(verbose)
-        self.config = TopologyConfig(
-            topology_update_interval=topology_update_interval,
-            drop_fraction=drop_fraction,
-            drop_fraction_schedule=drop_fraction_schedule,
-            grow_method=grow_method,
-            topology_update_start=topology_update_start,
-            topology_update_end=topology_update_end,
-            actor_topology_update_interval=actor_topology_update_interval,
-            actor_grow_method=actor_grow_method,
-        )
-        self.state = state if state is not None else TopologyState()
-        self.window = (0, 0)
-        self.previous_step = 0
-        self.metrics: dict[str, float] = {}
+        self.engine: SparseEngine | None = None
+        self.horizons: dict[str, int] = {}
 
     @property
     def sparse_policy(self) -> SparsePolicyMixin:
@@ -103,86 +39,87 @@ class TopologyUpdateCallback(BaseCallback):
     def _init_callback(self) -> None:
         if not isinstance(self.model.policy, SparsePolicyMixin):
             raise ValueError(
-                f"TopologyUpdateCallback needs a sparse policy (e.g. SparseSACPolicy, SparseTD3Policy), "
-                f"got {type(self.model.policy).__name__}"
+                f"TopologyUpdateCallback needs a sparse policy (e.g. SparseSACPolicy), got {type(self.model.policy).__name__}"
             )
 
     def _on_training_start(self) -> None:
-        self.window = self.config.resolve_window(self.model._total_timesteps)
-        self.previous_step = self.model.num_timesteps
-        for network in self.sparse_policy.masked_networks():
-            grow_method = self.config.network_grow_method(network)
-            layers = [layer for _, layer in self.sparse_policy.masked_layers(network)]
-            for layer in layers:
-                layer.track_dense_grad = grow_method == "gradient"
-            if grow_method != "none" and layers:
-                self._warn_if_no_update(network)
-        self._refresh_metrics()
+        state = self.model.__dict__.setdefault(STATE_ATTRIBUTE, {})
+        self.engine = SparseEngine(self.sparse_policy.module_configs, state)
+        bindings = self.sparse_policy.sparse_bindings()
+        self.engine.attach(bindings)
+        self.horizons = {name: self._horizon(name, binding.steps_per_gradient_step) for name, binding in bindings.items()}
+        for name in bindings:
+            self._notice_if_no_update(name)
+        self._record_metrics()
 
-    def _warn_if_no_update(self, network: str) -> None:
-        """Say so when the run is too short for any topology update (it would silently be static)."""
-        interval = self.config.interval(network)
-        start, end = self.window
-        first_update = (max(self.previous_step, start - 1) // interval + 1) * interval
-        last_step = min(end, self.model._total_timesteps)
-        if first_update > last_step:
-            warnings.warn(
-                f"no topology update of the {network} will happen in this run: the first update step "
-                f"({first_update}) is after the last step of updates ({last_step}); lower "
-                "topology_update_interval or raise topology_update_end (the network stays static sparse)"
+    def _horizon(self, name: str, steps_per_gradient_step: float) -> int:
+        """The run length in the module's schedule unit (env steps, or its expected optimizer steps)."""
+        assert self.engine is not None
+        total = self.model._total_timesteps
+        if self.engine.configs[name].schedule_unit == "env_steps":
+            return total
+        model: Any = self.model
+        train_freq = getattr(model, "train_freq", None)
+        frequency = getattr(train_freq, "frequency", 1) or 1
+        gradient_steps = getattr(model, "gradient_steps", 1)
+        per_env_step = (frequency if gradient_steps < 0 else gradient_steps) / frequency * steps_per_gradient_step
+        learning_starts = getattr(model, "learning_starts", 0)
+        remaining = max(0, total - max(self.num_timesteps, learning_starts))
+        return int(self.engine.module_state(name)["optimizer_steps"] + remaining * per_env_step)
+
+    def _notice_if_no_update(self, name: str) -> None:
+        """Say once (through the logger, shown with verbose >= 1) when no update can happen in this run."""
+        assert self.engine is not None
+        config = self.engine.configs[name]
+        if not get_regime(config.regime).dynamic:
+            return
+        interval = config.topology_update_interval
+        now = self.engine.clock(name, self.num_timesteps)
+        start, end = self.engine.window(name, self.horizons[name])
+        first = max(now // interval + 1, -(-start // interval)) * interval
+        if first >= end + interval or first > self.horizons[name]:
+            self.logger.log(
+                f"sb3-sparse: no mask update of module {name!r} in this run: the next update step ({first}) is past "
+                f"the end of updates ({end}) or of the run ({self.horizons[name]}); lower topology_update_interval "
+                "or raise topology_update_end"
             )
 
     def _on_step(self) -> bool:
-        step = self.num_timesteps
-        for network in self.sparse_policy.masked_networks():
-            interval = self.config.interval(network)
-            if step // interval > self.previous_step // interval:
-                self.update_topology(network, step)
-        self.previous_step = step
+        assert self.engine is not None
+        bindings = self.sparse_policy.sparse_bindings()
+        self.engine.attach(bindings)
+        updated = self.engine.step(bindings, self.num_timesteps, self.horizons)
+        if updated:
+            self._record_metrics()
+            if self.verbose >= 1:
+                for name in updated:
+                    fraction = self.engine.module_state(name)["changed_fraction"]
+                    print(f"Mask update at step {self.num_timesteps}: {name} changed {fraction:.2%} of its active weights")
         return True
 
     def _on_rollout_end(self) -> None:
-        for key, value in self.metrics.items():
-            self.logger.record(key, value)
-        for network in self.sparse_policy.masked_networks():
-            fraction = 0.0
-            if self.config.network_grow_method(network) != "none":
-                fraction = self.config.drop_fraction_at(self.num_timesteps, *self.window)
-            self.logger.record(f"sparse/{network}_drop_fraction", fraction)
+        self._record_metrics()
 
-    def update_topology(self, network: str, step: int) -> int:
-        """Drop-and-grow every sparse layer of ``network`` now, if it is due; return the connections moved."""
-        policy = self.sparse_policy
-        grow_method = self.config.network_grow_method(network)
-        drop_fraction = self.config.drop_fraction_at(step, *self.window)
-        record = self.state.networks[network]
-        layers = [layer for _, layer in policy.masked_layers(network)]
-        trained = self.model._n_updates > record["gradient_steps_at_last_update"]  # type: ignore[attr-defined]
-        if grow_method == "none" or drop_fraction == 0.0 or not layers or not trained:
-            return 0
-        if grow_method == "gradient" and any(layer.dense_grad is None for layer in layers):
-            return 0
-        optimizer: th.optim.Optimizer = policy.masked_networks()[network][0].optimizer  # type: ignore[assignment]
-        moved = sum(rewire_layer(layer, drop_fraction, grow_method, optimizer) for layer in layers)
-        policy.sync_target_masks(network)
-        record["n_updates"] += 1
-        record["last_update_step"] = step
-        record["last_changed_fraction"] = moved / max(1, sum(layer.n_active for layer in layers))
-        record["gradient_steps_at_last_update"] = self.model._n_updates  # type: ignore[attr-defined]
-        self._refresh_metrics()
-        if self.verbose >= 1:
-            print(
-                f"Topology update at step {step}: {network} moved {moved} connections "
-                f"({record['last_changed_fraction']:.2%} of active, drop fraction {drop_fraction:.3f})"
-            )
-        return moved
+    def _on_training_end(self) -> None:
+        if self.engine is not None:
+            self.engine.detach()
 
-    def _refresh_metrics(self) -> None:
-        sparsity = network_sparsity(self.sparse_policy)
-        report = flops_report(self.sparse_policy)
-        self.metrics = {f"sparse/{name}_sparsity": value for name, value in sparsity.items()}
-        for network, values in self.state.networks.items():
-            self.metrics[f"sparse/{network}_changed_fraction"] = values["last_changed_fraction"]
-        self.metrics["sparse/n_topology_updates"] = self.state.n_updates
-        self.metrics["sparse/train_flops_ratio"] = report["training_flops_ratio"]
-        self.metrics["sparse/inference_flops_ratio"] = report["inference_flops_ratio"]
+    def _record_metrics(self) -> None:
+        assert self.engine is not None
+        for name, value in module_sparsity(self.sparse_policy).items():
+            self.logger.record(f"sparse/{name}_sparsity", value)
+        n_updates = 0
+        for name, config in self.engine.configs.items():
+            state = self.engine.module_state(name)
+            n_updates += state["n_updates"]
+            self.logger.record(f"sparse/{name}_changed_fraction", state["changed_fraction"])
+            start, end = self.engine.window(name, self.horizons.get(name, 1))
+            progress = window_progress(self.engine.clock(name, self.num_timesteps), start, end)
+            fraction = DROP_FRACTION_SCHEDULES[config.drop_fraction_schedule](config.drop_fraction, progress)
+            self.logger.record(f"sparse/{name}_drop_fraction", fraction if get_regime(config.regime).dynamic else 0.0)
+        report = flops_report(self.model)
+        self.logger.record("sparse/n_topology_updates", n_updates)
+        self.logger.record("sparse/train_flops_ratio", report["training_flops_ratio"])
+        self.logger.record("sparse/inference_flops_ratio", report["inference_flops_ratio"])
+        if report["integrated_training_flops_ratio"] is not None:
+            self.logger.record("sparse/run_train_flops_ratio", report["integrated_training_flops_ratio"])

@@ -49,31 +49,34 @@ class SparseSAC(SparseAlgorithmMixin, SAC):
     :param use_sde_at_warmup: Whether to use gSDE instead of uniform sampling during the warm up phase
     :param stats_window_size: Window size for the rollout logging
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation (not the sparsity
-        arguments, which are arguments of this class)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation (not the DST
+        settings, which are arguments of this class)
     :param verbose: Verbosity level: 0 no output, 1 info (and one line per topology update), 2 debug
     :param seed: Seed for the pseudo random generators
     :param device: Device (cpu, cuda, ...) on which the code should be run
-    :param sparsity: fraction of the sparse layers' weights that are pruned, in [0, 1), for actor and critics
-    :param actor_sparsity: sparsity of the actor (default: ``sparsity``)
-    :param critic_sparsity: sparsity of the critics (default: ``sparsity``)
-    :param sparsity_distribution: how a network's sparsity is spread over its layers: ``"uniform"``,
+    :param regime: how the masks evolve: ``"set"`` (drop by magnitude, grow at random), ``"rigl"`` (grow
+        by dense gradient), ``"static"``, ``"gmp"`` (dense-to-sparse pruning), ``"ne"`` (sparse-to-dense
+        growth), ``"dense"`` or a registered regime
+    :param sparsity: (final) fraction of the sparse layers' weights that are pruned, in [0, 1)
+    :param initial_sparsity: sparsity of the initial masks (default: the regime's: ``gmp`` 0, ``ne`` 0.8,
+        the others ``sparsity``)
+    :param sparsity_distribution: how a module's sparsity is spread over its layers: ``"uniform"``,
         ``"erdos_renyi"`` (solved for ``sparsity``, or from ``erdos_renyi_lambdas``) or ``"erk"``
     :param erdos_renyi_lambdas: one Erdos-Renyi lambda per sparse layer depth, e.g. ``[7, 64]`` (DS-TD3)
     :param sparse_layers: which linear layers are sparse: ``"input"`` (first layer), ``"hidden"``,
-        ``"output"`` (the heads), a list of these, or ``"all"``. Default: all but the output layer (DS-SAC)
+        ``"output"`` (the heads), a list of these, or ``"all"``. Default: all but the output layer
     :param mask_init: initial mask: ``"random"`` or ``"magnitude"`` (largest initial weights, RLx2)
-    :param topology_update_interval: env steps between two topology updates
+    :param topology_update_interval: steps between two mask updates
     :param drop_fraction: fraction of each sparse layer's active weights dropped and regrown per update
         (initial value of the cosine schedule)
     :param drop_fraction_schedule: ``"constant"`` or ``"cosine"`` (decays to 0 at ``topology_update_end``)
-    :param grow_method: ``"random"`` (SET), ``"gradient"`` (RigL, by dense gradient magnitude) or
-        ``"none"`` (static sparse training)
-    :param topology_update_start: first env step of updates (int), or fraction of the run (float)
-    :param topology_update_end: last env step of updates (int), or fraction of the run (float)
-    :param actor_topology_update_interval: the actor's own update interval (default: ``topology_update_interval``)
-    :param actor_grow_method: the actor's own grow method (default: ``grow_method``); ``"none"`` keeps the
-        actor static while the critics are rewired (MST)
+    :param topology_update_start: first step of mask updates (int), or fraction of the run (float)
+    :param topology_update_end: last step of mask updates (int), or fraction of the run (float); ``gmp``
+        and ``ne`` reach their final sparsity there
+    :param schedule_unit: ``"env_steps"`` or ``"gradient_steps"`` (each module's own optimizer steps)
+    :param modules: per-module overrides of the settings above, e.g.
+        ``{"actor": {"regime": "static"}, "critic": {"regime": "rigl", "sparsity": 0.8}}``; modules:
+        ``"actor"``, ``"critic"``
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -113,9 +116,9 @@ class SparseSAC(SparseAlgorithmMixin, SAC):
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = "auto",
+        regime: str = "set",
         sparsity: float = 0.5,
-        actor_sparsity: float | None = None,
-        critic_sparsity: float | None = None,
+        initial_sparsity: float | None = None,
         sparsity_distribution: str = "uniform",
         erdos_renyi_lambdas: Sequence[float] | None = None,
         sparse_layers: str | Sequence[str] = ("input", "hidden"),
@@ -123,44 +126,46 @@ class SparseSAC(SparseAlgorithmMixin, SAC):
         topology_update_interval: int = 1000,
         drop_fraction: float = 0.1,
         drop_fraction_schedule: str = "constant",
-        grow_method: str = "random",
         topology_update_start: int | float = 0,
         topology_update_end: int | float = 0.95,
-        actor_topology_update_interval: int | None = None,
-        actor_grow_method: str | None = None,
+        schedule_unit: str = "env_steps",
+        modules: dict[str, dict[str, Any]] | None = None,
         _init_setup_model: bool = True,
     ):
-        policy_kwargs = self._init_dst(locals(), policy_kwargs)
-        super().__init__(
-            policy,
-            env,
-            learning_rate=learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps,
-            ent_coef=ent_coef,
-            target_update_interval=target_update_interval,
-            target_entropy=target_entropy,
-            use_sde=use_sde,
-            sde_sample_freq=sde_sample_freq,
-            use_sde_at_warmup=use_sde_at_warmup,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            policy_kwargs=policy_kwargs,
-            verbose=verbose,
-            seed=seed,
-            device=device,
-            _init_setup_model=_init_setup_model,
-        )
+        self._init_dst(locals())
+        try:
+            super().__init__(
+                policy,
+                env,
+                learning_rate=learning_rate,
+                buffer_size=buffer_size,
+                learning_starts=learning_starts,
+                batch_size=batch_size,
+                tau=tau,
+                gamma=gamma,
+                train_freq=train_freq,
+                gradient_steps=gradient_steps,
+                action_noise=action_noise,
+                replay_buffer_class=replay_buffer_class,
+                replay_buffer_kwargs=replay_buffer_kwargs,
+                optimize_memory_usage=optimize_memory_usage,
+                n_steps=n_steps,
+                ent_coef=ent_coef,
+                target_update_interval=target_update_interval,
+                target_entropy=target_entropy,
+                use_sde=use_sde,
+                sde_sample_freq=sde_sample_freq,
+                use_sde_at_warmup=use_sde_at_warmup,
+                stats_window_size=stats_window_size,
+                tensorboard_log=tensorboard_log,
+                policy_kwargs=policy_kwargs,
+                verbose=verbose,
+                seed=seed,
+                device=device,
+                _init_setup_model=_init_setup_model,
+            )
+        except AssertionError as error:
+            self._check_spaces(error)
 
     def learn(
         self: SelfSparseSAC,

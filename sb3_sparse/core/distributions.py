@@ -9,7 +9,7 @@ the overflow to the other layers.
 
 from collections.abc import Sequence
 
-from sb3_sparse.common.config import DISTRIBUTIONS, check_choice
+from sb3_sparse.core.config import DISTRIBUTIONS, check_choice
 
 Shape = tuple[int, int]
 

@@ -1,0 +1,61 @@
+"""Sparse versions of SB3's networks (actors, critics, Q-networks) that rebuild themselves with their masks.
+
+A sparse network is the SB3 class with :class:`SparseNetworkMixin` in front: it builds the dense
+network exactly as SB3 does, then makes the weights its module configuration selects sparse. The
+configuration is a constructor argument saved by ``_get_constructor_parameters``, so ``net.save`` /
+``NetClass.load``, ``policy.save`` / ``Policy.load`` and ``load_state_dict`` rebuild the same masked
+structure, and the masks themselves come back from the ``state_dict``.
+"""
+
+from typing import Any
+
+from torch import nn
+
+from sb3_sparse.core.config import ModuleConfig
+from sb3_sparse.core.engine import Candidate, sparsify_module
+
+
+def linear_layers(module: nn.Module | None) -> list[nn.Linear]:
+    """The ``nn.Linear`` layers of ``module`` in definition order."""
+    if module is None:
+        return []
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def chain_candidates(body: list[nn.Linear], heads: list[nn.Linear]) -> list[Candidate]:
+    """Candidates of one MLP: the first body layer is ``input``, the others ``hidden``, the heads ``output``."""
+    candidates: list[Candidate] = [(layer, "weight", "input" if i == 0 else "hidden", i) for i, layer in enumerate(body)]
+    return candidates + [(layer, "weight", "output", len(body)) for layer in heads]
+
+
+def q_network_candidates(q_networks: list[nn.Module]) -> list[Candidate]:
+    """Candidates of a list of Q-network MLPs (last linear layer of each: the output)."""
+    candidates = []
+    for q_net in q_networks:
+        layers = linear_layers(q_net)
+        candidates += chain_candidates(layers[:-1], layers[-1:])
+    return candidates
+
+
+class SparseNetworkMixin:
+    """Put before an SB3 network class: the network is built dense, then made sparse by ``sparse_config``.
+
+    :param sparse_config: the module's DST settings (:meth:`ModuleConfig.as_dict`); ``None``: stays dense
+    """
+
+    sparse_config: dict[str, Any] | None
+
+    def __init__(self, *args: Any, sparse_config: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.sparse_config = sparse_config
+        if sparse_config is not None:
+            sparsify_module(ModuleConfig(**sparse_config), self.sparse_candidates())
+
+    def sparse_candidates(self) -> list[Candidate]:
+        """The weights that may be sparse, with their role (``input`` / ``hidden`` / ``output``) and depth."""
+        raise NotImplementedError
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data["sparse_config"] = self.sparse_config
+        return data

@@ -1,0 +1,238 @@
+"""Validated dynamic-sparse-training settings, for one module and for a whole agent.
+
+Every DST knob is checked here once, so policies, callbacks, algorithms and the zoo raise the same
+``ValueError`` (naming the argument and its valid values) as soon as they are constructed.
+
+:class:`ModuleConfig` holds the settings of one named module (``actor``, ``critic``, ``q_net``, ...).
+:func:`resolve_modules` turns the flat shorthand (one value for every sparse module) plus per-module
+overrides (``modules={"actor": {"regime": "static"}}``) into one :class:`ModuleConfig` per module.
+"""
+
+import dataclasses
+import difflib
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DISTRIBUTIONS = ("uniform", "erdos_renyi", "erk")
+MASK_INITS = ("random", "magnitude")
+LAYER_ROLES = ("input", "hidden", "output")
+DROP_FRACTION_SCHEDULES = ("constant", "cosine")
+SCHEDULE_UNITS = ("env_steps", "gradient_steps")
+
+#: Types accepted for a step (``int``) or a fraction of the run (``float``).
+StepOrFraction = int | float
+
+
+def is_number(value: Any) -> bool:
+    """A real number (Python or NumPy), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def is_integer(value: Any) -> bool:
+    """An integer (Python or NumPy), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``value`` is one of ``choices`` (with a did-you-mean hint)."""
+    if isinstance(value, str) and value in choices:
+        return
+    close = difflib.get_close_matches(value, list(choices), n=1) if isinstance(value, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"{name}={value!r} is not valid{hint}; choose one of {', '.join(map(repr, choices))}")
+
+
+def check_unknown(where: str, names: Iterable[str], valid: Sequence[str]) -> None:
+    """Raise a ``ValueError`` for the first of ``names`` that is not in ``valid``, suggesting the closest one."""
+    for name in names:
+        if name not in valid:
+            close = difflib.get_close_matches(name, list(valid), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{where}: {name!r} is not a DST setting{hint} (valid: {', '.join(valid)})")
+
+
+def check_sparsity(name: str, value: Any) -> float:
+    """Sparsity is the fraction of pruned weights: a finite real number in [0, 1)."""
+    if not is_number(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}={value!r} is not valid; it must be a number in [0, 1)")
+    return float(value)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if not is_integer(value) or value <= 0:
+        raise ValueError(f"{name}={value!r} is not valid; it must be a positive integer (steps)")
+    return int(value)
+
+
+def check_step_or_fraction(name: str, value: Any) -> StepOrFraction:
+    """An integer >= 0 is a step; a ``float`` in [0, 1] is a fraction of the run."""
+    if is_integer(value):
+        if value < 0:
+            raise ValueError(f"{name}={value!r} is not valid; a step must be >= 0")
+        return int(value)
+    if is_number(value) and 0.0 <= value <= 1.0:
+        return float(value)
+    raise ValueError(f"{name}={value!r} is not valid; give a step (int >= 0) or a fraction of the run (float in [0, 1])")
+
+
+def normalize_sparse_layers(value: Any) -> tuple[str, ...]:
+    """``"all"``, one role, or a sequence of roles (``"all"`` among them: every role) -> a tuple of roles."""
+    if isinstance(value, str):
+        roles: tuple[Any, ...] = (value,)
+    elif isinstance(value, Iterable):
+        roles = tuple(value)
+    else:
+        raise ValueError(f"sparse_layers={value!r} is not valid; choose 'all' or some of 'input', 'hidden', 'output'")
+    if not roles:
+        raise ValueError("sparse_layers is empty; choose 'all' or some of 'input', 'hidden', 'output'")
+    for role in roles:
+        check_choice("sparse_layers", role, (*LAYER_ROLES, "all"))
+    if "all" in roles:
+        return LAYER_ROLES
+    return tuple(role for role in LAYER_ROLES if role in roles)
+
+
+def normalize_lambdas(value: Any) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    lambdas = tuple(value) if isinstance(value, Iterable) and not isinstance(value, (str, bytes)) else ()
+    if not lambdas or any(not is_number(x) or not np.isfinite(x) or x <= 0 for x in lambdas):
+        raise ValueError(
+            f"erdos_renyi_lambdas={value!r} is not valid; give a list of positive finite numbers, one per sparse layer depth"
+        )
+    return tuple(float(x) for x in lambdas)
+
+
+@dataclass(frozen=True)
+class ModuleConfig:
+    """The DST settings of one module (a named group of weights, e.g. the critic).
+
+    :param regime: how the mask evolves: ``"dense"``, ``"static"``, ``"set"``, ``"rigl"``, ``"gmp"``
+        (dense-to-sparse pruning), ``"ne"`` (sparse-to-dense growth) or a registered one
+    :param sparsity: (final) fraction of the sparse layers' weights that are pruned, in [0, 1)
+    :param initial_sparsity: sparsity at the start (default: the regime's; ``gmp`` starts dense,
+        ``ne`` at 0.8, the others at ``sparsity``)
+    :param sparsity_distribution: how the sparsity is spread over the layers: ``"uniform"``,
+        ``"erdos_renyi"`` or ``"erk"``
+    :param erdos_renyi_lambdas: one Erdos-Renyi lambda per sparse layer depth (DS-TD3); when set, the
+        layer densities come from the lambdas and ``sparsity`` is not used
+    :param sparse_layers: which linear layers are sparse: ``"input"`` (the first layer of each MLP),
+        ``"hidden"``, ``"output"`` (the heads), or ``"all"``
+    :param mask_init: ``"random"`` positions, or the ``"magnitude"`` largest weights of the initialisation
+    :param topology_update_interval: steps between two mask updates
+    :param drop_fraction: fraction of each layer's active weights dropped and regrown per update (the
+        initial value of the cosine schedule)
+    :param drop_fraction_schedule: ``"constant"`` or ``"cosine"`` (decays to 0 at ``topology_update_end``)
+    :param topology_update_start: first step of mask updates (int), or fraction of the run (float)
+    :param topology_update_end: last step of mask updates (int), or fraction of the run (float); for
+        ``gmp`` / ``ne`` the sparsity reaches its final value there
+    :param schedule_unit: what the steps above count: ``"env_steps"`` or ``"gradient_steps"`` of the module
+        (RigL and RLx2 count training iterations; it matters when there is more than one per env step)
+    """
+
+    regime: str = "set"
+    sparsity: float = 0.5
+    initial_sparsity: float | None = None
+    sparsity_distribution: str = "uniform"
+    erdos_renyi_lambdas: tuple[float, ...] | None = None
+    sparse_layers: tuple[str, ...] = ("input", "hidden")
+    mask_init: str = "random"
+    topology_update_interval: int = 1000
+    drop_fraction: float = 0.1
+    drop_fraction_schedule: str = "constant"
+    topology_update_start: StepOrFraction = 0
+    topology_update_end: StepOrFraction = 0.95
+    schedule_unit: str = "env_steps"
+
+    def __post_init__(self) -> None:
+        from sb3_sparse.core.regimes import get_regime  # regimes validate against this class
+
+        set_ = object.__setattr__
+        set_(self, "sparsity", check_sparsity("sparsity", self.sparsity))
+        if self.initial_sparsity is not None:
+            set_(self, "initial_sparsity", check_sparsity("initial_sparsity", self.initial_sparsity))
+        check_choice("sparsity_distribution", self.sparsity_distribution, DISTRIBUTIONS)
+        set_(self, "erdos_renyi_lambdas", normalize_lambdas(self.erdos_renyi_lambdas))
+        if self.erdos_renyi_lambdas is not None and self.sparsity_distribution != "erdos_renyi":
+            raise ValueError(
+                "erdos_renyi_lambdas is only valid with sparsity_distribution='erdos_renyi' "
+                f"(got {self.sparsity_distribution!r})"
+            )
+        set_(self, "sparse_layers", normalize_sparse_layers(self.sparse_layers))
+        check_choice("mask_init", self.mask_init, MASK_INITS)
+        set_(self, "topology_update_interval", check_positive_int("topology_update_interval", self.topology_update_interval))
+        if not is_number(self.drop_fraction) or not 0.0 <= self.drop_fraction <= 1.0:
+            raise ValueError(f"drop_fraction={self.drop_fraction!r} is not valid; it must be a number in [0, 1]")
+        set_(self, "drop_fraction", float(self.drop_fraction))
+        check_choice("drop_fraction_schedule", self.drop_fraction_schedule, DROP_FRACTION_SCHEDULES)
+        start = check_step_or_fraction("topology_update_start", self.topology_update_start)
+        end = check_step_or_fraction("topology_update_end", self.topology_update_end)
+        set_(self, "topology_update_start", start)
+        set_(self, "topology_update_end", end)
+        if type(start) is type(end) and end < start:
+            raise ValueError(f"topology_update_end={end!r} is before topology_update_start={start!r}")
+        check_choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
+        get_regime(self.regime).check(self)
+
+    @property
+    def start_sparsity(self) -> float:
+        """Sparsity of the initial masks."""
+        from sb3_sparse.core.regimes import get_regime
+
+        return get_regime(self.regime).initial_sparsity(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (lists for tuples) that rebuild this configuration, e.g. from YAML or JSON."""
+        data = dataclasses.asdict(self)
+        for name, value in data.items():
+            if isinstance(value, tuple):
+                data[name] = list(value)
+        return data
+
+
+#: Names of the per-module DST settings (the flat shorthand arguments of the algorithms).
+MODULE_SETTINGS = tuple(field.name for field in dataclasses.fields(ModuleConfig))
+
+
+def resolve_modules(
+    module_names: Sequence[str],
+    flat: Mapping[str, Any],
+    modules: Mapping[str, Mapping[str, Any]] | None = None,
+    module_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, ModuleConfig]:
+    """One :class:`ModuleConfig` per module: built-in defaults, then ``module_defaults`` (an
+    algorithm's, e.g. TD3's drop fraction), then the flat ``flat`` settings, then the per-module ``modules``.
+
+    :param module_names: the modules of the algorithm family, e.g. ``("actor", "critic")``
+    :param flat: settings for every module (the algorithm's flat arguments); ``None`` values are skipped
+    :param modules: per-module overrides, ``{"critic": {"regime": "rigl", "sparsity": 0.8}}``
+    :param module_defaults: defaults per module that the flat settings override
+    :return: ``{module name: ModuleConfig}``
+    """
+    check_unknown("DST arguments", flat, MODULE_SETTINGS)
+    if modules is None:
+        modules = {}
+    if not isinstance(modules, Mapping):
+        raise ValueError(f"modules={modules!r} is not valid; give a dict such as {{'critic': {{'regime': 'rigl'}}}}")
+    for name, overrides in modules.items():
+        if name not in module_names:
+            close = difflib.get_close_matches(str(name), list(module_names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"modules has no module {name!r}{hint}; this algorithm has {', '.join(map(repr, module_names))}")
+        if not isinstance(overrides, Mapping):
+            raise ValueError(f"modules[{name!r}]={overrides!r} is not valid; give a dict of DST settings")
+        check_unknown(f"modules[{name!r}]", overrides, MODULE_SETTINGS)
+    configs = {}
+    for name in module_names:
+        settings = {**(module_defaults or {}).get(name, {})}
+        settings.update({key: value for key, value in flat.items() if value is not None})
+        settings.update(modules.get(name, {}))
+        try:
+            configs[name] = ModuleConfig(**settings)
+        except ValueError as error:
+            raise ValueError(f"{error} (module {name!r})") from None
+    return configs

@@ -1,0 +1,286 @@
+"""The engine: builds each module's initial masks and updates them on its regime's schedule.
+
+It knows nothing of SB3: an adapter hands it, for each named module, the online network, its
+target network (whose masks follow the online ones) and the optimizer that trains it
+(:class:`ModuleBinding`), and calls :meth:`SparseEngine.step` with the env step. The engine's whole
+state is a plain dict of numbers (:attr:`SparseEngine.state`), so it can be saved as JSON.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch as th
+from torch import nn
+
+from sb3_sparse.core.accounting import training_step_flops, weight_rows
+from sb3_sparse.core.config import ModuleConfig, StepOrFraction
+from sb3_sparse.core.distributions import active_count, layer_densities
+from sb3_sparse.core.masking import (
+    commit_dense_gradients,
+    get_mask,
+    set_mask,
+    sparse_weights,
+    sparsify,
+    track_dense_gradients,
+    weight_state,
+)
+from sb3_sparse.core.optim import check_optimizer, reset_state
+from sb3_sparse.core.regimes import get_regime
+from sb3_sparse.core.schedules import window_progress
+from sb3_sparse.core.update import init_mask, update_mask
+
+#: A weight that may be made sparse: (owning module, parameter name, role, depth in its chain).
+Candidate = tuple[nn.Module, str, str, int]
+
+
+def matrix_shape(weight: th.Tensor) -> tuple[int, int]:
+    """(fan-out, fan-in) of a weight: convolution kernels count their receptive field as inputs."""
+    return weight.shape[0], math.prod(weight.shape[1:])
+
+
+def layer_targets(config: ModuleConfig, shapes: Sequence[tuple[int, int]], sparsity: float, depths: Sequence[int]) -> list[int]:
+    """Active count of each sparse layer at ``sparsity`` under the module's distribution."""
+    lambdas = None
+    if config.erdos_renyi_lambdas is not None:
+        levels = sorted(set(depths))
+        if len(config.erdos_renyi_lambdas) != len(levels):
+            raise ValueError(
+                f"erdos_renyi_lambdas has {len(config.erdos_renyi_lambdas)} values but the module has {len(levels)} "
+                f"sparse layer depths (sparse_layers={list(config.sparse_layers)}); give one lambda per depth"
+            )
+        lambdas = [config.erdos_renyi_lambdas[levels.index(depth)] for depth in depths]
+    densities = layer_densities(shapes, sparsity, config.sparsity_distribution, lambdas)
+    return [active_count(shape, density) for shape, density in zip(shapes, densities, strict=True)]
+
+
+def sparsify_module(config: ModuleConfig, candidates: Sequence[Candidate]) -> int:
+    """Make the candidates that ``config.sparse_layers`` selects sparse, with initial masks.
+
+    :return: the number of weights made sparse (0 for the ``dense`` regime)
+    """
+    if config.regime == "dense":
+        return 0
+    selected = [(module, name, depth) for module, name, role, depth in candidates if role in config.sparse_layers]
+    shapes = [matrix_shape(getattr(module, name)) for module, name, _ in selected]
+    counts = layer_targets(config, shapes, config.start_sparsity, [depth for _, _, depth in selected])
+    for (module, name, _), count in zip(selected, counts, strict=True):
+        sparsify(module, name, init_mask(getattr(module, name), count, config.mask_init))
+    return len(selected)
+
+
+@dataclass
+class ModuleBinding:
+    """Where a module lives now (the objects change with ``load``, ``deepcopy``, a new optimizer).
+
+    :param online: the network that is trained
+    :param target: its target network (same structure), or ``None``
+    :param optimizer: the optimizer that steps ``online``'s weights
+    :param steps_per_gradient_step: optimizer steps of this module per gradient step of the algorithm
+        (TD3's actor: ``1 / policy_delay``), to turn a run length into this module's steps
+    :param exclude: names of sub-modules of ``online`` left out of the FLOPs (e.g. a shared features extractor)
+    """
+
+    online: nn.Module
+    target: nn.Module | None = None
+    optimizer: th.optim.Optimizer | None = None
+    steps_per_gradient_step: float = 1.0
+    exclude: tuple[str, ...] = field(default_factory=tuple)
+
+
+def new_module_state() -> dict[str, Any]:
+    return {
+        "n_updates": 0,
+        "checked_step": 0,
+        "last_update_step": -1,
+        "optimizer_steps": 0,
+        "optimizer_steps_at_update": 0,
+        "accounted_steps": 0,
+        "changed_fraction": 0.0,
+        "train_flops": 0.0,
+        "dense_train_flops": 0.0,
+    }
+
+
+class _OptimizerStepHook:
+    """Optimizer pre-step hook: count the module's steps and keep the dense gradients of this step's loss."""
+
+    def __init__(self, state: dict[str, Any], online: nn.Module, track_gradients: bool):
+        self.state = state
+        self.online = online
+        self.track_gradients = track_gradients
+
+    def __call__(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.state["optimizer_steps"] += 1
+        if self.track_gradients:
+            commit_dense_gradients(self.online)
+
+
+class SparseEngine:
+    """Drives the mask updates of named modules, each with its own :class:`ModuleConfig`.
+
+    :param configs: ``{module name: ModuleConfig}``
+    :param state: the saved :attr:`state` to continue from (a new one by default); it is used in place
+    """
+
+    def __init__(self, configs: Mapping[str, ModuleConfig], state: dict[str, Any] | None = None):
+        self.configs = dict(configs)
+        self.state: dict[str, Any] = state if state is not None else {}
+        self.state.setdefault("modules", {})
+        for name in self.configs:
+            self.state["modules"].setdefault(name, new_module_state())
+        self._hooks: dict[str, Any] = {}
+        self._step_flops: dict[str, tuple[int, int]] = {}  # per training step, until the masks change
+
+    def module_state(self, name: str) -> dict[str, Any]:
+        return self.state["modules"][name]
+
+    def attach(self, bindings: Mapping[str, ModuleBinding]) -> None:
+        """Hook each module's optimizer (again, if it was replaced) and turn dense-gradient tracking on or off."""
+        for name, binding in bindings.items():
+            if name not in self.configs or binding.optimizer is None:
+                continue
+            regime = get_regime(self.configs[name].regime)
+            if regime.dynamic and regime.grow_score is not None:
+                check_optimizer(binding.optimizer, name)
+            track = regime.dynamic and regime.uses_gradient()
+            track_dense_gradients(binding.online, track)
+            previous = self._hooks.get(name)
+            if previous is not None and previous[0] is binding.optimizer:
+                continue
+            if previous is not None:
+                previous[1].remove()
+            hook = _OptimizerStepHook(self.module_state(name), binding.online, track)
+            self._hooks[name] = (binding.optimizer, binding.optimizer.register_step_pre_hook(hook))
+
+    def detach(self) -> None:
+        """Remove the optimizer hooks (at the end of training)."""
+        for _, handle in self._hooks.values():
+            handle.remove()
+        self._hooks.clear()
+
+    def window(self, name: str, horizon: int) -> tuple[int, int]:
+        """First and last step (in the module's unit) of its updates for a run of ``horizon`` steps."""
+        config = self.configs[name]
+
+        def resolve(value: StepOrFraction) -> int:
+            return round(value * horizon) if isinstance(value, float) else value
+
+        return resolve(config.topology_update_start), max(resolve(config.topology_update_start), resolve(config.topology_update_end))
+
+    def clock(self, name: str, env_step: int) -> int:
+        """The module's current step in its schedule unit."""
+        if self.configs[name].schedule_unit == "gradient_steps":
+            return int(self.module_state(name)["optimizer_steps"])
+        return env_step
+
+    def step(self, bindings: Mapping[str, ModuleBinding], env_step: int, horizons: Mapping[str, int]) -> list[str]:
+        """Account FLOPs and update the masks of every module whose update is due.
+
+        An update is due when the module's clock has crossed a multiple ``b`` of its interval with
+        ``start <= b`` and ``b - interval < end`` (the interval began inside the window; a regime whose
+        sparsity changes keeps updating after ``end`` until it has reached its final count), and the
+        module has been trained since its last update.
+
+        :param horizons: each module's run length in its schedule unit (to resolve fractions)
+        :return: the names of the modules updated
+        """
+        updated = []
+        for name, binding in bindings.items():
+            if name not in self.configs:
+                continue
+            self.account(name, binding)
+            config = self.configs[name]
+            regime = get_regime(config.regime)
+            state = self.module_state(name)
+            clock = self.clock(name, env_step)
+            interval = config.topology_update_interval
+            crossed = clock // interval > state["checked_step"] // interval
+            state["checked_step"] = clock
+            if not (crossed and regime.dynamic):
+                continue
+            boundary = clock // interval * interval
+            start, end = self.window(name, horizons[name])
+            progress = window_progress(boundary, start, end)
+            in_window = start <= boundary and boundary - interval < end
+            trained = state["optimizer_steps"] > state["optimizer_steps_at_update"] or binding.optimizer is None
+            if not trained or not (in_window or (boundary >= end and not self.reached_final(name, binding))):
+                continue
+            if self.update(name, binding, progress, boundary):
+                updated.append(name)
+        return updated
+
+    def targets(self, name: str, online: nn.Module, progress: float) -> list[int]:
+        """The active count n(t) of each sparse weight of the module at ``progress``."""
+        config = self.configs[name]
+        regime = get_regime(config.regime)
+        weights = list(sparse_weights(online))
+        if regime.sparsity_schedule == "constant":
+            return [int(get_mask(module, weight).sum().item()) for _, module, weight in weights]
+        shapes = [matrix_shape(getattr(module, weight)) for _, module, weight in weights]
+        return layer_targets(config, shapes, regime.sparsity_at(config, progress), [0] * len(shapes))
+
+    def reached_final(self, name: str, binding: ModuleBinding) -> bool:
+        counts = [int(get_mask(module, weight).sum().item()) for _, module, weight in sparse_weights(binding.online)]
+        return counts == self.targets(name, binding.online, 1.0)
+
+    @th.no_grad()
+    def update(self, name: str, binding: ModuleBinding, progress: float, step: int) -> bool:
+        """Update the masks of module ``name`` now (target counts and swaps at ``progress``); sync its target.
+
+        :return: whether a gradient-scored update could run (it needs a captured dense gradient)
+        """
+        config = self.configs[name]
+        regime = get_regime(config.regime)
+        weights = list(sparse_weights(binding.online))
+        if not weights:
+            return False
+        if regime.uses_gradient() and any(weight_state(m, w).dense_grad is None for _, m, w in weights):
+            return False
+        moved = total = 0
+        for (_, module, weight_name), n_target in zip(weights, self.targets(name, binding.online, progress), strict=True):
+            weight = getattr(module, weight_name)
+            mask = get_mask(module, weight_name)
+            n_active = int(mask.sum().item())
+            n_swap = regime.swap_count(config, n_active, n_target, progress)
+            dense_grad = weight_state(module, weight_name).dense_grad
+            dropped, grown = update_mask(weight, mask, n_target, n_swap, regime.drop_score, regime.grow_score, dense_grad)
+            set_mask(module, weight_name, mask)
+            if binding.optimizer is not None:
+                reset_state(binding.optimizer, weight, th.cat([dropped, grown]))
+            moved += grown.numel()
+            total += n_target
+        self.sync_target(binding)
+        self._step_flops.pop(name, None)
+        state = self.module_state(name)
+        state["n_updates"] += 1
+        state["last_update_step"] = step
+        state["optimizer_steps_at_update"] = state["optimizer_steps"]
+        state["changed_fraction"] = moved / max(1, total)
+        return True
+
+    @staticmethod
+    @th.no_grad()
+    def sync_target(binding: ModuleBinding) -> None:
+        """Copy the online masks into the target network and zero its newly pruned weights (RLx2's rule)."""
+        if binding.target is None:
+            return
+        target_weights = {qualified: (module, name) for qualified, module, name in sparse_weights(binding.target)}
+        for qualified, module, name in sparse_weights(binding.online):
+            target_module, target_name = target_weights[qualified]
+            set_mask(target_module, target_name, get_mask(module, name))
+
+    def account(self, name: str, binding: ModuleBinding) -> None:
+        """Add the training FLOPs of the module's optimizer steps since the last call, at its current density."""
+        state = self.module_state(name)
+        new_steps = state["optimizer_steps"] - state["accounted_steps"]
+        if new_steps <= 0:
+            return
+        if name not in self._step_flops:
+            rows = weight_rows(name, binding.online, binding.exclude)
+            self._step_flops[name] = training_step_flops(rows, binding.target is not None)
+        sparse, dense = self._step_flops[name]
+        state["train_flops"] += new_steps * sparse
+        state["dense_train_flops"] += new_steps * dense
+        state["accounted_steps"] = state["optimizer_steps"]

@@ -1,0 +1,178 @@
+"""Masks that the module itself enforces, on any weight of any ``nn.Module``.
+
+:func:`sparsify` gives a weight a 0/1 mask buffer (``<name>_mask``, saved in the ``state_dict``) and two
+hooks that belong to the module, so they travel with it through ``deepcopy``, pickling and
+``torch.save``, and do not depend on the optimizer:
+
+- a forward pre-hook that zeroes the pruned weights whenever the weight tensor was written since it
+  last did (an optimizer step, ``load_state_dict``, a polyak update, any in-place write): every
+  forward sees exact zeros, at the cost of one multiply per actual change;
+- a gradient hook that zeroes the gradient at pruned positions, so optimizer moments stay clean and
+  no optimizer moves a pruned weight. It keeps the unmasked (dense) gradient when asked to, for
+  gradient-based growth.
+
+A ``state_dict`` pre-hook applies the masks too, so saved weights hold exact zeros.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch as th
+from torch import nn
+
+#: Attribute of a module that lists its masked weights (name -> :class:`WeightState`).
+SPARSE_ATTRIBUTE = "_sparse_weights"
+
+
+class WeightState:
+    """Per-weight bookkeeping kept on the module: when the mask was last applied, and gradients."""
+
+    def __init__(self) -> None:
+        # (storage pointer, version) of the weight when the mask was last applied.
+        self.masked_at: tuple[int, int] = (-1, -1)
+        # Keep the dense gradient of each backward pass (for gradient growth)?
+        self.track_dense_grad = False
+        self.last_dense_grad: th.Tensor | None = None
+        # The dense gradient of the loss that the module's optimizer last stepped on.
+        self.dense_grad: th.Tensor | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Gradients are transient: not worth pickling; a copy re-applies the mask on first use.
+        return {"masked_at": (-1, -1), "track_dense_grad": self.track_dense_grad, "last_dense_grad": None, "dense_grad": None}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "WeightState":
+        copy = WeightState()
+        copy.track_dense_grad = self.track_dense_grad
+        return copy
+
+
+def mask_name(name: str) -> str:
+    return f"{name}_mask"
+
+
+def _weight_states(module: nn.Module) -> dict[str, WeightState]:
+    return module.__dict__.get(SPARSE_ATTRIBUTE, {})
+
+
+class _GradientMask:
+    """Tensor hook on a masked weight: keep the dense gradient if asked, return the masked one."""
+
+    def __init__(self, module: nn.Module, name: str):
+        self.module = module
+        self.name = name
+
+    def __call__(self, grad: th.Tensor) -> th.Tensor:
+        state = _weight_states(self.module)[self.name]
+        if state.track_dense_grad:
+            state.last_dense_grad = grad
+        return grad * getattr(self.module, mask_name(self.name))
+
+
+def _has_gradient_mask(weight: th.Tensor) -> bool:
+    hooks = weight._backward_hooks  # tensor hooks are not kept by deepcopy or pickling: re-added on use
+    return bool(hooks) and any(isinstance(hook, _GradientMask) for hook in hooks.values())
+
+
+@th.no_grad()
+def enforce_mask(module: nn.Module, name: str) -> None:
+    """Zero the pruned entries of ``module.<name>`` if it changed since the last time; hook its gradient."""
+    weight: th.Tensor = getattr(module, name)
+    state = _weight_states(module)[name]
+    stamp = (weight.data_ptr(), weight._version)
+    if stamp != state.masked_at:
+        weight.mul_(getattr(module, mask_name(name)))
+        state.masked_at = (weight.data_ptr(), weight._version)
+    if weight.requires_grad and not _has_gradient_mask(weight):
+        weight.register_hook(_GradientMask(module, name))
+
+
+class _EnforceMasks:
+    """Forward pre-hook (and ``state_dict`` pre-hook) of a module with masked weights."""
+
+    def __call__(self, module: nn.Module, *args: Any, **kwargs: Any) -> None:
+        for name in _weight_states(module):
+            enforce_mask(module, name)
+
+
+def sparsify(module: nn.Module, name: str = "weight", mask: th.Tensor | None = None) -> None:
+    """Give ``module.<name>`` a mask (all ones unless ``mask`` is given) that the module enforces.
+
+    :param module: the module that owns the weight (``nn.Linear``, ``nn.Conv2d``, ``nn.GRU``, ...)
+    :param name: the name of the weight parameter in ``module``
+    :param mask: initial 0/1 mask of the weight's shape
+    """
+    weight = getattr(module, name, None)
+    if not isinstance(weight, nn.Parameter):
+        raise ValueError(f"{type(module).__name__} has no parameter {name!r} to make sparse")
+    states = _weight_states(module)
+    if name in states:
+        raise ValueError(f"{type(module).__name__}.{name} is already sparse")
+    if not states:
+        module.__dict__[SPARSE_ATTRIBUTE] = states
+        hook = _EnforceMasks()
+        module.register_forward_pre_hook(hook)
+        module.register_state_dict_pre_hook(hook)
+    states[name] = WeightState()
+    # The mask has the weight's dtype: multiplying by a float mask is several times faster than by a bool one.
+    module.register_buffer(mask_name(name), th.ones_like(weight, requires_grad=False))
+    if mask is not None:
+        set_mask(module, name, mask)
+    else:
+        enforce_mask(module, name)
+
+
+@th.no_grad()
+def set_mask(module: nn.Module, name: str, mask: th.Tensor) -> None:
+    """Replace the mask of ``module.<name>`` and zero the newly pruned weights."""
+    getattr(module, mask_name(name)).copy_(mask)
+    _weight_states(module)[name].masked_at = (-1, -1)
+    enforce_mask(module, name)
+
+
+def get_mask(module: nn.Module, name: str = "weight") -> th.Tensor:
+    """The 0/1 mask buffer of ``module.<name>`` (a view: writing to it changes the mask)."""
+    return getattr(module, mask_name(name))
+
+
+def is_sparse(module: nn.Module, name: str = "weight") -> bool:
+    return name in _weight_states(module)
+
+
+def weight_state(module: nn.Module, name: str = "weight") -> WeightState:
+    return _weight_states(module)[name]
+
+
+def sparse_weights(root: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module, str]]:
+    """``(qualified name, owning module, weight name)`` of every masked weight below ``root``, in order."""
+    for module_name, module in root.named_modules(prefix=prefix):
+        for name in _weight_states(module):
+            yield (f"{module_name}.{name}" if module_name else name), module, name
+
+
+def apply_masks(root: nn.Module) -> None:
+    """Zero every pruned weight below ``root`` now (also done before each forward and ``state_dict``)."""
+    for _, module, name in sparse_weights(root):
+        enforce_mask(module, name)
+
+
+def track_dense_gradients(root: nn.Module, enabled: bool) -> None:
+    """Keep (or stop keeping) the dense gradient of every masked weight below ``root``."""
+    for _, module, name in sparse_weights(root):
+        state = weight_state(module, name)
+        state.track_dense_grad = enabled
+        if not enabled:
+            state.last_dense_grad = state.dense_grad = None
+
+
+def commit_dense_gradients(root: nn.Module) -> None:
+    """Keep the last backward pass's dense gradients as the ones to grow by (called before an optimizer step:
+    a later backward through the same module for another loss, e.g. SAC's actor loss through the critic,
+    does not count)."""
+    for _, module, name in sparse_weights(root):
+        state = weight_state(module, name)
+        if state.track_dense_grad and state.last_dense_grad is not None:
+            state.dense_grad = state.last_dense_grad
+
+
+def active_count(module: nn.Module, name: str = "weight") -> int:
+    return int(get_mask(module, name).sum().item())

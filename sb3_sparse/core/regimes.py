@@ -1,0 +1,171 @@
+"""Sparse training regimes: how a module's mask evolves. One registry, one small class per regime.
+
+A regime answers three questions, and the engine's one mask update (:func:`~sb3_sparse.core.update.update_mask`)
+does the rest: the target sparsity at a point of the update window (so the active count n(t) of each
+layer follows), how many connections to exchange at an update, and which scores drop and grow.
+
+Register your own with :func:`register_regime`; it is then reachable by name from the constructors,
+rl-zoo3 files and Optuna, like the built-in ones.
+"""
+
+import math
+from typing import TYPE_CHECKING, ClassVar
+
+from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES, SPARSITY_SCHEDULES
+
+if TYPE_CHECKING:
+    from sb3_sparse.core.config import ModuleConfig
+
+
+class Regime:
+    """Base regime: constant sparsity; subclasses override what differs.
+
+    :cvar name: the registry name
+    :cvar drop_score: score of the active weights to drop (lowest first)
+    :cvar grow_score: score of the inactive positions to grow (highest first); ``None``: never grows
+    :cvar dynamic: whether the mask changes after initialisation
+    :cvar sparsity_schedule: name in :data:`~sb3_sparse.core.schedules.SPARSITY_SCHEDULES`
+    """
+
+    name: ClassVar[str] = ""
+    drop_score: ClassVar[str] = "magnitude"
+    grow_score: ClassVar[str | None] = None
+    dynamic: ClassVar[bool] = False
+    sparsity_schedule: ClassVar[str] = "constant"
+
+    @classmethod
+    def check(cls, config: "ModuleConfig") -> None:
+        """Raise a ``ValueError`` if ``config`` makes no sense for this regime."""
+
+    @classmethod
+    def initial_sparsity(cls, config: "ModuleConfig") -> float:
+        return config.sparsity if config.initial_sparsity is None else config.initial_sparsity
+
+    @classmethod
+    def sparsity_at(cls, config: "ModuleConfig", progress: float) -> float:
+        """Target sparsity at ``progress`` in [0, 1] through the update window."""
+        return SPARSITY_SCHEDULES[cls.sparsity_schedule](cls.initial_sparsity(config), config.sparsity, progress)
+
+    @classmethod
+    def swap_count(cls, config: "ModuleConfig", n_active: int, n_target: int, progress: float) -> int:
+        """Connections to exchange at an update (on top of reaching ``n_target``)."""
+        fraction = DROP_FRACTION_SCHEDULES[config.drop_fraction_schedule](config.drop_fraction, progress)
+        return math.floor(fraction * n_active)
+
+    @classmethod
+    def uses_gradient(cls) -> bool:
+        return "gradient" in (cls.drop_score, cls.grow_score)
+
+
+class Dense(Regime):
+    """No mask: the module is trained dense (its FLOPs are still counted)."""
+
+    name = "dense"
+
+    @classmethod
+    def initial_sparsity(cls, config: "ModuleConfig") -> float:
+        return 0.0
+
+
+class Static(Regime):
+    """Static sparse training: a mask drawn at initialisation and never changed."""
+
+    name = "static"
+
+
+class SET(Regime):
+    """Sparse Evolutionary Training (Mocanu et al. 2018; DS-TD3 / DS-SAC): drop by magnitude, grow at random."""
+
+    name = "set"
+    grow_score = "random"
+    dynamic = True
+
+
+class RigL(Regime):
+    """RigL (Evci et al. 2020; RLx2, Graesser et al.): drop by magnitude, grow by dense gradient magnitude."""
+
+    name = "rigl"
+    grow_score = "gradient"
+    dynamic = True
+
+
+class GMP(Regime):
+    """Gradual magnitude pruning, dense-to-sparse (Zhu & Gupta 2017; Graesser et al. 2022).
+
+    Starts at ``initial_sparsity`` (default 0: dense) and prunes the smallest weights on the cubic
+    schedule until ``sparsity`` at ``topology_update_end``; nothing is regrown.
+    """
+
+    name = "gmp"
+    dynamic = True
+    sparsity_schedule = "cubic"
+
+    @classmethod
+    def initial_sparsity(cls, config: "ModuleConfig") -> float:
+        return 0.0 if config.initial_sparsity is None else config.initial_sparsity
+
+    @classmethod
+    def check(cls, config: "ModuleConfig") -> None:
+        if cls.initial_sparsity(config) > config.sparsity:
+            raise ValueError(
+                f"regime 'gmp' prunes: initial_sparsity={config.initial_sparsity} must not exceed sparsity={config.sparsity}"
+            )
+        if config.erdos_renyi_lambdas is not None:
+            raise ValueError("erdos_renyi_lambdas fix the densities; a regime whose sparsity changes needs 'erk' or 'uniform'")
+
+    @classmethod
+    def swap_count(cls, config: "ModuleConfig", n_active: int, n_target: int, progress: float) -> int:
+        return 0
+
+
+class NE(Regime):
+    """Neuroplastic Expansion, sparse-to-dense (Liu et al. 2024).
+
+    Starts at ``initial_sparsity`` (default 0.8) and grows by dense gradient towards ``sparsity`` on the
+    cubic schedule; each growth also prunes ``PRUNE_RATIO`` x the grown count of the smallest weights.
+    Once the final sparsity is reached, drop-and-grow continues with the drop fraction schedule.
+    """
+
+    name = "ne"
+    grow_score = "gradient"
+    dynamic = True
+    sparsity_schedule = "cubic"
+    PRUNE_RATIO: ClassVar[float] = 0.4
+
+    @classmethod
+    def initial_sparsity(cls, config: "ModuleConfig") -> float:
+        return 0.8 if config.initial_sparsity is None else config.initial_sparsity
+
+    @classmethod
+    def check(cls, config: "ModuleConfig") -> None:
+        if cls.initial_sparsity(config) < config.sparsity:
+            raise ValueError(
+                f"regime 'ne' grows: initial_sparsity={cls.initial_sparsity(config)} must not be below sparsity={config.sparsity}"
+            )
+        if config.erdos_renyi_lambdas is not None:
+            raise ValueError("erdos_renyi_lambdas fix the densities; a regime whose sparsity changes needs 'erk' or 'uniform'")
+
+    @classmethod
+    def swap_count(cls, config: "ModuleConfig", n_active: int, n_target: int, progress: float) -> int:
+        growth = n_target - n_active
+        if growth > 0:  # expanding: grow growth / (1 - r), prune r times that
+            return round(cls.PRUNE_RATIO / (1.0 - cls.PRUNE_RATIO) * growth)
+        return super().swap_count(config, n_active, n_target, progress)
+
+
+REGIMES: dict[str, type[Regime]] = {regime.name: regime for regime in (Dense, Static, SET, RigL, GMP, NE)}
+
+
+def register_regime(regime: type[Regime]) -> type[Regime]:
+    """Add ``regime`` to the registry under ``regime.name`` (usable as a class decorator)."""
+    if not (isinstance(regime, type) and issubclass(regime, Regime)) or not regime.name:
+        raise ValueError(f"{regime!r} is not a Regime subclass with a name")
+    REGIMES[regime.name] = regime
+    return regime
+
+
+def get_regime(name: str) -> type[Regime]:
+    from sb3_sparse.core.config import check_choice
+
+    check_choice("regime", name, tuple(REGIMES))
+    return REGIMES[name]
