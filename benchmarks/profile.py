@@ -11,14 +11,14 @@ entry, then the method's entry (``algo_kwargs`` are merged, other keys replaced)
     checkpoint_freq: 500         # resumable checkpoint every ... env steps
     final_evals: 1               # evaluations averaged into the final return
     algo_kwargs: {learning_starts: 100}
-    algorithms: {sac: {}, td3: {algo_kwargs: {action_noise_std: 0.1}}}
+    algorithms: {sac: {}, td3: {algo_kwargs: {action_noise_std: 0.1}}, dqn: {envs: [CartPole-v1]}}
     envs: {Pendulum-v1: {}, InvertedPendulum-v5: {total_timesteps: 2000}}
     seeds: [0, 1]
     methods:
       - dense
       - {method: set, sparsity: 0.5}
       - {method: rigl, sparsity: 0.9, kwargs: {sparsity_distribution: erk}}
-      - {method: rlx2, label: rlx2}          # any sb3_sparse.sparse_recipe name
+      - {method: gmp, label: gmp-90}         # any sb3_sparse.sparse_recipe name
 
 Runs are ordered seed first, then env, algorithm and method (in the profile's order), so the
 first seed of the first env finishes first.
@@ -60,7 +60,6 @@ class RunSpec:
     final_evals: int = 5
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     method_kwargs: dict[str, Any] = field(default_factory=dict)
-    recipe: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -121,13 +120,23 @@ def parse_profile(data: dict[str, Any], name: str | None = None) -> list[RunSpec
     labels = [method_label(m) for m in methods]
     if len(set(labels)) != len(labels):
         raise ValueError(f"method labels must be unique, got {labels}; give entries a 'label'")
+    from benchmarks.methods import registry_name
+    from sb3_sparse.common.recipes import RECIPES
+    from sb3_sparse.registry import ALGORITHMS
+
     for algo in algorithms:
-        if algo not in ("sac", "td3"):
-            raise ValueError(f"algorithm {algo!r} is not valid; choose 'sac' or 'td3'")
+        if registry_name(algo) not in ALGORITHMS:
+            valid = ", ".join(name.removeprefix("sparse_") for name in ALGORITHMS)
+            raise ValueError(f"algorithm {algo!r} is not valid; choose one of {valid}")
+    for entry in methods:
+        if entry["method"] != "dense" and entry["method"] not in RECIPES:
+            raise ValueError(f"method {entry['method']!r} is not valid; choose 'dense' or a recipe: {', '.join(RECIPES)}")
     specs = []
     for seed in data["seeds"]:
         for env_id, env_options in envs.items():
             for algo, algo_options in algorithms.items():
+                if "envs" in algo_options and env_id not in algo_options["envs"]:
+                    continue  # the algorithm's own env list (e.g. DQN: discrete actions only)
                 for entry, label in zip(methods, labels, strict=True):
                     settings = _merge(_merge(top, algo_options), env_options)
                     settings = _merge(settings, {k: v for k, v in entry.items() if k in (*RUN_SETTINGS, "algo_kwargs")})
@@ -142,7 +151,6 @@ def parse_profile(data: dict[str, Any], name: str | None = None) -> list[RunSpec
                             sparsity=entry.get("sparsity"),
                             algo_kwargs=settings.pop("algo_kwargs"),
                             method_kwargs=dict(entry.get("kwargs") or {}),
-                            recipe=entry.get("recipe"),
                             **{key: int(settings[key]) for key in RUN_SETTINGS},
                         )
                     )

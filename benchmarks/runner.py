@@ -28,7 +28,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from benchmarks.methods import build_model, model_class
 from benchmarks.profile import RunSpec
-from sb3_sparse import flops_report, network_sparsity
+from sb3_sparse import flops_report, module_sparsity
 
 EVAL_SEED_OFFSET = 10_000
 
@@ -176,11 +176,11 @@ def make_env(spec: RunSpec, seed: int) -> VecEnv:
 
 def sparse_metrics(model: BaseAlgorithm) -> dict[str, Any]:
     """Realised sparsity and FLOPs ratios (dense: sparsity 0, ratios 1)."""
-    if not hasattr(model.policy, "masked_networks"):
+    if not hasattr(model.policy, "sparse_bindings"):
         return {"sparsity": {"global": 0.0}, "flops": {"training_flops_ratio": 1.0, "inference_flops_ratio": 1.0}}
     report = flops_report(model)
     report.pop("layers")
-    return {"sparsity": network_sparsity(model), "flops": report}
+    return {"sparsity": module_sparsity(model), "flops": report}
 
 
 def run_one(
@@ -234,7 +234,7 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
     else:
         kwargs = {"buffer_size": min(1_000_000, spec.total_timesteps), **spec.algo_kwargs}
         model = build_model(
-            spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs, spec.recipe
+            spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs
         )
         state = {"spec": spec.to_dict(), "curve": {"steps": [], "mean": [], "std": []}, "train_seconds": 0.0}
         state.update(eval_seconds=0.0, resumes=0)
@@ -258,7 +258,7 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         "eval_seconds": state["eval_seconds"],
         "seconds_per_step": state["train_seconds"] / model.num_timesteps,
         "resumes": state["resumes"],
-        "n_topology_updates": getattr(getattr(model, "topology_state", None), "n_updates", 0),
+        "n_topology_updates": sum(m["n_updates"] for m in getattr(model, "dst_state", {}).get("modules", {}).values()),
         **sparse_metrics(model),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"node": platform.node(), "processor": platform.processor(), "cpus": os.cpu_count()},

@@ -1,8 +1,8 @@
 """Wall-clock per training step, sparse vs dense (a benchmark script, not a timed test).
 
-Default (a few minutes): SparseSAC at 50% sparsity (256-256, random growth every 1000 steps)
+Default (a few minutes): SparseSAC at 50% sparsity (256-256, SET: random growth every 1000 steps)
 against SB3's dense SAC on the same env and seed; prints the median time ratio (target <= 1.05x)
-and the cost of one topology update::
+and the cost of one mask update::
 
     python -m benchmarks.throughput
     python -m benchmarks.throughput --sparsities 0.5 0.8 0.9 0.95 --widths 256 1024 --steps 500
@@ -26,7 +26,7 @@ import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from benchmarks.methods import build_model
-from sb3_sparse.common.topology import rewire_layer
+from sb3_sparse.core.engine import SparseEngine
 
 
 def make_variant(algo: str, env_id: str, width: int, sparsity: float | None, args: argparse.Namespace) -> BaseAlgorithm:
@@ -39,8 +39,8 @@ def make_variant(algo: str, env_id: str, width: int, sparsity: float | None, arg
     if sparsity is None:
         model = build_model(algo, "dense", env_id, env_id, args.seed, algo_kwargs=kwargs)
     else:
-        extra = {"grow_method": args.grow_method, "topology_update_interval": args.interval}
-        model = build_model(algo, "set", env_id, env_id, args.seed, sparsity, kwargs, extra)
+        extra = {"topology_update_interval": args.interval}
+        model = build_model(algo, args.method, env_id, env_id, args.seed, sparsity, kwargs, extra)
     model.learn(args.learning_starts + args.warmup_steps)
     return model
 
@@ -52,36 +52,27 @@ def time_learn(model: BaseAlgorithm, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def topology_update_cost(model: BaseAlgorithm, repeats: int = 20) -> dict[str, float]:
-    """Median seconds of one topology update of all networks: the callback's, and the bare ``rewire_layer`` pass."""
-    callback = model.topology_callback()  # type: ignore[attr-defined]
-    callback.init_callback(model)
-    callback.window = (0, model.num_timesteps + 1)
-    policy = model.policy
-    networks = policy.masked_networks()  # type: ignore[operator]
-    grow = callback.config.grow_method
-    full, bare = [], []
+def topology_update_cost(model: BaseAlgorithm, repeats: int = 20) -> float:
+    """Median seconds of one mask update of every module (the engine's update, target sync included)."""
+    policy: Any = model.policy
+    engine = SparseEngine(policy.module_configs, {})
+    bindings = policy.sparse_bindings()
+    durations = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for network in networks:
-            callback.state.networks[network]["gradient_steps_at_last_update"] = -1
-            callback.update_topology(network, model.num_timesteps)
-        full.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        for network, (online, _) in networks.items():
-            for _, layer in policy.masked_layers(network):  # type: ignore[operator]
-                rewire_layer(layer, callback.config.drop_fraction, grow, online.optimizer)
-        bare.append(time.perf_counter() - start)
-    return {"update_topology": statistics.median(full), "rewire_layers": statistics.median(bare)}
+        for name, binding in bindings.items():
+            engine.update(name, binding, progress=0.0, step=model.num_timesteps)
+        durations.append(time.perf_counter() - start)
+    return statistics.median(durations)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algo", default="sac", choices=["sac", "td3"])
+    parser.add_argument("--algo", default="sac", choices=["sac", "td3", "tqc", "crossq"])
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.5])
     parser.add_argument("--widths", type=int, nargs="+", default=[256])
-    parser.add_argument("--grow-method", default="random", choices=["random", "gradient"])
+    parser.add_argument("--method", default="set", help="a recipe name: set (random growth), rigl (gradient growth), ...")
     parser.add_argument("--interval", type=int, default=1000, help="topology update interval (env steps)")
     parser.add_argument("--steps", type=int, default=2000, help="timed training steps per run")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats")
@@ -118,29 +109,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "ratio_max": max(ratios),
         }
         if sparsity is not None:
-            cost = topology_update_cost(model)
-            row.update({f"{k}_ms": 1e3 * v for k, v in cost.items()})
-            row["update_per_step_ms"] = row["update_topology_ms"] / args.interval
+            row["update_ms"] = 1e3 * topology_update_cost(model)
+            row["update_per_step_ms"] = row["update_ms"] / args.interval
         rows.append(row)
 
     header = (
         f"{args.algo.upper()} on {args.env}, {args.steps} timed steps x {args.repeats} interleaved repeats, "
-        f"{args.threads} torch thread(s), growth {args.grow_method!r} every {args.interval} steps; "
+        f"{args.threads} torch thread(s), method {args.method!r}, mask updates every {args.interval} steps; "
         f"{platform.processor() or platform.machine()}, torch {th.__version__}"
     )
     lines = [
         header,
         "",
-        "| width | sparsity | ms / step (median) | time vs dense (median [min, max]) | one topology update (callback) "
-        "| bare rewire_layer pass | update amortised per step |",
-        "|---|---|---|---|---|---|---|",
+        "| width | sparsity | ms / step (median) | time vs dense (median [min, max]) | one mask update (all modules) "
+        "| update amortised per step |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         sparse = row["sparsity"] is not None
-        update = "| - | - | - |"
+        update = "| - | - |"
         if sparse:
-            update = f"| {row['update_topology_ms']:.2f} ms | {row['rewire_layers_ms']:.2f} ms "
-            update += f"| {row['update_per_step_ms']:.4f} ms |"
+            update = f"| {row['update_ms']:.2f} ms | {row['update_per_step_ms']:.4f} ms |"
         lines.append(
             f"| {row['width']} | {'dense' if not sparse else row['sparsity']} | {row['ms_per_step']:.2f} "
             f"| {row['ratio']:.3f}x [{row['ratio_min']:.3f}, {row['ratio_max']:.3f}] {update}"

@@ -31,6 +31,6 @@ hyperparams = {
         policy="MlpPolicy",
         policy_kwargs=dict(net_arch=[256, 256], activation_fn=nn.Tanh),
         sparsity=0.8,
-        grow_method="none",
+        regime="static",
     ),
 }

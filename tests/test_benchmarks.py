@@ -59,7 +59,7 @@ def test_parse_profile_errors(bad):
         parse_profile(data)
 
 
-@pytest.mark.parametrize("name,count", [("smoke", 32), ("reduced", 72), ("paper", 250)])
+@pytest.mark.parametrize("name,count", [("smoke", 30), ("quick", 30), ("reduced", 72), ("paper", 250)])
 def test_shipped_profiles(name, count):
     _, specs = load_profile(name)
     assert len(specs) == count and len({s.run_id for s in specs}) == count
@@ -67,13 +67,16 @@ def test_shipped_profiles(name, count):
 
 def test_method_kwargs():
     assert method_kwargs("dense", "Pendulum-v1", None) == {}
-    assert method_kwargs("static", "Pendulum-v1", 0.9) == {"grow_method": "none", "sparsity": 0.9}
+    assert method_kwargs("static", "Pendulum-v1", 0.9) == {"regime": "static", "sparsity": 0.9}
     rigl = method_kwargs("rigl", "Pendulum-v1", 0.8)
-    assert rigl["grow_method"] == "gradient" and rigl["drop_fraction_schedule"] == "cosine" and rigl["sparsity"] == 0.8
-    assert method_kwargs("mst", "Pendulum-v1", None)["actor_grow_method"] == "none"  # a recipe, by name
-    assert method_kwargs("set", "Hopper-v5", None, recipe="ds_sac")["erdos_renyi_lambdas"] == [7, 20]
+    assert rigl["regime"] == "rigl" and rigl["drop_fraction_schedule"] == "cosine" and rigl["sparsity"] == 0.8
+    assert method_kwargs("mst", "Pendulum-v1", None)["modules"]["actor"] == {"regime": "static"}  # a recipe, by name
+    assert method_kwargs("ds_sac", "Hopper-v5", None)["erdos_renyi_lambdas"] == [7, 20]
+    assert method_kwargs("gmp", "CartPole-v1", None, "dqn")["regime"] == "gmp"  # every algorithm of the registry
     with pytest.raises(ValueError, match="not valid"):
         method_kwargs("magic", "Pendulum-v1", 0.5)
+    with pytest.raises(ValueError, match="is for sparse_sac"):
+        method_kwargs("ds_sac", "Hopper-v5", None, "td3")  # a recipe applied to another algorithm
 
 
 def test_run_resumes_from_checkpoint(tmp_path):

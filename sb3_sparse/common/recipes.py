@@ -114,6 +114,19 @@ RECIPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "topology_update_end": 0.8,
         },
     ),
+    # SET (Mocanu et al. 2018) as DS-SAC applies it, for any algorithm: 50% uniform, 10% of each layer's
+    # active weights dropped by magnitude and regrown at random every 1000 steps until 95% of the run.
+    "set": (
+        ALL,
+        {
+            "regime": "set",
+            "sparsity": 0.5,
+            "topology_update_interval": 1000,
+            "drop_fraction": 0.1,
+            "drop_fraction_schedule": "constant",
+            "topology_update_end": 0.95,
+        },
+    ),
     # Static sparse training: a random mask fixed at initialisation.
     "static": (ALL, {"regime": "static", "sparsity": 0.5}),
     # MST (2025): critic dynamic-sparse, actor static-sparse, sparsity 0.6 with ER-style init (ERK). The
@@ -138,7 +151,8 @@ def recipe_algorithms(name: str) -> tuple[str, ...]:
 def sparse_recipe(name: str, env_id: str | None = None, algorithm: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments of a published recipe.
 
-    :param name: one of ``"ds_td3"``, ``"ds_sac"``, ``"rlx2"``, ``"rigl"``, ``"gmp"``, ``"ne"``, ``"static"``, ``"mst"``
+    :param name: one of ``"ds_td3"``, ``"ds_sac"``, ``"rlx2"``, ``"rigl"``, ``"gmp"``, ``"ne"``, ``"set"``,
+        ``"static"``, ``"mst"``
     :param env_id: for ``"ds_td3"`` / ``"ds_sac"``, a MuJoCo env (e.g. ``"HalfCheetah-v5"``) whose
         published Erdos-Renyi lambdas to use; without it the 50% sparsity is spread uniformly
     :param algorithm: the algorithm name it will be used with (e.g. ``"sparse_sac"``): raises if the recipe is

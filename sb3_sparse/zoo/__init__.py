@@ -6,18 +6,13 @@ the ``sb3-sparse`` command (:mod:`sb3_sparse.zoo.cli`) then hands over to rl-zoo
 rl-zoo3 is imported lazily: ``import sb3_sparse`` works without the ``zoo`` extra.
 """
 
-import importlib
 from pathlib import Path
 from typing import Any
 
-#: Algorithm name in rl-zoo3 -> (module, class) of the sparse algorithm.
-ALGORITHMS: dict[str, tuple[str, str]] = {
-    "sparse_sac": ("sb3_sparse.sac", "SparseSAC"),
-    "sparse_td3": ("sb3_sparse.td3", "SparseTD3"),
-}
+from sb3_sparse import registry
 
 #: Folder of the hyperparameter files shipped with the package (``<algo>.yml``).
-HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
+HYPERPARAMS_DIR = registry.HYPERPARAMS_DIR
 
 ZOO_INSTALL_HINT = 'the rl-zoo3 integration needs the zoo extra: pip install "sb3-sparse[zoo]"'
 
@@ -28,20 +23,19 @@ class ZooError(Exception):
 
 def algorithm_class(algo: str) -> type[Any]:
     """The sparse algorithm class registered under ``algo`` (e.g. ``"sparse_sac"``)."""
-    if algo not in ALGORITHMS:
-        raise ZooError(f"unknown sparse algorithm {algo!r}; choose one of {', '.join(ALGORITHMS)}")
-    module, name = ALGORITHMS[algo]
-    return getattr(importlib.import_module(module), name)
+    if algo not in registry.ALGORITHMS:
+        raise ZooError(f"unknown sparse algorithm {algo!r}; choose one of {', '.join(registry.ALGORITHMS)}")
+    return registry.ALGORITHMS[algo].sparse_class
 
 
 def is_sparse_algo(algo: str) -> bool:
     """Whether ``algo`` is one of ours (so rl-zoo3's defaults for dense algorithms need adjusting)."""
-    return algo in ALGORITHMS
+    return algo in registry.ALGORITHMS
 
 
 def hyperparams_path(algo: str) -> Path:
     """The shipped hyperparameter file of ``algo`` (``sb3_sparse/hyperparams/<algo>.yml``)."""
-    return HYPERPARAMS_DIR / f"{algo}.yml"
+    return registry.ALGORITHMS[algo].hyperparams if algo in registry.ALGORITHMS else HYPERPARAMS_DIR / f"{algo}.yml"
 
 
 def register() -> None:
@@ -53,12 +47,12 @@ def register() -> None:
         from rl_zoo3 import hyperparams_opt, utils
     except ImportError as error:
         raise ZooError(f"{ZOO_INSTALL_HINT} ({error})") from error
-    from sb3_sparse.zoo.samplers import CONVERTERS, SAMPLERS
+    from sb3_sparse.zoo.samplers import convert_sparse_params, make_sampler
 
-    for algo in ALGORITHMS:
-        utils.ALGOS[algo] = algorithm_class(algo)
-    hyperparams_opt.HYPERPARAMS_SAMPLER.update(SAMPLERS)
-    hyperparams_opt.HYPERPARAMS_CONVERTER.update(CONVERTERS)
+    for algo, entry in registry.ALGORITHMS.items():
+        utils.ALGOS[algo] = entry.sparse_class
+        hyperparams_opt.HYPERPARAMS_SAMPLER[algo] = make_sampler(entry)
+        hyperparams_opt.HYPERPARAMS_CONVERTER[algo] = convert_sparse_params
 
 
-__all__ = ["ALGORITHMS", "HYPERPARAMS_DIR", "ZooError", "algorithm_class", "hyperparams_path", "is_sparse_algo", "register"]
+__all__ = ["HYPERPARAMS_DIR", "ZooError", "algorithm_class", "hyperparams_path", "is_sparse_algo", "register"]

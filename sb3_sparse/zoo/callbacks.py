@@ -12,24 +12,29 @@ from typing import Any, TextIO
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_sparse.common.config import NETWORKS
-from sb3_sparse.common.flops import flops_report, network_sparsity
+from sb3_sparse.common.callbacks import STATE_ATTRIBUTE
+from sb3_sparse.common.flops import flops_report, module_sparsity
+from sb3_sparse.common.policies import SparsePolicyMixin
 
 SPARSITY_FILE = "sparsity.csv"
-COLUMNS = (
-    "timesteps",
-    *(f"{network}_sparsity" for network in NETWORKS),
-    "global_sparsity",
-    *(f"{network}_changed_fraction" for network in NETWORKS),
-    "n_topology_updates",
-    "training_flops_ratio",
-)
+
+
+def columns(modules: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of ``sparsity.csv`` for a model with DST ``modules`` (e.g. actor, critic)."""
+    return (
+        "timesteps",
+        *(f"{module}_sparsity" for module in modules),
+        "global_sparsity",
+        *(f"{module}_changed_fraction" for module in modules),
+        "n_topology_updates",
+        "training_flops_ratio",
+    )
 
 
 class SparsityLogCallback(BaseCallback):
     """Append the sparsity and the fraction of connections changed by each topology update to ``sparsity.csv``.
 
-    ``<network>_changed_fraction`` is filled only on the rows where that network was rewired (empty
+    ``<module>_changed_fraction`` is filled only on the rows where that module was rewired (empty
     otherwise), so the column is the per-update history. The file is flushed after every row.
 
     :param log_dir: folder of the run (rl-zoo3's ``save_path``)
@@ -44,30 +49,29 @@ class SparsityLogCallback(BaseCallback):
         self._updates: dict[str, int] = {}
 
     def _network_updates(self) -> dict[str, int]:
-        return {network: values["n_updates"] for network, values in self.model.topology_state.networks.items()}  # type: ignore[attr-defined]
+        modules = getattr(self.model, STATE_ATTRIBUTE, {}).get("modules", {})
+        return {module: values["n_updates"] for module, values in modules.items()}
 
     def _write_row(self, rewired: tuple[str, ...]) -> None:
         policy = self.model.policy
-        sparsity = network_sparsity(policy)
-        state = self.model.topology_state.networks  # type: ignore[attr-defined]
+        sparsity = module_sparsity(policy)
+        state = getattr(self.model, STATE_ATTRIBUTE)["modules"]
         row: dict[str, Any] = {"timesteps": self.num_timesteps, "global_sparsity": sparsity.get("global", math.nan)}
-        for network in NETWORKS:
-            row[f"{network}_sparsity"] = sparsity.get(network, "")
-            row[f"{network}_changed_fraction"] = state[network]["last_changed_fraction"] if network in rewired else ""
-        row["n_topology_updates"] = self.model.topology_state.n_updates  # type: ignore[attr-defined]
+        for module in policy.sparse_modules:  # type: ignore[attr-defined]
+            row[f"{module}_sparsity"] = sparsity.get(module, "")
+            row[f"{module}_changed_fraction"] = state[module]["changed_fraction"] if module in rewired else ""
+        row["n_topology_updates"] = sum(values["n_updates"] for values in state.values())
         row["training_flops_ratio"] = flops_report(policy)["training_flops_ratio"]
         assert self._writer is not None and self._file is not None
         self._writer.writerow(row)
         self._file.flush()
 
     def _on_training_start(self) -> None:
-        if not hasattr(self.model, "topology_state"):
-            raise ValueError(
-                f"SparsityLogCallback needs a sparse model (SparseSAC, SparseTD3), got {type(self.model).__name__}"
-            )
+        if not isinstance(self.model.policy, SparsePolicyMixin):
+            raise ValueError(f"SparsityLogCallback needs a sparse model (SparseSAC, ...), got {type(self.model).__name__}")
         new_file = not os.path.exists(self.path)
         self._file = open(self.path, "a", newline="")  # kept open for the whole run
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        self._writer = csv.DictWriter(self._file, fieldnames=columns(tuple(self.model.policy.sparse_modules)))
         if new_file:
             self._writer.writeheader()
         self._updates = self._network_updates()

@@ -1,23 +1,24 @@
-"""Optuna samplers for ``sparse_sac`` / ``sparse_td3``: rl-zoo3's SAC / TD3 search space plus the DST knobs.
+"""Optuna samplers for the sparse algorithms: rl-zoo3's search space of the base algorithm plus the DST knobs.
 
-The usual SAC / TD3 hyperparameters are sampled by rl-zoo3's own samplers (same names, same ranges),
-so studies of dense and sparse agents compare directly. The DST knobs are sampled under their
-constructor names, so a trial's ``params`` are (after :func:`convert_sparse_params`) keyword arguments
-of :class:`~sb3_sparse.SparseSAC` / :class:`~sb3_sparse.SparseTD3`.
+The usual hyperparameters are sampled by rl-zoo3's own samplers (same names, same ranges), so studies
+of dense and sparse agents compare directly. The DST knobs are sampled under their constructor names;
+``actor_sparsity`` (actor-critic algorithms) becomes ``modules={"actor": {"sparsity": ...}}``, so a
+trial's parameters are (after :func:`convert_sparse_params`) keyword arguments of the algorithm.
 """
 
 from collections.abc import Callable
 from typing import Any
 
 import optuna
-from rl_zoo3.hyperparams_opt import convert_offpolicy_params, sample_sac_params, sample_td3_params
 
 from sb3_sparse.common.algorithm import DST_ARGUMENTS
+from sb3_sparse.registry import AlgorithmEntry, _import
 
 #: The DST search space: name -> ("float", low, high, log) or ("categorical", choices).
-#: ``sparsity`` is the critics' (and default) sparsity, ``actor_sparsity`` the actor's: tuned apart
-#: because the critic usually needs more weights (Graesser et al. 2022; RLx2).
+#: ``sparsity`` applies to every module; ``actor_sparsity`` is the actor's own, tuned apart because the
+#: critic usually needs more weights (Graesser et al. 2022; RLx2).
 DST_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
+    "regime": ("categorical", ["set", "rigl", "static"]),
     "sparsity": ("float", 0.2, 0.95, False),
     "actor_sparsity": ("float", 0.2, 0.95, False),
     # ERK is Erdos-Renyi made feasible (a layer that would need density > 1 becomes dense and the rest
@@ -26,49 +27,50 @@ DST_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "topology_update_interval": ("categorical", [250, 500, 1000, 2000, 5000, 10000]),
     "drop_fraction": ("float", 0.01, 0.5, True),
     "drop_fraction_schedule": ("categorical", ["constant", "cosine"]),
-    "grow_method": ("categorical", ["random", "gradient", "none"]),
 }
+
+#: Trial parameters that are one module's setting: name -> (module, setting).
+MODULE_PARAMS = {"actor_sparsity": ("actor", "sparsity")}
 
 Sampler = Callable[[optuna.Trial, int, int, dict], dict[str, Any]]
 
 
-def sample_dst_params(trial: optuna.Trial) -> dict[str, Any]:
-    """Sample the DST knobs of :data:`DST_SEARCH_SPACE` (constructor arguments, ready to use).
+def sample_dst_params(trial: optuna.Trial, modules: tuple[str, ...] = ("actor", "critic")) -> dict[str, Any]:
+    """Sample the DST knobs of :data:`DST_SEARCH_SPACE` (those that apply to ``modules``).
 
     :param trial: the Optuna trial
+    :param modules: the algorithm's DST modules
     :return: DST constructor arguments
     """
     params: dict[str, Any] = {}
     for name, spec in DST_SEARCH_SPACE.items():
+        if name in MODULE_PARAMS and MODULE_PARAMS[name][0] not in modules:
+            continue
         if spec[0] == "float":
             params[name] = trial.suggest_float(name, spec[1], spec[2], log=spec[3])
         else:
             params[name] = trial.suggest_categorical(name, spec[1])
-    return params
+    return module_params_to_kwargs(params)
 
 
-def sample_sparse_sac_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-    """SparseSAC: rl-zoo3's SAC sampler plus the DST knobs (signature of rl-zoo3's samplers).
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space
-    :param n_envs: number of environments
-    :param additional_args: rl-zoo3's extra arguments (HER replay buffer)
-    :return: constructor arguments of the trial
-    """
-    return {**sample_sac_params(trial, n_actions, n_envs, additional_args), **sample_dst_params(trial)}
+def module_params_to_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """Move per-module trial parameters (``actor_sparsity``) into ``modules``."""
+    kwargs = {name: value for name, value in params.items() if name not in MODULE_PARAMS}
+    for name, (module, setting) in MODULE_PARAMS.items():
+        if name in params:
+            kwargs.setdefault("modules", {}).setdefault(module, {})[setting] = params[name]
+    return kwargs
 
 
-def sample_sparse_td3_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-    """SparseTD3: rl-zoo3's TD3 sampler (including action noise) plus the DST knobs.
+def make_sampler(entry: AlgorithmEntry) -> Sampler:
+    """The Optuna sampler of a sparse algorithm: rl-zoo3's sampler of its base algorithm plus the DST knobs."""
 
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (for the action noise)
-    :param n_envs: number of environments
-    :param additional_args: rl-zoo3's extra arguments (HER replay buffer)
-    :return: constructor arguments of the trial
-    """
-    return {**sample_td3_params(trial, n_actions, n_envs, additional_args), **sample_dst_params(trial)}
+    def sample(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+        base = _import(entry.zoo_sampler)(trial, n_actions, n_envs, additional_args) if entry.zoo_sampler else {}
+        return {**base, **sample_dst_params(trial, entry.modules)}
+
+    sample.__name__ = f"sample_{entry.name}_params"
+    return sample
 
 
 def convert_sparse_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -80,12 +82,15 @@ def convert_sparse_params(params: dict[str, Any]) -> dict[str, Any]:
     :param params: ``trial.params``
     :return: hyperparameters (``policy_kwargs`` as a dict)
     """
-    dst = {name: value for name, value in params.items() if name in DST_ARGUMENTS}
-    rest = {name: value for name, value in params.items() if name not in DST_ARGUMENTS}
+    from rl_zoo3.hyperparams_opt import convert_offpolicy_params
+
+    dst_names = set(DST_ARGUMENTS) | set(MODULE_PARAMS)
+    dst = {name: value for name, value in params.items() if name in dst_names}
+    rest = {name: value for name, value in params.items() if name not in dst_names}
     converted = convert_offpolicy_params(rest) if {"one_minus_gamma", "net_arch"} <= set(rest) else dict(rest)
     if "noise_type" in converted and converted["noise_type"] is None:
         converted.pop("noise_std", None)
-    return {**converted, **dst}
+    return {**converted, **module_params_to_kwargs(dst)}
 
 
 def merge_trial_hyperparams(base: dict[str, Any], sampled: dict[str, Any]) -> dict[str, Any]:
@@ -108,15 +113,10 @@ def merge_trial_hyperparams(base: dict[str, Any], sampled: dict[str, Any]) -> di
     tunes_density = {"sparsity", "sparsity_distribution"} & set(sampled)
     if tunes_density and base.get("erdos_renyi_lambdas") is not None and "erdos_renyi_lambdas" not in sampled:
         merged["erdos_renyi_lambdas"] = None
-    if "sparsity" in sampled:
-        for name in ("actor_sparsity", "critic_sparsity"):
-            if base.get(name) is not None and name not in sampled:
-                merged[name] = None
+    if "sparsity" in sampled and isinstance(base.get("modules"), dict):
+        # a YAML per-module sparsity would win over a tuned one: keep only what the trial does not tune
+        modules = {name: {k: v for k, v in settings.items() if k != "sparsity"} for name, settings in base["modules"].items()}
+        for name, settings in (sampled.get("modules") or {}).items():
+            modules.setdefault(name, {}).update(settings)
+        merged["modules"] = modules
     return merged
-
-
-SAMPLERS: dict[str, Sampler] = {"sparse_sac": sample_sparse_sac_params, "sparse_td3": sample_sparse_td3_params}
-CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "sparse_sac": convert_sparse_params,
-    "sparse_td3": convert_sparse_params,
-}

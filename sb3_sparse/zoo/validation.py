@@ -8,8 +8,8 @@ import difflib
 import inspect
 from typing import Any
 
-from sb3_sparse.common.algorithm import DST_ARGUMENTS, SPARSITY_ARGUMENTS, TOPOLOGY_ARGUMENTS
-from sb3_sparse.common.config import SparsityConfig, TopologyConfig
+from sb3_sparse.common.algorithm import DST_ARGUMENTS
+from sb3_sparse.core.config import MODULE_SETTINGS, resolve_modules
 from sb3_sparse.zoo import ZooError
 
 #: Keys rl-zoo3 still has in the entry after its own preprocessing (turned into ``action_noise`` later).
@@ -17,7 +17,7 @@ ZOO_KEYS = frozenset({"noise_type", "noise_std"})
 #: Constructor arguments that rl-zoo3 sets itself (from the command line).
 ZOO_SET = frozenset({"env", "tensorboard_log", "seed", "verbose", "device", "_init_setup_model"})
 #: Env-step knobs (int) that YAML often spells as floats (``!!float 1e4``).
-STEP_KNOBS = ("topology_update_interval", "actor_topology_update_interval")
+STEP_KNOBS = ("topology_update_interval",)
 #: Knobs that are an env step (int) or a fraction of the run (float in [0, 1]).
 WINDOW_KNOBS = ("topology_update_start", "topology_update_end")
 
@@ -64,13 +64,11 @@ def check_hyperparams(algo_class: type, hyperparams: dict[str, Any], where: str)
         hidden = sorted(set(policy_kwargs) & set(DST_ARGUMENTS))
         if hidden:
             raise ZooError(f"{where}: policy_kwargs sets {hidden}; make them top-level keys of the entry instead")
-    values = {name: hyperparams.get(name, parameters[name].default) for name in DST_ARGUMENTS}
-    if values["erdos_renyi_lambdas"] is not None:
-        if isinstance(values["erdos_renyi_lambdas"], (str, bytes)) or not hasattr(values["erdos_renyi_lambdas"], "__iter__"):
-            raise ZooError(f"{where}: erdos_renyi_lambdas={values['erdos_renyi_lambdas']!r} is not valid; give a list")
-        values["erdos_renyi_lambdas"] = tuple(values["erdos_renyi_lambdas"])
+    flat = {name: hyperparams.get(name, parameters[name].default) for name in MODULE_SETTINGS}
+    policy_class = algo_class.policy_aliases.get(
+        hyperparams.get("policy", "MlpPolicy"), algo_class.policy_aliases["MlpPolicy"]
+    )
     try:
-        SparsityConfig(**{name: values[name] for name in SPARSITY_ARGUMENTS})
-        TopologyConfig(**{name: values[name] for name in TOPOLOGY_ARGUMENTS})
+        resolve_modules(tuple(policy_class.sparse_modules), flat, hyperparams.get("modules"), policy_class.module_defaults)
     except (ValueError, TypeError) as error:
         raise ZooError(f"{where}: {error}") from error

@@ -1,0 +1,78 @@
+"""One table of the sparse algorithms, read by the package, the rl-zoo3 integration and the benchmarks.
+
+Each entry names the algorithm class, the dense algorithm it extends, its rl-zoo3 Optuna sampler for
+the base hyperparameters and its shipped hyperparameter file. Classes are imported lazily, so the
+table can be read without importing every algorithm (or rl-zoo3). Add an entry with :func:`register_algorithm`.
+"""
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Folder of the hyperparameter files shipped with the package (``<name>.yml``).
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class AlgorithmEntry:
+    """A sparse algorithm and what the zoo and benchmarks need to know about it.
+
+    :param name: the rl-zoo3 name (``"sparse_sac"``)
+    :param sparse: dotted path of the sparse algorithm class
+    :param dense: dotted path of the dense algorithm it extends
+    :param zoo_sampler: dotted path of rl-zoo3's sampler of the base hyperparameters (``None``: DST knobs only)
+    """
+
+    name: str
+    sparse: str
+    dense: str
+    zoo_sampler: str | None
+
+    @property
+    def sparse_class(self) -> type[Any]:
+        return _import(self.sparse)
+
+    @property
+    def dense_class(self) -> type[Any]:
+        return _import(self.dense)
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The DST module names of its default policy (e.g. ``("actor", "critic")``)."""
+        return tuple(self.sparse_class.policy_aliases["MlpPolicy"].sparse_modules)
+
+    @property
+    def hyperparams(self) -> Path:
+        return HYPERPARAMS_DIR / f"{self.name}.yml"
+
+
+ALGORITHMS: dict[str, AlgorithmEntry] = {}
+
+
+def register_algorithm(entry: AlgorithmEntry) -> None:
+    """Add (or replace) an algorithm in the table."""
+    ALGORITHMS[entry.name] = entry
+
+
+for _entry in (
+    AlgorithmEntry("sparse_sac", "sb3_sparse.sac.SparseSAC", "stable_baselines3.SAC", "rl_zoo3.hyperparams_opt.sample_sac_params"),
+    AlgorithmEntry("sparse_td3", "sb3_sparse.td3.SparseTD3", "stable_baselines3.TD3", "rl_zoo3.hyperparams_opt.sample_td3_params"),
+    AlgorithmEntry("sparse_tqc", "sb3_sparse.tqc.SparseTQC", "sb3_contrib.TQC", "rl_zoo3.hyperparams_opt.sample_tqc_params"),
+    AlgorithmEntry("sparse_crossq", "sb3_sparse.crossq.SparseCrossQ", "sb3_contrib.CrossQ", None),
+    AlgorithmEntry("sparse_dqn", "sb3_sparse.dqn.SparseDQN", "stable_baselines3.DQN", "rl_zoo3.hyperparams_opt.sample_dqn_params"),
+):
+    register_algorithm(_entry)
+
+
+def get_algorithm(name: str) -> AlgorithmEntry:
+    """The entry of ``name`` (a ``ValueError`` with the valid names otherwise)."""
+    from sb3_sparse.core.config import check_choice
+
+    check_choice("algorithm", name, tuple(ALGORITHMS))
+    return ALGORITHMS[name]
