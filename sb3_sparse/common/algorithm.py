@@ -1,6 +1,6 @@
 """What the sparse algorithms share: the DST arguments, the engine's callback, space and policy checks."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 from stable_baselines3.common.type_aliases import MaybeCallback
@@ -26,14 +26,14 @@ class SparseAlgorithmMixin:
     policy: Any
     policy_class: Any
     policy_kwargs: dict[str, Any]
-    policy_aliases: Any
+    policy_aliases: ClassVar[dict[str, type[Any]]] = {}
     dst_config: dict[str, Any]
 
     def _init_dst(self, arguments: dict[str, Any]) -> None:
         """Validate the DST ``arguments`` (the constructor's locals) against the policy's modules and keep them."""
         policy = arguments["policy"]
-        policy_class = self.policy_aliases.get(policy) if isinstance(policy, str) else policy
-        self._check_sparse_policy(policy_class if policy_class is not None else policy)
+        policy_class: Any = self.policy_aliases.get(policy, policy) if isinstance(policy, str) else policy
+        self._check_sparse_policy(policy_class)
         policy_kwargs = arguments.get("policy_kwargs") or {}
         if "dst_config" in policy_kwargs:
             raise ValueError(

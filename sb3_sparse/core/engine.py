@@ -117,6 +117,30 @@ class _OptimizerStepHook:
             commit_dense_gradients(self.online)
 
 
+class _ActivityHook:
+    """Forward hook: keep the mean ``|output|`` of each unit over the batch (for dormant-unit scores)."""
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
+        if isinstance(output, th.Tensor) and output.dim() == 2:
+            module.__dict__["_sparse_activity"] = output.detach().abs().mean(dim=0)
+
+
+def track_activity(online: nn.Module) -> None:
+    """Hook (once) every module of ``online`` that owns a sparse weight to keep its units' activity."""
+    for _, module, _ in sparse_weights(online):
+        if not any(isinstance(hook, _ActivityHook) for hook in module._forward_hooks.values()):
+            module.register_forward_hook(_ActivityHook())
+
+
+@th.no_grad()
+def dormant_rows(module: nn.Module, threshold: float) -> th.Tensor | None:
+    """Indices of the units of ``module`` whose ReDo score (activity / mean activity) is at most ``threshold``."""
+    activity = module.__dict__.get("_sparse_activity")
+    if activity is None or activity.mean() <= 0:
+        return None
+    return (activity / activity.mean() <= threshold).nonzero().squeeze(1)
+
+
 class SparseEngine:
     """Drives the mask updates of named modules, each with its own :class:`ModuleConfig`.
 
@@ -141,16 +165,18 @@ class SparseEngine:
         for name, binding in bindings.items():
             if name not in self.configs or binding.optimizer is None:
                 continue
+            previous = self._hooks.get(name)
+            if previous is not None and previous[0] is binding.optimizer:
+                continue  # attached already (this runs every env step: keep it cheap)
+            if previous is not None:
+                previous[1].remove()
             regime = get_regime(self.configs[name].regime)
-            if regime.dynamic and regime.grow_score is not None:
+            if regime.dynamic:  # every update resets the state of dropped (and grown) weights
                 check_optimizer(binding.optimizer, name)
             track = regime.dynamic and regime.uses_gradient()
             track_dense_gradients(binding.online, track)
-            previous = self._hooks.get(name)
-            if previous is not None and previous[0] is binding.optimizer:
-                continue
-            if previous is not None:
-                previous[1].remove()
+            if regime.dormant_threshold is not None:
+                track_activity(binding.online)
             hook = _OptimizerStepHook(self.module_state(name), binding.online, track)
             self._hooks[name] = (binding.optimizer, binding.optimizer.register_step_pre_hook(hook))
 
@@ -248,7 +274,7 @@ class SparseEngine:
             dropped, grown = update_mask(weight, mask, n_target, n_swap, regime.drop_score, regime.grow_score, dense_grad)
             set_mask(module, weight_name, mask)
             if binding.optimizer is not None:
-                reset_state(binding.optimizer, weight, th.cat([dropped, grown]))
+                reset_state(binding.optimizer, weight, th.cat([dropped, grown, self._dormant(regime, module, weight)]))
             moved += grown.numel()
             total += n_target
         self.sync_target(binding)
@@ -259,6 +285,17 @@ class SparseEngine:
         state["optimizer_steps_at_update"] = state["optimizer_steps"]
         state["changed_fraction"] = moved / max(1, total)
         return True
+
+    @staticmethod
+    def _dormant(regime: Any, module: nn.Module, weight: th.Tensor) -> th.Tensor:
+        """Flat indices of the incoming weights of the dormant units of ``module`` (none if not tracked)."""
+        none = th.empty(0, dtype=th.long, device=weight.device)
+        if regime.dormant_threshold is None or weight.dim() != 2:
+            return none
+        rows = dormant_rows(module, regime.dormant_threshold)
+        if rows is None or rows.numel() == 0:
+            return none
+        return (rows.unsqueeze(1) * weight.shape[1] + th.arange(weight.shape[1], device=weight.device)).flatten()
 
     @staticmethod
     @th.no_grad()

@@ -28,8 +28,8 @@ class WeightState:
     """Per-weight bookkeeping kept on the module: when the mask was last applied, and gradients."""
 
     def __init__(self) -> None:
-        # (storage pointer, version) of the weight when the mask was last applied.
-        self.masked_at: tuple[int, int] = (-1, -1)
+        # (storage pointer, version) of the weight and of the mask when the mask was last applied.
+        self.masked_at: tuple[int, ...] = (-1, -1)
         # Keep the dense gradient of each backward pass (for gradient growth)?
         self.track_dense_grad = False
         self.last_dense_grad: th.Tensor | None = None
@@ -70,18 +70,20 @@ class _GradientMask:
 
 def _has_gradient_mask(weight: th.Tensor) -> bool:
     hooks = weight._backward_hooks  # tensor hooks are not kept by deepcopy or pickling: re-added on use
-    return bool(hooks) and any(isinstance(hook, _GradientMask) for hook in hooks.values())
+    return hooks is not None and any(isinstance(hook, _GradientMask) for hook in hooks.values())
 
 
 @th.no_grad()
 def enforce_mask(module: nn.Module, name: str) -> None:
     """Zero the pruned entries of ``module.<name>`` if it changed since the last time; hook its gradient."""
     weight: th.Tensor = getattr(module, name)
+    mask: th.Tensor = getattr(module, mask_name(name))
     state = _weight_states(module)[name]
-    stamp = (weight.data_ptr(), weight._version)
+    # A write to the mask buffer (through get_mask, load_state_dict) counts as a change too.
+    stamp = (weight.data_ptr(), weight._version, mask.data_ptr(), mask._version)
     if stamp != state.masked_at:
-        weight.mul_(getattr(module, mask_name(name)))
-        state.masked_at = (weight.data_ptr(), weight._version)
+        weight.mul_(mask)
+        state.masked_at = (weight.data_ptr(), weight._version, mask.data_ptr(), mask._version)
     if weight.requires_grad and not _has_gradient_mask(weight):
         weight.register_hook(_GradientMask(module, name))
 

@@ -39,7 +39,7 @@ def check_optimizer(optimizer: th.optim.Optimizer, module: str) -> None:
         known = ", ".join(sorted(cls.__name__ for cls in STATE_RESETS))
         raise ValueError(
             f"the optimizer of module {module!r} is {type(optimizer).__name__}, whose per-weight state the "
-            f"engine cannot reset when weights are grown; use one of {known}, or register it with "
+            f"engine cannot reset when weights are dropped or grown; use one of {known}, or register it with "
             "sb3_sparse.core.optim.register_optimizer"
         )
 

@@ -32,6 +32,8 @@ class Regime:
     grow_score: ClassVar[str | None] = None
     dynamic: ClassVar[bool] = False
     sparsity_schedule: ClassVar[str] = "constant"
+    #: reset the optimizer state of the incoming weights of dormant units at each update (ReDo score <= this)
+    dormant_threshold: ClassVar[float | None] = None
 
     @classmethod
     def check(cls, config: "ModuleConfig") -> None:
@@ -124,12 +126,16 @@ class NE(Regime):
     Starts at ``initial_sparsity`` (default 0.8) and grows by dense gradient towards ``sparsity`` on the
     cubic schedule; each growth also prunes ``PRUNE_RATIO`` x the grown count of the smallest weights.
     Once the final sparsity is reached, drop-and-grow continues with the drop fraction schedule.
+    At every update the optimizer state of the incoming weights of dormant units is reset: a unit is
+    dormant when its mean ``|output|`` over the last batch, divided by the layer's mean, is at most
+    ``dormant_threshold`` (ReDo's score; the output is taken before the activation function).
     """
 
     name = "ne"
     grow_score = "gradient"
     dynamic = True
     sparsity_schedule = "cubic"
+    dormant_threshold = 0.1
     PRUNE_RATIO: ClassVar[float] = 0.4
 
     @classmethod

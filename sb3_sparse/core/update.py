@@ -31,6 +31,8 @@ def update_mask(
     n_active = active.numel()
     n_target = max(0, min(n_target, flat_mask.numel()))
     if grow_score is None:
+        if n_target > n_active:
+            raise ValueError(f"cannot grow from {n_active} to n_target={n_target} active entries without a grow score")
         n_swap = 0
     n_grow = min(n_swap + max(0, n_target - n_active), inactive.numel())
     n_drop = n_active + n_grow - n_target
