@@ -1,4 +1,4 @@
-"""Theoretical FLOPs (RigL convention) and realised sparsity reports."""
+"""Theoretical FLOPs (RigL convention), realised sparsity reports, and FLOPs integrated over a run."""
 
 from typing import Any
 
@@ -6,7 +6,8 @@ import pytest
 from stable_baselines3 import SAC
 from torch import nn
 
-from sb3_sparse import MaskedLinear, SparseSAC, SparseSACPolicy, SparseTD3, flops_report, network_sparsity
+from sb3_sparse import SparseSAC, SparseSACPolicy, SparseTD3, flops_report, module_sparsity
+from sb3_sparse.core.masking import get_mask, is_sparse
 
 ALGOS = {"sac": SparseSAC, "td3": SparseTD3}
 
@@ -26,18 +27,18 @@ def linear_layers(net: Any) -> dict[str, nn.Linear]:
 def test_per_layer_numbers(algo, sparse_layers):
     model = make(algo, sparsity=0.7, sparse_layers=sparse_layers, sparsity_distribution="erk")
     report = flops_report(model)
-    rows = {(row["network"], row["layer"]): row for row in report["layers"]}
+    rows = {(row["module"], row["layer"]): row for row in report["layers"]}
     expected_rows = 0
-    for network, (online, _) in model.policy.masked_networks().items():
-        for name, module in linear_layers(online).items():
+    for module_name, binding in model.policy.sparse_bindings().items():
+        for name, module in linear_layers(binding.online).items():
             expected_rows += 1
-            row = rows[(network, name)]
+            row = rows[(module_name, f"{name}.weight")]
             assert row["shape"] == tuple(module.weight.shape)
-            assert row["weights"] == row["dense_flops"] == module.weight.numel()
-            assert row["sparse"] == isinstance(module, MaskedLinear)
+            assert row["weights"] == module.weight.numel()
+            assert row["sparse"] == is_sparse(module)
             # Active weights are the mask sums (all weights for a dense layer).
-            active = int(module.mask.sum()) if isinstance(module, MaskedLinear) else module.weight.numel()
-            assert row["active_weights"] == row["flops"] == active
+            active = int(get_mask(module).sum()) if is_sparse(module) else module.weight.numel()
+            assert row["active_weights"] == active
             assert row["density"] == pytest.approx(active / module.weight.numel())
     assert len(report["layers"]) == expected_rows
     # SAC: 2 body layers + mu + log_std, 2 x 3 critic layers; TD3: 3 actor layers, 2 x 3 critic layers.
@@ -50,10 +51,11 @@ def test_per_layer_numbers(algo, sparse_layers):
 def test_totals_convention(algo):
     model = make(algo, sparsity=0.6)
     report = flops_report(model)
-    forward = {network: [0, 0] for network in ("actor", "critic")}
+    forward = {module: [0, 0] for module in ("actor", "critic")}
     for row in report["layers"]:
-        forward[row["network"]][0] += row["flops"]
-        forward[row["network"]][1] += row["dense_flops"]
+        # One multiply-add per active weight per sample (dense: every weight).
+        forward[row["module"]][0] += row["active_weights"]
+        forward[row["module"]][1] += row["weights"]
     # Inference: one actor forward pass.
     assert report["inference_flops"] == forward["actor"][0]
     assert report["dense_inference_flops"] == forward["actor"][1]
@@ -68,15 +70,26 @@ def test_totals_convention(algo):
     # The output heads stay dense by default: ratios above the 40% density of the sparse layers.
     assert 0.4 < report["inference_flops_ratio"] < 1.0
     assert 0.4 < report["training_flops_ratio"] < 1.0
+    # Before training there is no run to integrate over.
+    assert report["integrated_training_flops_ratio"] is None
+    assert "training FLOPs over the run" not in report["table"]
+    assert "inference FLOPs:" in report["table"]
+    assert ("latent_pi.0.weight" if algo == "sac" else "mu.0.weight") in report["table"]
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_dense_model(algo):
+    # Sparsity 0 (masks of ones) and the dense regime (no masks) both cost dense.
     report = flops_report(make(algo, sparsity=0.0, sparse_layers="all"))
     assert report["inference_flops_ratio"] == 1.0
     assert report["training_flops_ratio"] == 1.0
     assert report["sparsity"] == 0.0
     assert report["active_weights"] == report["weights"]
+    dense = flops_report(make(algo, regime="dense"))
+    assert dense["inference_flops_ratio"] == dense["training_flops_ratio"] == 1.0
+    assert dense["weights"] == report["weights"] == dense["active_weights"]
+    assert not any(row["sparse"] for row in dense["layers"])
+    assert dense["sparsity"] == 0.0
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
@@ -91,15 +104,15 @@ def test_ratio_is_active_fraction(algo, sparsity):
     assert report["training_flops_ratio"] == pytest.approx(1 - sparsity, abs=5e-3)
 
 
-def test_network_sparsity():
-    model = make("td3", actor_sparsity=0.8, critic_sparsity=0.6)
-    sparsity = network_sparsity(model)
+def test_module_sparsity():
+    model = make("td3", modules={"actor": {"sparsity": 0.8}, "critic": {"sparsity": 0.6}})
+    sparsity = module_sparsity(model)
     assert set(sparsity) == {"actor", "critic", "global"}
     counts = {}
-    for network in ("actor", "critic"):
-        layers = [layer for _, layer in model.policy.masked_layers(network)]
-        counts[network] = (sum(int(layer.mask.sum()) for layer in layers), sum(layer.mask.numel() for layer in layers))
-        assert sparsity[network] == pytest.approx(1 - counts[network][0] / counts[network][1])
+    for module, binding in model.policy.sparse_bindings().items():
+        layers = [m for m in binding.online.modules() if isinstance(m, nn.Linear) and is_sparse(m)]
+        counts[module] = (sum(int(get_mask(m).sum()) for m in layers), sum(m.weight.numel() for m in layers))
+        assert sparsity[module] == pytest.approx(1 - counts[module][0] / counts[module][1])
     assert sparsity["actor"] == pytest.approx(0.8, abs=2e-3)
     assert sparsity["critic"] == pytest.approx(0.6, abs=2e-3)
     active = counts["actor"][0] + counts["critic"][0]
@@ -111,10 +124,14 @@ def test_network_sparsity():
 def test_model_policy_and_plain_sac():
     model = make("sac", sparsity=0.5)
     assert flops_report(model) == flops_report(model.policy)
-    plain = SAC(SparseSACPolicy, "Pendulum-v1", policy_kwargs={"net_arch": [32, 16], "sparsity": 0.5}, buffer_size=10)
+    plain = SAC(
+        SparseSACPolicy, "Pendulum-v1", policy_kwargs={"net_arch": [32, 16], "dst_config": {"sparsity": 0.5}}, buffer_size=10
+    )
     assert flops_report(plain)["inference_flops"] == flops_report(model)["inference_flops"]
     with pytest.raises(TypeError, match="flops_report needs a sparse model or policy, got SAC"):
         flops_report(SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, buffer_size=10))
+    with pytest.raises(TypeError, match="needs a sparse model or policy"):
+        module_sparsity(SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, buffer_size=10))
 
 
 def test_features_extractor_not_counted():
@@ -136,3 +153,49 @@ def test_features_extractor_not_counted():
     # actor: latent_pi.0 (16 -> 8), mu, log_std; critic: 2 x (18 -> 8, 8 -> 1)
     assert report["dense_inference_flops"] == 16 * 8 + 8 * 2 + 8 * 2
     assert report["weights"] == 16 * 8 + 8 * 2 * 2 + 2 * (18 * 8 + 8)
+
+
+# --- FLOPs over a run -------------------------------------------------------------------------
+
+
+def run(algo: str, **kwargs: Any) -> Any:
+    arguments = {
+        "learning_starts": 20,
+        "batch_size": 16,
+        "sparse_layers": "all",
+        "topology_update_interval": 20,
+        "topology_update_end": 0.8,
+        "policy_kwargs": {"net_arch": [32, 32]},
+        "seed": 0,
+        **kwargs,
+    }
+    return ALGOS[algo]("MlpPolicy", "Pendulum-v1", **arguments).learn(150)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_integrated_flops_of_a_gmp_run(algo):
+    """Dense to 90% sparse between 20% and 80% of the run: the run cost between its final density's and dense."""
+    model = run(algo, regime="gmp", sparsity=0.9, topology_update_start=0.2, topology_update_end=0.8)
+    report = flops_report(model)
+    assert report["sparsity"] == pytest.approx(0.9, abs=5e-3)
+    assert report["training_flops_ratio"] == pytest.approx(0.1, abs=0.01)
+    assert report["training_flops_ratio"] < report["integrated_training_flops_ratio"] < 1.0
+    assert "training FLOPs over the run so far" in report["table"]
+    # The run's totals add up per module.
+    modules = model.dst_state["modules"]
+    assert report["integrated_training_flops_ratio"] == pytest.approx(
+        sum(m["train_flops"] for m in modules.values()) / sum(m["dense_train_flops"] for m in modules.values())
+    )
+
+
+@pytest.mark.parametrize("regime", ["static", "set", "ne"])
+def test_integrated_flops_of_other_regimes(regime):
+    sparsity = 0.3 if regime == "ne" else 0.8
+    report = flops_report(run("sac", regime=regime, sparsity=sparsity))
+    if regime == "ne":
+        # Sparse to denser: the run cost less than the final masks do now.
+        assert report["integrated_training_flops_ratio"] < report["training_flops_ratio"] < 1.0
+        assert report["sparsity"] == pytest.approx(0.3, abs=5e-3)
+    else:
+        # A constant density: the run cost exactly the current ratio.
+        assert report["integrated_training_flops_ratio"] == pytest.approx(report["training_flops_ratio"])

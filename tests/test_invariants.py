@@ -1,4 +1,4 @@
-"""Sparsity invariants checked during real (short) training, and the layers each configuration masks."""
+"""Sparsity invariants checked during real (short) training for every regime, and the layers each configuration masks."""
 
 from typing import Any
 
@@ -7,60 +7,75 @@ import torch as th
 from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_sparse import MaskedLinear, SparseSAC, SparseSACPolicy, SparseTD3, SparseTD3Policy, TopologyUpdateCallback
+from sb3_sparse import SparseSAC, SparseSACPolicy, SparseTD3, SparseTD3Policy, TopologyUpdateCallback
 from sb3_sparse.core.distributions import active_count, erdos_renyi_scale
-from sb3_sparse.common.policies import masked_layers
+from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights
 
 SMALL = {"net_arch": [32, 32]}
+ALGOS = {"sac": SparseSAC, "td3": SparseTD3}
+REGIMES = ["dense", "static", "set", "rigl", "gmp", "ne"]
 
 
-def is_active(layer: MaskedLinear) -> th.Tensor:
-    assert ((layer.mask == 0) | (layer.mask == 1)).all()
-    return layer.mask.bool()
+def networks(policy: Any) -> dict[str, tuple[str, Any]]:
+    """Every online and target network of the sparse modules: ``{network: (module, net)}``."""
+    result = {}
+    for module, binding in policy.sparse_bindings().items():
+        result[module] = (module, binding.online)
+        if binding.target is not None:
+            result[f"{module}_target"] = (module, binding.target)
+    return result
+
+
+def mask_of(module: Any, name: str) -> th.Tensor:
+    mask = get_mask(module, name)
+    assert ((mask == 0) | (mask == 1)).all()
+    return mask.bool()
 
 
 def masks(policy: Any) -> dict[str, th.Tensor]:
     """Every mask of every (online and target) network, by full name."""
     return {
-        f"{n}.{name}": is_active(layer).clone() for n, layer_list in _all_layers(policy).items() for name, layer in layer_list
+        f"{network}.{name}": mask_of(module, weight).clone()
+        for network, (_, net) in networks(policy).items()
+        for name, module, weight in sparse_weights(net)
     }
 
 
-def _all_layers(policy: Any) -> dict[str, list[tuple[str, MaskedLinear]]]:
-    result = {}
-    for network, (online, target) in policy.masked_networks().items():
-        result[network] = masked_layers(online)
-        if target is not None:
-            result[f"{network}_target"] = masked_layers(target)
-    return result
+def active_counts(policy: Any) -> dict[str, int]:
+    return {name: int(mask.sum()) for name, mask in masks(policy).items()}
 
 
 def check_exact_zeros(policy: Any) -> None:
-    """Pruned weights are exactly 0 in every online and target network."""
-    for network, layers in _all_layers(policy).items():
-        for name, layer in layers:
-            pruned = layer.weight[~is_active(layer)]
+    """Pruned weights are exactly 0 (as stored) in every online and target network."""
+    for network, (_, net) in networks(policy).items():
+        for name, module, weight in sparse_weights(net):
+            pruned = getattr(module, weight)[~mask_of(module, weight)]
             assert (pruned == 0).all(), f"{network}.{name}: {int((pruned != 0).sum())} pruned weights are not 0"
 
 
 def check_targets_match(policy: Any) -> None:
-    """Target masks equal the online masks."""
-    for online, target in policy.masked_networks().values():
-        if target is None:
+    """Target masks equal the online masks (same layers)."""
+    for binding in policy.sparse_bindings().values():
+        if binding.target is None:
             continue
-        target_layers = dict(masked_layers(target))
-        online_layers = masked_layers(online)
-        assert set(target_layers) == {name for name, _ in online_layers}
-        for name, layer in online_layers:
-            assert th.equal(target_layers[name].mask, layer.mask), name
+        online = {name: get_mask(module, weight) for name, module, weight in sparse_weights(binding.online)}
+        target = {name: get_mask(module, weight) for name, module, weight in sparse_weights(binding.target)}
+        assert online.keys() == target.keys()
+        for name, mask in online.items():
+            assert th.equal(target[name], mask), name
 
 
 class InvariantChecker(BaseCallback):
-    """Checks, after every env step, every sparsity invariant; records when masks changed."""
+    """Checks, after every env step, every sparsity invariant; records when masks changed.
 
-    def __init__(self, expected_density: dict[str, float]):
+    :param expected_density: the initial density of each module's sparse layers
+    :param count_trend: per module, how the active counts may move: ``"constant"``, ``"down"`` (gmp) or ``"up"`` (ne)
+    """
+
+    def __init__(self, expected_density: dict[str, float], count_trend: dict[str, str] | None = None):
         super().__init__()
         self.expected_density = expected_density
+        self.count_trend = count_trend or {}
         self.n_checks = 0
         self.mask_changes: list[int] = []
         self.counts: dict[str, int] = {}
@@ -68,12 +83,12 @@ class InvariantChecker(BaseCallback):
 
     def _on_training_start(self) -> None:
         policy = self.model.policy
-        for network, layers in _all_layers(policy).items():
-            for name, layer in layers:
-                self.counts[f"{network}.{name}"] = layer.n_active
-                # Per-layer active count matches its target density within one weight.
-                density = self.expected_density[network.removesuffix("_target")]
-                assert abs(layer.n_active - density * layer.mask.numel()) <= 1
+        for network, (module, net) in networks(policy).items():
+            for name, owner, weight in sparse_weights(net):
+                # Per-layer active count matches its initial density within one weight.
+                n_active = int(mask_of(owner, weight).sum())
+                assert abs(n_active - self.expected_density[module] * getattr(owner, weight).numel()) <= 1, (network, name)
+        self.counts = active_counts(policy)
         self.previous = masks(policy)
         check_exact_zeros(policy)
         check_targets_match(policy)
@@ -82,10 +97,17 @@ class InvariantChecker(BaseCallback):
         policy = self.model.policy
         check_exact_zeros(policy)
         check_targets_match(policy)
-        for network, layers in _all_layers(policy).items():
-            for name, layer in layers:
-                assert layer.n_active == self.counts[f"{network}.{name}"], f"{network}.{name} changed its active count"
         current = masks(policy)
+        counts = {key: int(mask.sum()) for key, mask in current.items()}
+        for key, count in counts.items():
+            trend = self.count_trend.get(key.split(".")[0].removesuffix("_target"), "constant")
+            if trend == "constant":
+                assert count == self.counts[key], f"{key} changed its active count"
+            elif trend == "down":
+                assert count <= self.counts[key], f"{key} grew"
+            else:
+                assert count >= self.counts[key], f"{key} shrank"
+        self.counts = counts
         if any(not th.equal(current[key], self.previous[key]) for key in current):
             self.mask_changes.append(self.num_timesteps)
         self.previous = current
@@ -94,28 +116,25 @@ class InvariantChecker(BaseCallback):
 
 
 class StepChecker:
-    """Optimizer post-step hooks (registered after the policy's own) checking exact zeros after every gradient step."""
+    """Optimizer post-step hooks checking exact zeros (online and target) after every gradient step."""
 
     def __init__(self, policy: Any):
         self.policy = policy
         self.n_steps = 0
-        for online, _ in policy.masked_networks().values():
-            online.optimizer.register_step_post_hook(self)
+        for binding in policy.sparse_bindings().values():
+            binding.optimizer.register_step_post_hook(self)
 
     def __call__(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         check_exact_zeros(self.policy)
         self.n_steps += 1
 
 
-ALGOS = {"sac": SparseSAC, "td3": SparseTD3}
-
-
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"grow_method": "random"},
-        {"grow_method": "gradient", "train_freq": 2, "gradient_steps": 2, "sparse_layers": "all", "sparsity": 0.8},
+        {"regime": "set"},
+        {"regime": "rigl", "train_freq": 2, "gradient_steps": 2, "sparse_layers": "all", "sparsity": 0.8},
     ],
     ids=["set", "rigl-multi-step"],
 )
@@ -144,37 +163,93 @@ def test_invariants_during_training(algo, kwargs):
     # Updates at 60, 120, 180, 240 changed the masks, and only then.
     assert checker.mask_changes == [60, 120, 180, 240]
     for network in ("actor", "critic"):
-        assert model.topology_state.networks[network]["n_updates"] == 4
-        assert model.topology_state.networks[network]["last_update_step"] == 240
+        assert model.dst_state["modules"][network]["n_updates"] == 4
+        assert model.dst_state["modules"][network]["last_update_step"] == 240
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+@pytest.mark.parametrize("regime", REGIMES)
+def test_every_regime_keeps_the_invariants(algo, regime):
+    """Exact zeros in online and target networks after every env and gradient step, target masks equal to the
+    online ones, active counts constant (gmp: only down, ne: only up), masks changing only at updates."""
+    sparsity, initial = {"gmp": (0.8, 0.0), "ne": (0.3, 0.8)}.get(regime, (0.6, 0.6))
+    model = ALGOS[algo](
+        "MlpPolicy",
+        "Pendulum-v1",
+        regime=regime,
+        sparsity=sparsity,
+        sparse_layers="all",
+        learning_starts=30,
+        batch_size=32,
+        topology_update_interval=40,
+        drop_fraction=0.3,
+        topology_update_end=120,
+        policy_kwargs=dict(SMALL),
+        seed=1,
+    )
+    density = 1.0 if regime == "dense" else 1 - initial
+    trend = {"gmp": "down", "ne": "up"}.get(regime, "constant")
+    checker = InvariantChecker({"actor": density, "critic": density}, {"actor": trend, "critic": trend})
+    steps = StepChecker(model.policy)
+    initial_counts = active_counts(model.policy)
+    model.learn(160, callback=checker)
+    assert steps.n_steps >= model._n_updates
+    state = model.dst_state["modules"]
+    if regime == "dense":
+        assert not masks(model.policy)
+    if regime in ("dense", "static"):
+        assert checker.mask_changes == []
+        assert all(record["n_updates"] == 0 for record in state.values())
+        return
+    assert checker.mask_changes == [40, 80, 120]
+    for network in ("actor", "critic"):
+        assert state[network]["n_updates"] == 3
+    final_counts = active_counts(model.policy)
+    if regime in ("set", "rigl"):
+        assert final_counts == initial_counts
+    else:
+        # gmp and ne reached their final sparsity at the end of the window (step 120).
+        for network, (_, net) in networks(model.policy).items():
+            for name, owner, weight in sparse_weights(net):
+                shape = tuple(getattr(owner, weight).shape)
+                assert final_counts[f"{network}.{name}"] == active_count(shape, 1 - sparsity), (network, name)
 
 
 def test_plain_sac_with_sparse_policy_and_callback():
+    dst_config = {"sparsity": 0.8, "regime": "rigl", "topology_update_interval": 80, "drop_fraction": 0.2}
     model = SAC(
         SparseSACPolicy,
         "Pendulum-v1",
         learning_starts=30,
         batch_size=32,
-        policy_kwargs={**SMALL, "sparsity": 0.8},
+        policy_kwargs={**SMALL, "dst_config": dst_config},
         seed=1,
     )
     initial = masks(model.policy)
-    callback = TopologyUpdateCallback(topology_update_interval=80, grow_method="gradient", drop_fraction=0.2)
+    callback = TopologyUpdateCallback()
     checker = InvariantChecker({"actor": 0.2, "critic": 0.2})
     model.learn(200, callback=[callback, checker])
-    assert callback.state.networks["actor"]["n_updates"] == 2
-    assert callback.state.networks["critic"]["n_updates"] == 2
+    assert model.dst_state["modules"]["actor"]["n_updates"] == 2
+    assert model.dst_state["modules"]["critic"]["n_updates"] == 2
     assert checker.mask_changes == [80, 160]
     after = masks(model.policy)
     assert all(not th.equal(initial[key], after[key]) for key in initial)
 
 
 def test_plain_td3_with_sparse_policy_and_callback():
-    model = TD3(SparseTD3Policy, "Pendulum-v1", learning_starts=30, batch_size=32, policy_kwargs=dict(SMALL), seed=2)
-    callback = TopologyUpdateCallback(topology_update_interval=60, drop_fraction=0.2)
+    model = TD3(
+        SparseTD3Policy,
+        "Pendulum-v1",
+        learning_starts=30,
+        batch_size=32,
+        policy_kwargs={**SMALL, "dst_config": {"topology_update_interval": 60, "drop_fraction": 0.2}},
+        seed=2,
+    )
+    callback = TopologyUpdateCallback()
     checker = InvariantChecker({"actor": 0.5, "critic": 0.5})
     model.learn(200, callback=[callback, checker])
     assert checker.mask_changes == [60, 120, 180]
-    assert callback.state.n_updates == 6
+    assert sum(record["n_updates"] for record in model.dst_state["modules"].values()) == 6
 
 
 # --- which layers are masked ------------------------------------------------------------------
@@ -183,7 +258,11 @@ POLICY_KWARGS = {"net_arch": [16, 16]}
 
 
 def masked_names(model: Any) -> dict[str, list[str]]:
-    return {network: [name for name, _ in model.policy.masked_layers(network)] for network in ("actor", "critic")}
+    """The owning modules of the sparse weights of each online module."""
+    return {
+        module: [name.removesuffix(".weight") for name, _, _ in sparse_weights(binding.online)]
+        for module, binding in model.policy.sparse_bindings().items()
+    }
 
 
 SAC_LAYERS = {
@@ -208,44 +287,60 @@ TD3_LAYERS = {
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 @pytest.mark.parametrize("sparse_layers", list(SAC_LAYERS), ids=str)
 def test_masked_layers(algo, sparse_layers):
-    model = ALGOS[algo]("MlpPolicy", "Pendulum-v1", sparse_layers=sparse_layers, policy_kwargs=POLICY_KWARGS, buffer_size=10)
+    model = ALGOS[algo](
+        "MlpPolicy", "Pendulum-v1", sparse_layers=sparse_layers, policy_kwargs=dict(POLICY_KWARGS), buffer_size=10
+    )
     actor_names, critic_names = (SAC_LAYERS if algo == "sac" else TD3_LAYERS)[sparse_layers]
     assert masked_names(model) == {"actor": actor_names, "critic": critic_names}
-    # The other linear layers stay plain nn.Linear; target networks mask the same layers.
-    for network, (online, target) in model.policy.masked_networks().items():
-        for net in (online, target):
-            if net is None:
-                continue
-            linear = {name for name, m in net.named_modules() if isinstance(m, th.nn.Linear)}
-            assert {name for name, _ in masked_layers(net)} == set(masked_names(model)[network])
-            assert linear > set(masked_names(model)[network]) or sparse_layers == "all"
+    # The other linear layers stay dense; target networks mask the same layers.
+    for module, (_, net) in networks(model.policy).items():
+        linear = {name for name, m in net.named_modules() if isinstance(m, th.nn.Linear)}
+        sparse = {name for name, m in net.named_modules() if isinstance(m, th.nn.Linear) and is_sparse(m)}
+        assert sparse == set(masked_names(model)[module.removesuffix("_target")])
+        assert linear > sparse or sparse_layers == "all"
+        # Only weights are masked (never biases).
+        assert all(weight == "weight" for _, _, weight in sparse_weights(net))
     # Each masked layer has its uniform 50% sparsity.
-    for network in ("actor", "critic"):
-        for _, layer in model.policy.masked_layers(network):
-            assert layer.n_active == active_count(tuple(layer.weight.shape), 0.5)
+    for binding in model.policy.sparse_bindings().values():
+        for _, owner, weight in sparse_weights(binding.online):
+            assert int(get_mask(owner, weight).sum()) == active_count(tuple(getattr(owner, weight).shape), 0.5)
 
 
 def test_default_sparse_layers_keep_output_heads_dense():
-    sac = SparseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=POLICY_KWARGS, buffer_size=10)
-    assert not isinstance(sac.actor.mu, MaskedLinear) and not isinstance(sac.actor.log_std, MaskedLinear)
-    assert all(not isinstance(q_net[-1], MaskedLinear) for q_net in sac.critic.q_networks)
-    assert all(isinstance(q_net[0], MaskedLinear) for q_net in sac.critic.q_networks)
-    td3 = SparseTD3("MlpPolicy", "Pendulum-v1", policy_kwargs=POLICY_KWARGS, buffer_size=10)
-    assert not isinstance(td3.actor.mu[-2], MaskedLinear) and isinstance(td3.actor.mu[0], MaskedLinear)
-    assert not isinstance(td3.actor_target.mu[-2], MaskedLinear) and isinstance(td3.actor_target.mu[0], MaskedLinear)
+    sac = SparseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(POLICY_KWARGS), buffer_size=10)
+    assert not is_sparse(sac.actor.mu) and not is_sparse(sac.actor.log_std)
+    assert all(not is_sparse(q_net[-1]) for q_net in sac.critic.q_networks)
+    assert all(is_sparse(q_net[0]) for q_net in sac.critic.q_networks)
+    td3 = SparseTD3("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(POLICY_KWARGS), buffer_size=10)
+    assert not is_sparse(td3.actor.mu[-2]) and is_sparse(td3.actor.mu[0])
+    assert not is_sparse(td3.actor_target.mu[-2]) and is_sparse(td3.actor_target.mu[0])
 
 
 def test_sparse_layers_all_inside_a_list_means_all():
-    model = SparseSAC("MlpPolicy", "Pendulum-v1", sparse_layers=["hidden", "all"], policy_kwargs=POLICY_KWARGS, buffer_size=10)
-    assert model.sparse_layers == ["input", "hidden", "output"]
+    model = SparseSAC(
+        "MlpPolicy", "Pendulum-v1", sparse_layers=["hidden", "all"], policy_kwargs=dict(POLICY_KWARGS), buffer_size=10
+    )
+    for config in model.policy.module_configs.values():
+        assert config.sparse_layers == ("input", "hidden", "output")
     assert masked_names(model) == {"actor": SAC_LAYERS["all"][0], "critic": SAC_LAYERS["all"][1]}
+
+
+def test_dense_regime_masks_nothing():
+    model = SparseSAC(
+        "MlpPolicy", "Pendulum-v1", modules={"actor": {"regime": "dense"}}, policy_kwargs=dict(POLICY_KWARGS), buffer_size=10
+    )
+    assert masked_names(model) == {"actor": [], "critic": SAC_LAYERS[("input", "hidden")][1]}
 
 
 # --- realised sparsity per distribution -------------------------------------------------------
 
 
-def layer_stats(model: Any, network: str) -> list[tuple[tuple[int, int], int]]:
-    return [(tuple(layer.weight.shape), layer.n_active) for _, layer in model.policy.masked_layers(network)]
+def layer_stats(model: Any, module: str) -> list[tuple[tuple[int, int], int]]:
+    online = model.policy.sparse_bindings()[module].online
+    return [
+        (tuple(getattr(owner, weight).shape), int(get_mask(owner, weight).sum()))
+        for _, owner, weight in sparse_weights(online)
+    ]
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
@@ -270,11 +365,11 @@ def test_realised_sparsity(algo, distribution, sparsity, sparse_layers):
         policy_kwargs={"net_arch": [64, 64]},
         buffer_size=10,
     )
-    for network in ("actor", "critic"):
-        stats = layer_stats(model, network)
+    for module in ("actor", "critic"):
+        stats = layer_stats(model, module)
         total = sum(s[0] * s[1] for s, _ in stats)
         active = sum(n for _, n in stats)
-        # Network-wide: the target sparsity, within one weight per layer.
+        # Module-wide: the target sparsity, within one weight per layer.
         assert abs(active - (1 - sparsity) * total) <= len(stats)
         densities = [n / (s[0] * s[1]) for s, n in stats]
         assert all(0 < d <= 1 for d in densities)
@@ -295,13 +390,13 @@ def test_actor_and_critic_sparsity():
     model = SparseTD3(
         "MlpPolicy",
         "Pendulum-v1",
-        actor_sparsity=0.9,
-        critic_sparsity=0.7,
+        modules={"actor": {"sparsity": 0.9}, "critic": {"sparsity": 0.7}},
         policy_kwargs={"net_arch": [64, 64]},
         buffer_size=10,
     )
-    for network, sparsity in (("actor", 0.9), ("critic", 0.7)):
-        for shape, n in layer_stats(model, network):
+    for module, sparsity in (("actor", 0.9), ("critic", 0.7)):
+        assert model.policy.module_configs[module].sparsity == sparsity
+        for shape, n in layer_stats(model, module):
             assert n == active_count(shape, 1 - sparsity)
 
 
@@ -315,17 +410,20 @@ def test_erdos_renyi_lambdas_per_depth():
         policy_kwargs={"net_arch": [64, 64]},
         buffer_size=10,
     )
-    for network in ("actor", "critic"):
-        (first, n_first), (second, n_second) = layer_stats(model, network)[:2]
-        assert n_first == active_count(first, 2 * erdos_renyi_scale(first))
-        assert n_second == active_count(second, 20 * erdos_renyi_scale(second))
+    for module in ("actor", "critic"):
+        stats = layer_stats(model, module)
+        for (first, n_first), (second, n_second) in zip(stats[0::2], stats[1::2], strict=True):
+            assert n_first == active_count(first, 2 * erdos_renyi_scale(first))
+            assert n_second == active_count(second, 20 * erdos_renyi_scale(second))
 
 
 @pytest.mark.parametrize("mask_init", ["random", "magnitude"])
 def test_target_networks_start_as_copies(mask_init):
-    model = SparseTD3("MlpPolicy", "Pendulum-v1", mask_init=mask_init, policy_kwargs=POLICY_KWARGS, buffer_size=10)
+    model = SparseTD3("MlpPolicy", "Pendulum-v1", mask_init=mask_init, policy_kwargs=dict(POLICY_KWARGS), buffer_size=10)
     check_targets_match(model.policy)
     check_exact_zeros(model.policy)
-    for online, target in model.policy.masked_networks().values():
-        for (name, layer), (_, target_layer) in zip(masked_layers(online), masked_layers(target), strict=True):
-            assert th.equal(layer.weight, target_layer.weight), name
+    for binding in model.policy.sparse_bindings().values():
+        targets = {name: (owner, weight) for name, owner, weight in sparse_weights(binding.target)}
+        for name, owner, weight in sparse_weights(binding.online):
+            target_owner, target_weight = targets[name]
+            assert th.equal(getattr(owner, weight), getattr(target_owner, target_weight)), name

@@ -1,6 +1,5 @@
-"""Drop-and-grow of one masked layer (:func:`rewire_layer`) and the masked layer itself."""
-
-import math
+"""Drop-and-grow of one sparse weight (:func:`~sb3_sparse.core.update.update_mask`, :meth:`SparseEngine.update`),
+initial masks, and the dense gradient that RigL grows by."""
 
 import gymnasium as gym
 import numpy as np
@@ -8,243 +7,205 @@ import pytest
 import torch as th
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
-from sb3_sparse import MaskedLinear, SparseTD3Policy
-from sb3_sparse.common.topology import reset_optimizer_state, rewire_layer
+from sb3_sparse import SparseTD3Policy
+from sb3_sparse.core.config import ModuleConfig
+from sb3_sparse.core.engine import ModuleBinding, SparseEngine, sparsify_module
+from sb3_sparse.core.masking import get_mask, sparse_weights, sparsify, track_dense_gradients, weight_state
+from sb3_sparse.core.optim import reset_state
+from sb3_sparse.core.update import init_mask, update_mask
 
 
-def make_layer(n_in: int, n_out: int, n_active: int, seed: int) -> tuple[MaskedLinear, th.optim.Adam]:
-    """A masked layer with distinct non-zero active weights and a filled-in Adam state."""
+def distinct_layer(n_out: int, n_in: int, n_active: int, seed: int) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """(weight, mask, dense gradient): distinct non-zero magnitudes at the active positions, 0 elsewhere."""
     th.manual_seed(seed)
-    layer = MaskedLinear(n_in, n_out)
-    layer.init_mask(n_active, "random")
-    optimizer = th.optim.Adam(layer.parameters(), lr=1e-2)
-    for _ in range(2):
-        optimizer.zero_grad()
-        layer(th.randn(8, n_in)).pow(2).sum().backward()
-        optimizer.step()
-        layer.apply_mask()
-    with th.no_grad():
-        # Distinct magnitudes (no ties), random signs, only at active positions.
-        magnitudes = th.randperm(n_in * n_out).float().add(1.0).view(n_out, n_in) / (n_in * n_out)
-        signs = th.randint(0, 2, (n_out, n_in)).float().mul(2.0).sub(1.0)
-        layer.weight.copy_(magnitudes * signs * layer.mask)
-        layer.dense_grad = th.rand(n_out, n_in) + 0.01
-    return layer, optimizer
+    numel = n_out * n_in
+    mask = init_mask(th.empty(n_out, n_in), n_active, "random")
+    signs = th.randint(0, 2, (n_out, n_in)).float().mul(2.0).sub(1.0)
+    weight = (th.randperm(numel).float().add(1.0).view(n_out, n_in) / numel) * signs * mask
+    dense_grad = th.randperm(numel).float().add(1.0).view(n_out, n_in) * signs
+    return weight, mask, dense_grad
 
 
-def is_active(layer: MaskedLinear) -> th.Tensor:
-    """The mask as booleans (whatever dtype the layer stores it in), checking it holds only 0 and 1."""
-    assert ((layer.mask == 0) | (layer.mask == 1)).all()
-    return layer.mask.bool()
-
-
-def snapshot(layer: MaskedLinear, optimizer: th.optim.Optimizer) -> dict[str, th.Tensor]:
-    state = optimizer.state[layer.weight]
-    return {
-        "mask": is_active(layer).clone(),
-        "weight": layer.weight.detach().clone(),
-        "bias": layer.bias.detach().clone(),
-        "exp_avg": state["exp_avg"].clone(),
-        "exp_avg_sq": state["exp_avg_sq"].clone(),
-        "step": state["step"].clone(),
-    }
-
-
-def check_rewire(before: dict[str, th.Tensor], layer: MaskedLinear, optimizer: th.optim.Optimizer, moved: int) -> None:
-    """Every invariant of one drop-and-grow step."""
-    old, new = before["mask"], is_active(layer)
-    weight = layer.weight.detach()
-    state = optimizer.state[layer.weight]
-    dropped = old & ~new
-    grown = ~old & new
-    kept = old & new
-    # Active count unchanged; as many dropped as grown; the return value is that count.
+def check_swap(before_weight: th.Tensor, before_mask: th.Tensor, weight: th.Tensor, mask: th.Tensor, moved: int) -> None:
+    """Every invariant of one drop-and-grow step at a constant active count."""
+    old, new = before_mask.bool(), mask.bool()
+    dropped, grown, kept = old & ~new, ~old & new, old & new
     assert int(new.sum()) == int(old.sum())
     assert int(dropped.sum()) == int(grown.sum()) == moved
-    # Grown positions were inactive before the update (so never the just-dropped ones).
     assert not (grown & old).any()
-    # Dropped positions were the smallest-|w| active ones.
     if moved and kept.any():
-        assert before["weight"][dropped].abs().max() <= before["weight"][kept].abs().min()
-    # Grown and dropped weights are exactly 0, pruned weights stay 0, the others are untouched.
+        assert before_weight[dropped].abs().max() <= before_weight[kept].abs().min()
     assert (weight[grown] == 0).all()
     assert (weight[~new] == 0).all()
-    assert th.equal(weight[kept], before["weight"][kept])
-    assert th.equal(layer.bias.detach(), before["bias"])
-    # Adam state reset at grown positions, untouched elsewhere.
-    for key in ("exp_avg", "exp_avg_sq"):
-        assert (state[key][grown] == 0).all()
-        assert th.equal(state[key][~grown], before[key][~grown])
-    assert th.equal(state["step"], before["step"])
+    assert th.equal(weight[kept], before_weight[kept])
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    n_in=st.integers(1, 40),
-    n_out=st.integers(1, 40),
-    density=st.floats(0.0, 1.0),
-    drop_fraction=st.floats(0.0, 1.0),
-    grow_method=st.sampled_from(["random", "gradient"]),
-    seed=st.integers(0, 2**16),
-)
-def test_rewire_invariants(n_in, n_out, density, drop_fraction, grow_method, seed):
-    numel = n_in * n_out
-    n_active = round(density * numel)
-    layer, optimizer = make_layer(n_in, n_out, n_active, seed)
-    before = snapshot(layer, optimizer)
-    moved = rewire_layer(layer, drop_fraction, grow_method, optimizer)
-    assert moved == min(math.floor(drop_fraction * n_active), numel - n_active)
-    check_rewire(before, layer, optimizer, moved)
-    if grow_method == "gradient" and moved:
-        # The grown positions are the top-k dense-gradient positions among the inactive ones.
-        scores = layer.dense_grad.masked_fill(before["mask"], -1.0).flatten()
-        expected = th.zeros(numel, dtype=th.bool)
-        expected[th.topk(scores, moved).indices] = True
-        assert th.equal((~before["mask"] & is_active(layer)).flatten(), expected)
-
-
-def test_rewire_counts_example():
-    layer, optimizer = make_layer(10, 10, 40, seed=0)
-    before = snapshot(layer, optimizer)
-    assert rewire_layer(layer, 0.25, "random", optimizer) == 10
-    check_rewire(before, layer, optimizer, 10)
+def test_update_mask_example():
+    weight, mask, _ = distinct_layer(10, 10, 40, seed=0)
+    before_weight, before_mask = weight.clone(), mask.clone()
+    dropped, grown = update_mask(weight, mask, 40, 10, "magnitude", "random")
+    assert dropped.numel() == grown.numel() == 10
+    check_swap(before_weight, before_mask, weight, mask, 10)
     # Dropped exactly the 10 smallest active magnitudes.
-    active_magnitudes = before["weight"][before["mask"]].abs()
-    smallest = active_magnitudes.sort().values[:10]
-    assert th.equal(before["weight"][before["mask"] & ~is_active(layer)].abs().sort().values, smallest)
+    smallest = before_weight[before_mask.bool()].abs().sort().values[:10]
+    assert th.equal(before_weight.flatten()[dropped].abs().sort().values, smallest)
 
 
-def test_rigl_uses_dense_gradient():
-    """Inactive weights are 0, so their masked gradient is 0; growth must rank the dense gradient."""
-    th.manual_seed(3)
-    layer = MaskedLinear(12, 8)
-    layer.init_mask(48, "random")
-    optimizer = th.optim.Adam(layer.parameters(), lr=1e-3)
-    layer.track_dense_grad = True
-    x, target = th.randn(32, 12), th.randn(32, 8)
-    ((layer(x) - target) ** 2).mean().backward()
-    grad = layer.weight.grad.clone()
-    inactive = ~is_active(layer)
-    # The gradient at inactive positions is not zero (dense forward with zero weights) ...
-    assert (grad[inactive] != 0).all()
-    # ... while the masked gradient is 0 there: ranking it would pick arbitrary positions.
-    assert ((grad * layer.mask)[inactive] == 0).all()
-    layer.capture_dense_grad()
-    assert th.equal(layer.dense_grad, grad.abs())
-    optimizer.step()
-    layer.apply_mask()
-    before_mask = is_active(layer).clone()
-    moved = rewire_layer(layer, 0.25, "gradient", optimizer)
-    assert moved == 12
-    expected = th.zeros(96, dtype=th.bool)
-    expected[th.topk(grad.abs().masked_fill(before_mask, -1.0).flatten(), moved).indices] = True
-    grown = (~before_mask & is_active(layer)).flatten()
-    assert th.equal(grown, expected)
+@pytest.mark.parametrize("grow_score", [None, "random", "gradient"])
+def test_no_swap_changes_nothing(grow_score):
+    weight, mask, dense_grad = distinct_layer(7, 9, 30, seed=2)
+    before_weight, before_mask = weight.clone(), mask.clone()
+    dropped, grown = update_mask(weight, mask, 30, 0, "magnitude", grow_score, dense_grad)
+    assert dropped.numel() == grown.numel() == 0
+    assert th.equal(weight, before_weight) and th.equal(mask, before_mask)
+
+
+def test_no_grow_score_changes_nothing():
+    # Static sparse training: whatever swap is asked, nothing moves.
+    weight, mask, _ = distinct_layer(7, 9, 30, seed=1)
+    before_weight, before_mask = weight.clone(), mask.clone()
+    dropped, grown = update_mask(weight, mask, 30, 15, "magnitude", None)
+    assert dropped.numel() == grown.numel() == 0
+    assert th.equal(weight, before_weight) and th.equal(mask, before_mask)
+
+
+@pytest.mark.parametrize("grow_score", ["random", "gradient"])
+def test_dense_layer_changes_nothing(grow_score):
+    # Sparsity 0: no inactive position to grow into, so nothing is dropped either.
+    weight, mask, dense_grad = distinct_layer(5, 6, 30, seed=3)
+    before_weight = weight.clone()
+    dropped, grown = update_mask(weight, mask, 30, 15, "magnitude", grow_score, dense_grad)
+    assert dropped.numel() == grown.numel() == 0
+    assert mask.all() and th.equal(weight, before_weight)
+
+
+def test_swap_everything_moves_as_many_as_possible():
+    # 30 active, 12 inactive: at most 12 can move.
+    weight, mask, _ = distinct_layer(7, 6, 30, seed=4)
+    before_weight, before_mask = weight.clone(), mask.clone()
+    dropped, grown = update_mask(weight, mask, 30, 30, "magnitude", "random")
+    assert dropped.numel() == grown.numel() == 12
+    check_swap(before_weight, before_mask, weight, mask, 12)
+    assert mask.bool()[~before_mask.bool()].all()
 
 
 def test_rigl_without_dense_gradient_raises():
-    layer = MaskedLinear(4, 4)
-    layer.init_mask(8)
+    weight, mask, _ = distinct_layer(4, 4, 8, seed=6)
     with pytest.raises(RuntimeError, match="dense gradient"):
-        rewire_layer(layer, 0.5, "gradient")
+        update_mask(weight, mask, 8, 4, "magnitude", "gradient", None)
 
 
-def test_policy_hooks_capture_dense_gradient_and_reapply_masks():
-    """The sparse policy's optimizer hooks store |dense grad| before the step and re-mask after it."""
+def test_engine_skips_a_gradient_update_without_a_dense_gradient():
+    layer = nn.Linear(4, 4)
+    config = ModuleConfig(regime="rigl", sparsity=0.5, sparse_layers="all")
+    sparsify_module(config, [(layer, "weight", "input", 0)])
+    mask = get_mask(layer).clone()
+    engine = SparseEngine({"layer": config})
+    assert not engine.update("layer", ModuleBinding(layer), 0.0, 0)
+    assert th.equal(get_mask(layer), mask)
+    assert engine.module_state("layer")["n_updates"] == 0
+
+
+def test_rigl_uses_dense_gradient():
+    """Pruned weights are 0, so their masked gradient is 0; growth must rank the dense gradient."""
+    th.manual_seed(3)
+    layer = nn.Linear(12, 8)
+    config = ModuleConfig(regime="rigl", sparsity=0.5, sparse_layers="all", drop_fraction=0.25)
+    sparsify_module(config, [(layer, "weight", "input", 0)])
+    optimizer = th.optim.Adam(layer.parameters(), lr=1e-3)
+    binding = ModuleBinding(layer, None, optimizer)
+    engine = SparseEngine({"layer": config})
+    engine.attach({"layer": binding})  # turns dense-gradient tracking on, hooks the optimizer
+    x, target = th.randn(32, 12), th.randn(32, 8)
+    ((layer(x) - target) ** 2).mean().backward()
+    grad = layer.weight.grad.clone()
+    inactive = get_mask(layer) == 0
+    dense = weight_state(layer).last_dense_grad
+    # The dense gradient at inactive positions is not zero (dense forward with zero weights) ...
+    assert (dense[inactive] != 0).all()
+    # ... while the gradient the optimizer sees is 0 there: ranking it would pick arbitrary positions.
+    assert (grad[inactive] == 0).all()
+    assert th.equal(grad, dense * get_mask(layer))
+    optimizer.step()  # the engine's pre-step hook keeps this step's dense gradient
+    assert th.equal(weight_state(layer).dense_grad, dense)
+    before_mask = get_mask(layer).bool().clone()
+    assert engine.update("layer", binding, 0.0, 1)
+    grown = (~before_mask & get_mask(layer).bool()).flatten()
+    assert int(grown.sum()) == 12
+    expected = th.zeros(96, dtype=th.bool)
+    expected[th.topk(dense.abs().masked_fill(before_mask, -1.0).flatten(), 12).indices] = True
+    assert th.equal(grown, expected)
+
+
+def test_policy_hooks_capture_dense_gradient():
+    """With the engine attached, the actor's optimizer keeps the dense gradient of its loss before each step,
+    and the pruned weights stay exactly 0 through the step."""
     th.manual_seed(0)
     policy = SparseTD3Policy(
         gym.spaces.Box(-1, 1, (5,), np.float32),
         gym.spaces.Box(-1, 1, (2,), np.float32),
         lambda _: 1e-2,
         net_arch=[16, 16],
-        sparsity=0.7,
+        dst_config={"regime": "rigl", "sparsity": 0.7},
     )
-    layers = [layer for _, layer in policy.masked_layers("actor")]
+    engine = SparseEngine(policy.module_configs)
+    engine.attach(policy.sparse_bindings())
+    layers = [(module, name) for _, module, name in sparse_weights(policy.actor)]
     assert len(layers) == 2
-    for layer in layers:
-        layer.track_dense_grad = True
     policy.actor.optimizer.zero_grad()
     policy.actor(th.randn(16, 5)).pow(2).sum().backward()
-    grads = [layer.weight.grad.clone() for layer in layers]
+    dense = [weight_state(module, name).last_dense_grad.clone() for module, name in layers]
     policy.actor.optimizer.step()
-    for layer, grad in zip(layers, grads, strict=True):
-        active = is_active(layer)
-        assert th.equal(layer.dense_grad, grad.abs())
-        assert (layer.dense_grad[~active] > 0).any()
-        # Adam moved every weight, the post-step hook put the pruned ones back to exactly 0.
-        assert (layer.weight[~active] == 0).all()
-        assert (layer.weight[active] != 0).all()
+    assert engine.module_state("actor")["optimizer_steps"] == 1
+    assert engine.module_state("critic")["optimizer_steps"] == 0
+    for (module, name), grad in zip(layers, dense, strict=True):
+        active = get_mask(module, name).bool()
+        assert th.equal(weight_state(module, name).dense_grad, grad)
+        assert (grad[~active] != 0).any()
+        weight = getattr(module, name)
+        # Adam moved the active weights; the pruned ones (masked gradient) stayed exactly 0.
+        assert (weight[~active] == 0).all()
+        assert (weight[active] != 0).all()
+    # The critic (not stepped) has no committed gradient yet.
+    assert all(weight_state(module, name).dense_grad is None for _, module, name in sparse_weights(policy.critic))
+    engine.detach()
+    track_dense_gradients(policy.actor, False)
+    assert all(weight_state(module, name).dense_grad is None for module, name in layers)
 
 
-def test_grow_none_changes_nothing():
-    layer, optimizer = make_layer(9, 7, 30, seed=1)
-    before = snapshot(layer, optimizer)
-    assert rewire_layer(layer, 0.5, "none", optimizer) == 0
-    after = snapshot(layer, optimizer)
-    for key, value in before.items():
-        assert th.equal(value, after[key]), key
+def test_update_without_optimizer_leaves_optimizer_state_alone():
+    th.manual_seed(5)
+    layer = nn.Linear(8, 8)
+    config = ModuleConfig(regime="set", sparsity=0.5, sparse_layers="all", drop_fraction=0.5)
+    sparsify_module(config, [(layer, "weight", "input", 0)])
+    optimizer = th.optim.Adam(layer.parameters(), lr=1e-2)
+    layer(th.randn(4, 8)).sum().backward()
+    optimizer.step()
+    exp_avg = optimizer.state[layer.weight]["exp_avg"].clone()
+    engine = SparseEngine({"layer": config})
+    assert engine.update("layer", ModuleBinding(layer), 0.0, 0)
+    assert int(get_mask(layer).sum()) == 32
+    assert engine.module_state("layer")["changed_fraction"] == 0.5
+    assert th.equal(optimizer.state[layer.weight]["exp_avg"], exp_avg)
 
 
-@pytest.mark.parametrize("grow_method", ["random", "gradient"])
-def test_drop_fraction_zero_changes_nothing(grow_method):
-    layer, optimizer = make_layer(9, 7, 30, seed=2)
-    before = snapshot(layer, optimizer)
-    assert rewire_layer(layer, 0.0, grow_method, optimizer) == 0
-    after = snapshot(layer, optimizer)
-    for key, value in before.items():
-        assert th.equal(value, after[key]), key
-
-
-@pytest.mark.parametrize("grow_method", ["random", "gradient"])
-def test_dense_layer_changes_nothing(grow_method):
-    # Sparsity 0: no inactive position to grow into, so nothing is dropped either.
-    layer, optimizer = make_layer(6, 5, 30, seed=3)
-    before = snapshot(layer, optimizer)
-    assert rewire_layer(layer, 0.5, grow_method, optimizer) == 0
-    assert th.equal(is_active(layer), before["mask"])
-    assert th.equal(layer.weight.detach(), before["weight"])
-
-
-def test_drop_fraction_one_swaps_as_many_as_possible():
-    # 30 active, 12 inactive: at most 12 can move.
-    layer, optimizer = make_layer(6, 7, 30, seed=4)
-    before = snapshot(layer, optimizer)
-    assert rewire_layer(layer, 1.0, "random", optimizer) == 12
-    check_rewire(before, layer, optimizer, 12)
-    assert is_active(layer)[~before["mask"]].all()
-
-
-def test_rewire_without_optimizer():
-    layer, optimizer = make_layer(8, 8, 32, seed=5)
-    before = snapshot(layer, optimizer)
-    assert rewire_layer(layer, 0.5, "random") == 16
-    assert layer.n_active == 32
-    # No optimizer given: its state is left alone.
-    assert th.equal(optimizer.state[layer.weight]["exp_avg"], before["exp_avg"])
-
-
-def test_rewire_unknown_grow_method():
-    layer = MaskedLinear(4, 4)
-    with pytest.raises(ValueError, match=r"grow_method='magnitude'.*'random', 'gradient', 'none'"):
-        rewire_layer(layer, 0.5, "magnitude")
-
-
-def test_reset_optimizer_state_sgd_momentum():
-    layer = MaskedLinear(4, 3)
+def test_reset_state_sgd_momentum():
+    layer = nn.Linear(4, 3)
     optimizer = th.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9)
     layer(th.randn(5, 4)).sum().backward()
     optimizer.step()
     buffer = optimizer.state[layer.weight]["momentum_buffer"]
     assert (buffer != 0).all()
-    reset_optimizer_state(optimizer, layer.weight, th.tensor([0, 5, 11]))
+    reset_state(optimizer, layer.weight, th.tensor([0, 5, 11]))
     assert (buffer.view(-1)[[0, 5, 11]] == 0).all()
     assert (buffer.view(-1)[[1, 2, 3, 4, 6, 7, 8, 9, 10]] != 0).all()
     # A parameter without state (never stepped) is fine.
-    reset_optimizer_state(th.optim.Adam([th.nn.Parameter(th.zeros(3))]), th.zeros(3), th.tensor([0]))
+    reset_state(th.optim.Adam([nn.Parameter(th.zeros(3))]), th.zeros(3), th.tensor([0]))
 
 
-# --- MaskedLinear -----------------------------------------------------------------------------
+# --- initial masks ----------------------------------------------------------------------------
 
 
 @settings(max_examples=30, deadline=None)
@@ -255,35 +216,40 @@ def test_reset_optimizer_state_sgd_momentum():
     method=st.sampled_from(["random", "magnitude"]),
 )
 def test_init_mask(n_in, n_out, density, method):
-    layer = MaskedLinear(n_in, n_out)
+    layer = nn.Linear(n_in, n_out)
     initial = layer.weight.detach().clone()
     n_active = round(density * n_in * n_out)
-    layer.init_mask(n_active, method)
-    assert layer.n_active == n_active
-    assert layer.density == pytest.approx(n_active / (n_in * n_out))
-    active = is_active(layer)
+    sparsify(layer, mask=init_mask(layer.weight, n_active, method))
+    mask = get_mask(layer)
+    assert ((mask == 0) | (mask == 1)).all()
+    active = mask.bool()
+    assert int(active.sum()) == n_active
     assert (layer.weight[~active] == 0).all()
     assert th.equal(layer.weight[active], initial[active])
     if method == "magnitude" and 0 < n_active < n_in * n_out:
         assert initial[active].abs().min() >= initial[~active].abs().max()
 
 
-def test_init_mask_bad_inputs():
-    layer = MaskedLinear(3, 2)
-    with pytest.raises(ValueError, match=r"n_active=7 is outside \[0, 6\]"):
-        layer.init_mask(7)
-    with pytest.raises(ValueError, match="mask_init='largest'"):
-        layer.init_mask(3, "largest")
+def test_bad_mask_init():
+    with pytest.raises(ValueError, match=r"mask_init='largest' is not valid; choose one of 'random', 'magnitude'"):
+        ModuleConfig(mask_init="largest")
 
 
-def test_masked_linear_from_linear_and_state_dict():
-    linear = th.nn.Linear(5, 4)
-    layer = MaskedLinear.from_linear(linear)
-    assert th.equal(layer.weight, linear.weight) and th.equal(layer.bias, linear.bias)
-    assert is_active(layer).all()
-    layer.init_mask(10)
-    # The mask is a buffer: it travels with the state_dict.
-    copy = MaskedLinear(5, 4)
-    copy.load_state_dict(layer.state_dict())
-    assert th.equal(copy.mask, layer.mask)
-    assert "density=0.500" in repr(layer)
+def test_sparse_layer_state_dict():
+    linear = nn.Linear(5, 4)
+    weight, bias = linear.weight.detach().clone(), linear.bias.detach().clone()
+    sparsify(linear)
+    # A new mask is all ones: the weights are untouched.
+    assert get_mask(linear).all()
+    assert th.equal(linear.weight, weight) and th.equal(linear.bias, bias)
+    linear.weight_mask.copy_(init_mask(linear.weight, 10, "random"))
+    # The mask is a buffer: it travels with the state_dict (weights masked in it).
+    state = linear.state_dict()
+    assert set(state) == {"weight", "bias", "weight_mask"}
+    assert (state["weight"][state["weight_mask"] == 0] == 0).all()
+    copy = nn.Linear(5, 4)
+    sparsify(copy)
+    copy.load_state_dict(state)
+    assert th.equal(get_mask(copy), get_mask(linear))
+    assert int(get_mask(copy).sum()) == 10
+    assert th.equal(copy(th.ones(2, 5)), linear(th.ones(2, 5)))

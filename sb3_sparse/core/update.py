@@ -21,6 +21,8 @@ def update_mask(
     ``n_swap + max(0, n_target - active)`` entries that were inactive before the update with the
     highest grow score (so the count moves to ``n_target`` while ``n_swap`` connections are exchanged).
     The weight and mask are changed in place: dropped and grown weights are set to exactly 0.
+    Without a grow score (``grow_score=None``) nothing is grown: the count only goes down, to
+    ``min(n_target, active)``.
 
     :return: flat indices of the dropped and of the grown entries
     """
@@ -31,8 +33,6 @@ def update_mask(
     n_active = active.numel()
     n_target = max(0, min(n_target, flat_mask.numel()))
     if grow_score is None:
-        if n_target > n_active:
-            raise ValueError(f"cannot grow from {n_active} to n_target={n_target} active entries without a grow score")
         n_swap = 0
     n_grow = min(n_swap + max(0, n_target - n_active), inactive.numel())
     n_drop = n_active + n_grow - n_target
