@@ -7,8 +7,11 @@ from sb3_sparse.common.flops import flops_report, module_sparsity
 from sb3_sparse.common.recipes import sparse_recipe
 from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.regimes import Regime, register_regime
+from sb3_sparse.crossq import SparseCrossQ, SparseCrossQPolicy
+from sb3_sparse.dqn import SparseDQN, SparseDQNPolicy
 from sb3_sparse.sac import SparseSAC, SparseSACPolicy
 from sb3_sparse.td3 import SparseTD3, SparseTD3Policy
+from sb3_sparse.tqc import SparseTQC, SparseTQCPolicy
 
 with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handler:
     __version__ = file_handler.read().strip()
@@ -16,10 +19,16 @@ with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handle
 __all__ = [
     "ModuleConfig",
     "Regime",
+    "SparseCrossQ",
+    "SparseCrossQPolicy",
+    "SparseDQN",
+    "SparseDQNPolicy",
     "SparseSAC",
     "SparseSACPolicy",
     "SparseTD3",
     "SparseTD3Policy",
+    "SparseTQC",
+    "SparseTQCPolicy",
     "TopologyUpdateCallback",
     "flops_report",
     "module_sparsity",

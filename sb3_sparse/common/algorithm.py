@@ -14,6 +14,11 @@ from sb3_sparse.core.config import MODULE_SETTINGS, resolve_modules
 DST_ARGUMENTS = (*MODULE_SETTINGS, "modules")
 
 
+class UnsupportedSpaceError(ValueError, AssertionError):
+    """An observation or action space the algorithm does not support (a ``ValueError``; also an
+    ``AssertionError``, which SB3 raises for it, so code written for SB3 keeps working)."""
+
+
 class SparseAlgorithmMixin:
     """Mixed into an SB3 off-policy algorithm (before it in the bases) to train it with DST.
 
@@ -58,7 +63,7 @@ class SparseAlgorithmMixin:
         """Turn SB3's assertion on an unsupported space into a one-line ``ValueError``."""
         message = str(error)
         if "only supports" in message or "space" in message:
-            raise ValueError(f"{type(self).__name__}: {message.strip()}") from None
+            raise UnsupportedSpaceError(f"{type(self).__name__}: {message.strip()}") from None
         raise error
 
     def _setup_model(self) -> None:

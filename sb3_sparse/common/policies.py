@@ -3,10 +3,15 @@
 from operator import attrgetter
 from typing import Any, ClassVar, NamedTuple
 
+from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from torch import nn
 
 from sb3_sparse.core.config import ModuleConfig, resolve_modules
 from sb3_sparse.core.engine import ModuleBinding
+from sb3_sparse.core.optim import register_optimizer
+
+# SB3's TF-style RMSprop (rl-zoo3's Atari DQN / A2C settings) starts its square average at 1.
+register_optimizer(RMSpropTFLike, {"square_avg": 1.0, "momentum_buffer": 0.0, "grad_avg": 0.0})
 
 
 class ModuleSpec(NamedTuple):
@@ -56,6 +61,17 @@ class SparsePolicyMixin:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
         data["dst_config"] = self.dst_config
         return data
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)  # type: ignore[misc]
+        except RuntimeError as error:
+            if "_mask" not in str(error):
+                raise
+            raise RuntimeError(
+                f"the masks of these parameters do not match this policy's DST settings ({error}); a model saved by "
+                "a sparse algorithm restores its settings only when loaded with it (e.g. SparseSAC.load, not SAC.load)"
+            ) from None
 
     def module_steps_per_gradient_step(self, module: str) -> float:
         """Optimizer steps of ``module`` per gradient step of the algorithm (TD3's actor: less)."""

@@ -40,7 +40,9 @@ def matrix_shape(weight: th.Tensor) -> tuple[int, int]:
     return weight.shape[0], math.prod(weight.shape[1:])
 
 
-def layer_targets(config: ModuleConfig, shapes: Sequence[tuple[int, int]], sparsity: float, depths: Sequence[int]) -> list[int]:
+def layer_targets(
+    config: ModuleConfig, shapes: Sequence[tuple[int, int]], sparsity: float, depths: Sequence[int]
+) -> list[int]:
     """Active count of each sparse layer at ``sparsity`` under the module's distribution."""
     lambdas = None
     if config.erdos_renyi_lambdas is not None:
@@ -193,7 +195,9 @@ class SparseEngine:
         def resolve(value: StepOrFraction) -> int:
             return round(value * horizon) if isinstance(value, float) else value
 
-        return resolve(config.topology_update_start), max(resolve(config.topology_update_start), resolve(config.topology_update_end))
+        return resolve(config.topology_update_start), max(
+            resolve(config.topology_update_start), resolve(config.topology_update_end)
+        )
 
     def clock(self, name: str, env_step: int) -> int:
         """The module's current step in its schedule unit."""

@@ -96,6 +96,16 @@ class _EnforceMasks:
             enforce_mask(module, name)
 
 
+class _BinarizeLoadedMasks:
+    """``load_state_dict`` pre-hook: a loaded mask is 0/1 whatever the state dict holds (non-zero is active)."""
+
+    def __call__(self, module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        for name in _weight_states(module):
+            key = prefix + mask_name(name)
+            if key in state_dict:
+                state_dict[key] = (state_dict[key] != 0).to(getattr(module, mask_name(name)).dtype)
+
+
 def sparsify(module: nn.Module, name: str = "weight", mask: th.Tensor | None = None) -> None:
     """Give ``module.<name>`` a mask (all ones unless ``mask`` is given) that the module enforces.
 
@@ -114,6 +124,7 @@ def sparsify(module: nn.Module, name: str = "weight", mask: th.Tensor | None = N
         hook = _EnforceMasks()
         module.register_forward_pre_hook(hook)
         module.register_state_dict_pre_hook(hook)
+        module._register_load_state_dict_pre_hook(_BinarizeLoadedMasks(), with_module=True)
     states[name] = WeightState()
     # The mask has the weight's dtype: multiplying by a float mask is several times faster than by a bool one.
     module.register_buffer(mask_name(name), th.ones_like(weight, requires_grad=False))

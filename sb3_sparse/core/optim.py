@@ -1,32 +1,43 @@
 """Reset the per-weight optimizer state of grown (and dropped) weights, per optimizer type.
 
-:data:`STATE_RESETS` maps an optimizer class to the names of its per-weight state tensors (each of the
-weight's shape); those entries are set to 0 at the changed positions. An optimizer whose class (or a
+:data:`STATE_RESETS` maps an optimizer class to its per-weight state tensors (each of the weight's
+shape) and the value a fresh optimizer starts them at (0 for most; 1 for the square average of SB3's
+``RMSpropTFLike``); those entries are set back to it at the changed positions. An optimizer whose class (or a
 base class) is not registered cannot be used with a dynamic regime: :func:`check_optimizer` raises,
 naming it, when the engine is set up, instead of silently leaving stale state behind.
 """
 
+from collections.abc import Mapping, Sequence
+
 import torch as th
 
-#: Optimizer class -> names of its per-weight state tensors.
-STATE_RESETS: dict[type[th.optim.Optimizer], tuple[str, ...]] = {
-    th.optim.Adam: ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
-    th.optim.AdamW: ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
-    th.optim.NAdam: ("exp_avg", "exp_avg_sq"),
-    th.optim.RAdam: ("exp_avg", "exp_avg_sq"),
-    th.optim.Adamax: ("exp_avg", "exp_inf"),
-    th.optim.RMSprop: ("square_avg", "momentum_buffer", "grad_avg"),
-    th.optim.SGD: ("momentum_buffer",),
-    th.optim.Adagrad: ("sum",),
+
+def _zeros(*names: str) -> dict[str, float]:
+    return dict.fromkeys(names, 0.0)
+
+
+#: Optimizer class -> {name of a per-weight state tensor: its value in a fresh optimizer}.
+STATE_RESETS: dict[type[th.optim.Optimizer], dict[str, float]] = {
+    th.optim.Adam: _zeros("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    th.optim.AdamW: _zeros("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    th.optim.NAdam: _zeros("exp_avg", "exp_avg_sq"),
+    th.optim.RAdam: _zeros("exp_avg", "exp_avg_sq"),
+    th.optim.Adamax: _zeros("exp_avg", "exp_inf"),
+    th.optim.RMSprop: _zeros("square_avg", "momentum_buffer", "grad_avg"),
+    th.optim.SGD: _zeros("momentum_buffer"),
+    th.optim.Adagrad: _zeros("sum"),
 }
 
 
-def register_optimizer(optimizer_class: type[th.optim.Optimizer], state_names: tuple[str, ...]) -> None:
-    """Teach the engine which per-weight state tensors of ``optimizer_class`` to reset."""
-    STATE_RESETS[optimizer_class] = tuple(state_names)
+def register_optimizer(optimizer_class: type[th.optim.Optimizer], state: Mapping[str, float] | Sequence[str]) -> None:
+    """Teach the engine which per-weight state tensors of ``optimizer_class`` to reset, and to what.
+
+    :param state: ``{name: fresh value}``, or names of state tensors that start at 0
+    """
+    STATE_RESETS[optimizer_class] = dict(state) if isinstance(state, Mapping) else _zeros(*state)
 
 
-def state_names(optimizer: th.optim.Optimizer) -> tuple[str, ...] | None:
+def state_names(optimizer: th.optim.Optimizer) -> dict[str, float] | None:
     for cls in type(optimizer).__mro__:
         if cls in STATE_RESETS:
             return STATE_RESETS[cls]
@@ -46,13 +57,13 @@ def check_optimizer(optimizer: th.optim.Optimizer, module: str) -> None:
 
 @th.no_grad()
 def reset_state(optimizer: th.optim.Optimizer, param: th.Tensor, flat_index: th.Tensor) -> None:
-    """Zero the per-weight optimizer state of ``param`` at ``flat_index``."""
+    """Set the per-weight optimizer state of ``param`` at ``flat_index`` back to a fresh optimizer's."""
     names = state_names(optimizer)
     if names is None:
         check_optimizer(optimizer, "?")
         return
     state = optimizer.state.get(param, {})
-    for name in names:
+    for name, fresh in names.items():
         value = state.get(name)
         if isinstance(value, th.Tensor) and value.shape == param.shape:
-            value.view(-1)[flat_index] = 0
+            value.view(-1)[flat_index] = fresh

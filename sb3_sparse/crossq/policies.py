@@ -1,0 +1,141 @@
+"""Sparse CrossQ policies: sb3-contrib's CrossQ actor and critics, made sparse per module (``actor``, ``critic``).
+
+Only the ``nn.Linear`` weights are candidates: the BatchRenorm layers stay dense. CrossQ has no target networks.
+"""
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.torch_layers import BatchRenorm1d
+from sb3_contrib.crossq.policies import Actor, CrossQCritic, CrossQPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import Schedule
+from torch import nn
+
+from sb3_sparse.common.networks import SparseNetworkMixin, chain_candidates, linear_layers, q_network_candidates
+from sb3_sparse.common.policies import ModuleSpec, SparsePolicyMixin
+from sb3_sparse.core.engine import Candidate
+
+#: Variance below which the renormalisation's mean correction has no gradient (see :class:`SparseBatchRenorm1d`).
+MIN_VARIANCE = 1e-12
+
+
+class SparseBatchRenorm1d(BatchRenorm1d):
+    """sb3-contrib's ``BatchRenorm1d``, whose gradient stays finite for a feature of zero batch variance.
+
+    A sparse layer can leave a unit with no active input (or a unit can die): its output is constant over
+    the batch. After its warm-up, sb3-contrib's BatchRenorm corrects the batch mean by
+    ``d * batch_var.sqrt() / r``, whose gradient is infinite at zero variance, so one such unit turns the
+    whole network NaN at the next update. Here the square root is taken of the variance clamped at
+    :data:`MIN_VARIANCE`: the same values and gradients otherwise, and no gradient through that term
+    at zero variance. The parameters and statistics (and their ``state_dict`` names) are CrossQ's.
+    """
+
+    ra_mean: th.Tensor
+    ra_var: th.Tensor
+    steps: th.Tensor
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        if not (self.training and self.steps > self.warmup_steps):
+            return super().forward(x)
+        batch_mean = x.mean(dim=0)
+        batch_var = x.var(dim=0)
+        batch_std = (batch_var + self.eps).sqrt()
+        running_std = (self.ra_var + self.eps).sqrt()
+        r = (batch_std / running_std).detach().clamp(1 / self.rmax, self.rmax)
+        d = ((batch_mean - self.ra_mean) / running_std).detach().clamp(-self.dmax, self.dmax)
+        custom_mean = batch_mean - d * batch_var.clamp_min(MIN_VARIANCE).sqrt() / r
+        custom_var = batch_var / (r**2)
+        self.ra_mean += self.momentum * (batch_mean.detach() - self.ra_mean)
+        self.ra_var += self.momentum * (batch_var.detach() - self.ra_var)
+        self.steps += 1
+        x = (x - custom_mean[None]) / (custom_var[None] + self.eps).sqrt()
+        if self.affine:
+            x = self.scale * x + self.bias
+        return x
+
+
+def use_sparse_batch_renorm(network: nn.Module) -> None:
+    """Turn the ``BatchRenorm1d`` layers of ``network`` into :class:`SparseBatchRenorm1d` (same state, safe gradient)."""
+    for module in network.modules():
+        if type(module) is BatchRenorm1d:
+            module.__class__ = SparseBatchRenorm1d
+
+
+class SparseCrossQActor(SparseNetworkMixin, Actor):
+    """sb3-contrib's CrossQ :class:`~sb3_contrib.crossq.policies.Actor` with sparse weights (``sparse_config``).
+
+    Roles: the latent MLP's first linear layer is ``input``, its others ``hidden``; ``mu`` and ``log_std`` are
+    ``output``. The BatchRenorm layers are not candidates; when sparse, they are :class:`SparseBatchRenorm1d`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.sparse_config is not None:
+            use_sparse_batch_renorm(self)
+
+    def sparse_candidates(self) -> list[Candidate]:
+        heads = linear_layers(self.mu) + linear_layers(self.log_std if isinstance(self.log_std, nn.Module) else None)
+        return chain_candidates(linear_layers(self.latent_pi), heads)
+
+
+class SparseCrossQCritic(SparseNetworkMixin, CrossQCritic):
+    """sb3-contrib's :class:`~sb3_contrib.crossq.policies.CrossQCritic` with sparse linear weights (``sparse_config``).
+
+    The BatchRenorm layers are not candidates; when sparse, they are :class:`SparseBatchRenorm1d`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.sparse_config is not None:
+            use_sparse_batch_renorm(self)
+
+    def sparse_candidates(self) -> list[Candidate]:
+        return q_network_candidates(self.q_networks)
+
+
+class SparseCrossQPolicy(SparsePolicyMixin, CrossQPolicy):
+    """
+    CrossQ policy whose actor and critics are sparse, each with its own DST settings.
+
+    Takes every argument of :class:`sb3_contrib.crossq.policies.CrossQPolicy`, plus ``dst_config``.
+    The features extractor and the BatchRenorm layers stay dense. Modules: ``actor`` and ``critic``
+    (no target networks).
+
+    :param dst_config: DST settings: flat ones (``{"sparsity": 0.8, "regime": "rigl"}``) for every module,
+        plus ``"modules"`` with per-module overrides; see :class:`~sb3_sparse.core.config.ModuleConfig`
+    """
+
+    sparse_modules = {
+        "actor": ModuleSpec("actor", None, "actor.optimizer"),
+        "critic": ModuleSpec("critic", None, "critic.optimizer"),
+    }
+    #: set by SparseCrossQ: the actor is trained once every ``policy_delay`` gradient steps
+    policy_delay: int = 1
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        *args: Any,
+        dst_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        self._init_dst(dst_config)
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseCrossQActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return SparseCrossQActor(**actor_kwargs, sparse_config=self.module_sparse_config("actor")).to(self.device)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseCrossQCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return SparseCrossQCritic(**critic_kwargs, sparse_config=self.module_sparse_config("critic")).to(self.device)
+
+    def module_steps_per_gradient_step(self, module: str) -> float:
+        return 1.0 / self.policy_delay if module == "actor" else 1.0
+
+
+MlpPolicy = SparseCrossQPolicy
