@@ -60,12 +60,13 @@ def register_algorithm(entry: AlgorithmEntry) -> None:
     ALGORITHMS[entry.name] = entry
 
 
+_ZOO = "rl_zoo3.hyperparams_opt"
 for _entry in (
-    AlgorithmEntry("sparse_sac", "sb3_sparse.sac.SparseSAC", "stable_baselines3.SAC", "rl_zoo3.hyperparams_opt.sample_sac_params"),
-    AlgorithmEntry("sparse_td3", "sb3_sparse.td3.SparseTD3", "stable_baselines3.TD3", "rl_zoo3.hyperparams_opt.sample_td3_params"),
-    AlgorithmEntry("sparse_tqc", "sb3_sparse.tqc.SparseTQC", "sb3_contrib.TQC", "rl_zoo3.hyperparams_opt.sample_tqc_params"),
+    AlgorithmEntry("sparse_sac", "sb3_sparse.sac.SparseSAC", "stable_baselines3.SAC", f"{_ZOO}.sample_sac_params"),
+    AlgorithmEntry("sparse_td3", "sb3_sparse.td3.SparseTD3", "stable_baselines3.TD3", f"{_ZOO}.sample_td3_params"),
+    AlgorithmEntry("sparse_tqc", "sb3_sparse.tqc.SparseTQC", "sb3_contrib.TQC", f"{_ZOO}.sample_tqc_params"),
     AlgorithmEntry("sparse_crossq", "sb3_sparse.crossq.SparseCrossQ", "sb3_contrib.CrossQ", None),
-    AlgorithmEntry("sparse_dqn", "sb3_sparse.dqn.SparseDQN", "stable_baselines3.DQN", "rl_zoo3.hyperparams_opt.sample_dqn_params"),
+    AlgorithmEntry("sparse_dqn", "sb3_sparse.dqn.SparseDQN", "stable_baselines3.DQN", f"{_ZOO}.sample_dqn_params"),
 ):
     register_algorithm(_entry)
 
