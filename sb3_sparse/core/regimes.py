@@ -38,6 +38,8 @@ class Regime:
     @classmethod
     def check(cls, config: "ModuleConfig") -> None:
         """Raise a ``ValueError`` if ``config`` makes no sense for this regime."""
+        if cls.sparsity_schedule != "constant" and config.erdos_renyi_lambdas is not None:
+            raise ValueError("erdos_renyi_lambdas fix the densities; a regime whose sparsity changes needs 'erk' or 'uniform'")
 
     @classmethod
     def initial_sparsity(cls, config: "ModuleConfig") -> float:
@@ -112,8 +114,7 @@ class GMP(Regime):
             raise ValueError(
                 f"regime 'gmp' prunes: initial_sparsity={config.initial_sparsity} must not exceed sparsity={config.sparsity}"
             )
-        if config.erdos_renyi_lambdas is not None:
-            raise ValueError("erdos_renyi_lambdas fix the densities; a regime whose sparsity changes needs 'erk' or 'uniform'")
+        super().check(config)
 
     @classmethod
     def swap_count(cls, config: "ModuleConfig", n_active: int, n_target: int, progress: float) -> int:
@@ -146,10 +147,10 @@ class NE(Regime):
     def check(cls, config: "ModuleConfig") -> None:
         if cls.initial_sparsity(config) < config.sparsity:
             raise ValueError(
-                f"regime 'ne' grows: initial_sparsity={cls.initial_sparsity(config)} must not be below sparsity={config.sparsity}"
+                f"regime 'ne' grows: initial_sparsity={cls.initial_sparsity(config)} must not be below "
+                f"sparsity={config.sparsity}"
             )
-        if config.erdos_renyi_lambdas is not None:
-            raise ValueError("erdos_renyi_lambdas fix the densities; a regime whose sparsity changes needs 'erk' or 'uniform'")
+        super().check(config)
 
     @classmethod
     def swap_count(cls, config: "ModuleConfig", n_active: int, n_target: int, progress: float) -> int:
