@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -12,16 +13,16 @@ import yaml
 pytest.importorskip("rl_zoo3")
 optuna = pytest.importorskip("optuna")
 
-from sb3_sparse import SparseSAC, SparseTD3  # noqa: E402
-from sb3_sparse.common.flops import network_sparsity  # noqa: E402
+from sb3_sparse import SparseSAC, SparseTD3, registry  # noqa: E402
+from sb3_sparse.common.flops import module_sparsity  # noqa: E402
 from sb3_sparse.zoo import ZooError, hyperparams_path, register  # noqa: E402
-from sb3_sparse.zoo.cli import InferenceLoader, main  # noqa: E402
+from sb3_sparse.zoo.cli import COMMANDS, InferenceLoader, main  # noqa: E402
 from sb3_sparse.zoo.samplers import (  # noqa: E402
     DST_SEARCH_SPACE,
+    MODULE_PARAMS,
     convert_sparse_params,
+    make_sampler,
     merge_trial_hyperparams,
-    sample_sparse_sac_params,
-    sample_sparse_td3_params,
 )
 from sb3_sparse.zoo.study import best_entry, check_storage, export_best, normalize_storage, python_literal  # noqa: E402
 from sb3_sparse.zoo.validation import check_hyperparams, coerce_steps  # noqa: E402
@@ -71,8 +72,12 @@ def test_register_adds_algorithms_and_samplers():
     register()
     register()  # idempotent
     assert ALGOS["sparse_sac"] is SparseSAC and ALGOS["sparse_td3"] is SparseTD3
-    assert {"sparse_sac", "sparse_td3"} <= set(HYPERPARAMS_SAMPLER) & set(HYPERPARAMS_CONVERTER)
-    assert ALGOS["sac"].__name__ == "SAC"  # rl-zoo3's own entries untouched
+    assert set(registry.ALGORITHMS) == {"sparse_sac", "sparse_td3", "sparse_tqc", "sparse_crossq", "sparse_dqn"}
+    for name, entry in registry.ALGORITHMS.items():  # every algorithm of the registry, with its sampler
+        assert ALGOS[name] is entry.sparse_class
+        assert HYPERPARAMS_SAMPLER[name].__name__ == f"sample_{name}_params"
+        assert HYPERPARAMS_CONVERTER[name] is convert_sparse_params
+    assert ALGOS["sac"].__name__ == "SAC" and ALGOS["dqn"].__name__ == "DQN"  # rl-zoo3's own entries untouched
 
 
 @pytest.mark.parametrize("algo", sorted(CLASSES))
@@ -95,14 +100,40 @@ def test_shipped_entries_build_the_model(algo):
         check_hyperparams(CLASSES[algo], entry, env_id)
         entry.update(buffer_size=1, learning_starts=0)
         model = CLASSES[algo](env=env_id, **entry)
-        sparsity = network_sparsity(model)
+        sparsity = module_sparsity(model)
         if entry.get("erdos_renyi_lambdas"):
-            assert model.erdos_renyi_lambdas == list(entry["erdos_renyi_lambdas"])
+            for config in model.policy.module_configs.values():
+                assert config.erdos_renyi_lambdas == tuple(entry["erdos_renyi_lambdas"])
             # published lambdas: about 50% sparse (DS-SAC's Hopper lambdas 7 / 20 give about 80%)
             assert 0.3 < sparsity["critic"] < 0.9, (env_id, sparsity)
         else:
             assert sparsity["global"] == pytest.approx(entry.get("sparsity", 0.5), abs=0.02), env_id
         model.env.close()
+
+
+@pytest.mark.parametrize("algo", ["sparse_tqc", "sparse_crossq", "sparse_dqn"])
+def test_new_algorithms_shipped_entries_are_valid(algo):
+    """The files of the newer algorithms: every entry passes validation; those whose env is installed build."""
+    import gymnasium as gym
+
+    algo_class = registry.ALGORITHMS[algo].sparse_class
+    entries = yaml.safe_load(hyperparams_path(algo).read_text())
+    assert "default" in entries and len(entries) > 2
+    built = 0
+    for env_id in entries:
+        entry = zoo_entry(algo, env_id)
+        check_hyperparams(algo_class, entry, env_id)
+        if env_id == "default":
+            continue
+        try:
+            gym.make(env_id).close()
+        except gym.error.DependencyNotInstalled:  # Box2D envs without the box2d extra
+            continue
+        model = algo_class(env=env_id, **{**entry, "buffer_size": 1, "learning_starts": 0})
+        assert module_sparsity(model)["global"] == pytest.approx(entry.get("sparsity", 0.5), abs=0.02), env_id
+        model.env.close()
+        built += 1
+    assert built >= 1
 
 
 def test_ds_td3_entry_keeps_weight_decay():
@@ -111,17 +142,42 @@ def test_ds_td3_entry_keeps_weight_decay():
     assert entry["batch_size"] == 100 and entry["learning_starts"] == 25000 and entry["drop_fraction"] == 0.05
 
 
-@pytest.mark.parametrize("sampler", [sample_sparse_sac_params, sample_sparse_td3_params])
-def test_samplers_tune_dst_knobs_and_build_models(sampler):
+@pytest.mark.parametrize(
+    ("algo", "env_id"),
+    [
+        ("sparse_sac", "Pendulum-v1"),
+        ("sparse_td3", "Pendulum-v1"),
+        ("sparse_tqc", "Pendulum-v1"),
+        ("sparse_crossq", "Pendulum-v1"),
+        ("sparse_dqn", "CartPole-v1"),
+    ],
+)
+def test_samplers_tune_dst_knobs_and_build_models(algo, env_id):
+    entry = registry.ALGORITHMS[algo]
+    sampler = make_sampler(entry)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    algo_class = SparseSAC if sampler is sample_sparse_sac_params else SparseTD3
+    modules = entry.modules
     for _ in range(4):
         trial = study.ask()
         params = sampler(trial, 1, 1, {"using_her_replay_buffer": False, "her_kwargs": {}})
-        assert set(DST_SEARCH_SPACE) <= set(params)
-        assert "policy_kwargs" in params and "learning_rate" in params  # rl-zoo3's own search space
-        model = algo_class("MlpPolicy", "Pendulum-v1", buffer_size=10, **params)
-        assert model.sparsity == params["sparsity"] and model.grow_method == params["grow_method"]
+        # the DST knobs, a module's own one (actor_sparsity) under modules, and only for the modules it has
+        assert set(DST_SEARCH_SPACE) - set(MODULE_PARAMS) <= set(params) and not set(MODULE_PARAMS) & set(params)
+        if "actor" in modules:
+            assert params["modules"] == {"actor": {"sparsity": trial.params["actor_sparsity"]}}
+        else:
+            assert "modules" not in params and "actor_sparsity" not in trial.params
+        if entry.zoo_sampler is not None:
+            assert "policy_kwargs" in params and "learning_rate" in params  # rl-zoo3's own search space
+        else:  # no rl-zoo3 sampler for the base algorithm (CrossQ): the DST knobs only
+            assert set(params) <= set(DST_SEARCH_SPACE) | {"modules"}
+        model = entry.sparse_class("MlpPolicy", env_id, buffer_size=10, **params)
+        configs = model.policy.module_configs
+        assert all(config.regime == params["regime"] for config in configs.values())
+        for name, config in configs.items():
+            expected = params["sparsity"] if name != "actor" else trial.params["actor_sparsity"]
+            assert config.sparsity == pytest.approx(expected) and config.drop_fraction == pytest.approx(
+                params["drop_fraction"]
+            )
         study.tell(trial, 0.0)
 
 
@@ -130,28 +186,38 @@ def test_trial_keeps_yaml_dst_settings():
     base = {
         "policy_kwargs": {"net_arch": [256, 256], "optimizer_kwargs": {"weight_decay": 2e-4}},
         "erdos_renyi_lambdas": [7, 64],
-        "critic_sparsity": 0.8,
+        "modules": {"critic": {"sparsity": 0.8}, "actor": {"regime": "static", "sparsity": 0.6}},
         "mask_init": "magnitude",
     }
     sampled = {"policy_kwargs": {"net_arch": [64, 64]}, "sparsity": 0.7, "learning_rate": 1e-3}
+    sampled["modules"] = {"actor": {"sparsity": 0.9}}  # a tuned actor_sparsity
     kwargs = dict(base)
     kwargs.update(merge_trial_hyperparams(base, sampled))
     assert kwargs["policy_kwargs"] == {"net_arch": [64, 64], "optimizer_kwargs": {"weight_decay": 2e-4}}
-    assert kwargs["erdos_renyi_lambdas"] is None and kwargs["critic_sparsity"] is None
+    # the YAML's per-module sparsity would beat the tuned one: cleared; its other per-module settings stay
+    assert kwargs["erdos_renyi_lambdas"] is None and kwargs["modules"] == {"actor": {"regime": "static", "sparsity": 0.9}}
     assert kwargs["mask_init"] == "magnitude" and kwargs["sparsity"] == 0.7
     model = SparseSAC("MlpPolicy", "Pendulum-v1", buffer_size=10, **kwargs)
     assert model.policy.optimizer_kwargs == {"weight_decay": 2e-4}
-    assert model.mask_init == "magnitude"
+    configs = model.policy.module_configs
+    assert configs["critic"].sparsity == 0.7 and configs["actor"].sparsity == 0.9 and configs["actor"].regime == "static"
+    assert configs["critic"].mask_init == "magnitude" and configs["critic"].erdos_renyi_lambdas is None
+    # nothing per module left: no modules at all
+    merged = merge_trial_hyperparams({"modules": {"critic": {"sparsity": 0.8}}}, {"sparsity": 0.5})
+    assert merged == {"sparsity": 0.5, "modules": None}
 
 
 def test_convert_sparse_params():
     params = {"one_minus_gamma": 0.01, "batch_size_pow": 7, "net_arch": "small", "train_freq": 4, "noise_type": None}
-    params.update(noise_std=0.3, sparsity=0.8, grow_method="gradient")
+    params.update(noise_std=0.3, sparsity=0.8, regime="rigl", actor_sparsity=0.9)
     converted = convert_sparse_params(params)
     assert converted["gamma"] == pytest.approx(0.99) and converted["batch_size"] == 128
     assert converted["policy_kwargs"] == {"net_arch": [64, 64]} and converted["gradient_steps"] == 4
-    assert converted["sparsity"] == 0.8 and converted["grow_method"] == "gradient"
+    assert converted["sparsity"] == 0.8 and converted["regime"] == "rigl"
+    assert converted["modules"] == {"actor": {"sparsity": 0.9}} and "actor_sparsity" not in converted
     assert converted["noise_type"] is None and "noise_std" not in converted
+    # a trial of a sampler without rl-zoo3 base (sparse_crossq): the DST knobs as they are
+    assert convert_sparse_params({"sparsity": 0.6, "regime": "set"}) == {"sparsity": 0.6, "regime": "set"}
 
 
 def test_best_trial_export_round_trips():
@@ -160,7 +226,7 @@ def test_best_trial_export_round_trips():
 
     register()
     params = {"one_minus_gamma": 0.02, "batch_size_pow": 8, "learning_rate": 1e-3, "train_freq": 2, "tau": 0.01}
-    params.update(net_arch="medium", sparsity=0.75, actor_sparsity=0.9, grow_method="gradient")
+    params.update(net_arch="medium", sparsity=0.75, actor_sparsity=0.9, regime="rigl")
     distributions = {
         "one_minus_gamma": FloatDistribution(1e-4, 0.03, log=True),
         "batch_size_pow": IntDistribution(2, 11),
@@ -170,14 +236,17 @@ def test_best_trial_export_round_trips():
         "net_arch": CategoricalDistribution(["small", "medium", "big"]),
         "sparsity": FloatDistribution(0.2, 0.95),
         "actor_sparsity": FloatDistribution(0.2, 0.95),
-        "grow_method": CategoricalDistribution(["random", "gradient", "none"]),
+        "regime": CategoricalDistribution(["set", "rigl", "static"]),
     }
     study = optuna.create_study(direction="maximize", study_name="export")
     study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=-150.0))
     base = {"n_timesteps": 20000, "policy": "MlpPolicy", "erdos_renyi_lambdas": [7, 64], "drop_fraction": 0.05}
     base["policy_kwargs"] = "dict(optimizer_kwargs=dict(weight_decay=2e-4))"
+    base["modules"] = {"actor": {"mask_init": "magnitude", "sparsity": 0.5}, "critic": {"sparsity": 0.8}}
     entry = best_entry(study, "sparse_td3", base)
-    assert entry["sparsity"] == 0.75 and entry["actor_sparsity"] == 0.9 and entry["drop_fraction"] == 0.05
+    assert entry["sparsity"] == 0.75 and entry["regime"] == "rigl" and entry["drop_fraction"] == 0.05
+    # the tuned actor_sparsity joins the file's per-module settings; the file's per-module sparsities go
+    assert entry["modules"] == {"actor": {"mask_init": "magnitude", "sparsity": 0.9}}
     assert "erdos_renyi_lambdas" not in entry  # the tuned sparsity must act
     assert eval(entry["policy_kwargs"], vars(exp_manager)) == {
         "optimizer_kwargs": {"weight_decay": 2e-4},
@@ -186,6 +255,9 @@ def test_best_trial_export_round_trips():
     text = export_best(study, "sparse_td3", "Pendulum-v1", base, None)
     assert text.startswith("# Best trial of Optuna study 'export'")
     assert yaml.safe_load(text)["Pendulum-v1"] == entry
+    exported = {key: value for key, value in entry.items() if key != "n_timesteps"}
+    exported["policy_kwargs"] = eval(exported["policy_kwargs"], vars(exp_manager))
+    check_hyperparams(SparseTD3, exported, "exported")  # the file trains as is
     from torch import nn
 
     assert python_literal({"activation_fn": nn.ReLU, "net_arch": [64]}) == "dict(activation_fn=nn.ReLU, net_arch=[64])"
@@ -199,7 +271,18 @@ def test_best_trial_export_round_trips():
     [
         ({"sparsty": 0.5}, "'sparsty' is not an argument of SparseSAC; did you mean 'sparsity'?"),
         ({"sparsity": 1.5}, "sparsity=1.5 is not valid"),
-        ({"grow_method": "rigl"}, "grow_method='rigl' is not valid; choose one of"),
+        ({"regime": "rigll"}, "regime='rigll' is not valid (did you mean 'rigl'?); choose one of"),
+        ({"modules": {"actr": {"sparsity": 0.8}}}, "modules has no module 'actr' (did you mean 'actor'?)"),
+        (
+            {"modules": {"actor": {"sparsty": 0.8}}},
+            "modules['actor']: 'sparsty' is not a DST setting; did you mean 'sparsity'?",
+        ),
+        (
+            {"modules": {"critic": {"sparsity": 1.0}}},
+            "sparsity=1.0 is not valid; it must be a number in [0, 1) (module 'critic')",
+        ),
+        ({"grow_method": "gradient"}, "'grow_method' is no longer an argument of SparseSAC: use regime ("),
+        ({"actor_sparsity": 0.8}, "'actor_sparsity' is no longer an argument of SparseSAC: use modules: {actor: {sparsity"),
         ({"drop_fraction_schedule": "linear"}, "drop_fraction_schedule='linear' is not valid"),
         ({"topology_update_interval": 0}, "topology_update_interval=0 is not valid"),
         ({"erdos_renyi_lambdas": [7, 64]}, "erdos_renyi_lambdas is only valid with sparsity_distribution='erdos_renyi'"),
@@ -212,13 +295,32 @@ def test_validation_messages(entry, message):
         check_hyperparams(SparseSAC, {"policy": "MlpPolicy", **entry}, "my.yml (entry for Pendulum-v1)")
     assert str(error.value).startswith("my.yml (entry for Pendulum-v1): ")
     assert message in str(error.value)
+    if "modules" not in entry:  # a top-level value is every module's: no module named in the message
+        assert "(module " not in str(error.value)
+
+
+def test_validation_of_other_algorithms():
+    """DQN's module is q_net: an actor setting is no module of it; old names get the plain did-you-mean."""
+    dqn = registry.ALGORITHMS["sparse_dqn"].sparse_class
+    check_hyperparams(dqn, {"policy": "MlpPolicy", "modules": {"q_net": {"regime": "static"}}}, "x")
+    with pytest.raises(ZooError, match=r"modules has no module 'actor'; this algorithm has 'q_net'"):
+        check_hyperparams(dqn, {"policy": "MlpPolicy", "modules": {"actor": {"sparsity": 0.8}}}, "x")
+    with pytest.raises(ZooError, match="'actor_sparsity' is not an argument of SparseDQN"):
+        check_hyperparams(dqn, {"policy": "MlpPolicy", "actor_sparsity": 0.8}, "x")
 
 
 def test_coerce_steps():
     entry = {"topology_update_interval": 1e4, "topology_update_end": 9.5e5, "topology_update_start": 0.1}
+    entry["modules"] = {"actor": {"topology_update_interval": 2e4, "topology_update_end": 0.5}}
     coerce_steps(entry)
-    assert entry == {"topology_update_interval": 10000, "topology_update_end": 950000, "topology_update_start": 0.1}
+    assert entry == {
+        "topology_update_interval": 10000,
+        "topology_update_end": 950000,
+        "topology_update_start": 0.1,
+        "modules": {"actor": {"topology_update_interval": 20000, "topology_update_end": 0.5}},
+    }
     assert isinstance(entry["topology_update_interval"], int)
+    assert isinstance(entry["modules"]["actor"]["topology_update_interval"], int)
     check_hyperparams(SparseSAC, entry, "x")
 
 
@@ -237,18 +339,19 @@ def test_inference_loader_does_not_allocate_the_replay_buffer(tmp_path):
     SparseSAC("MlpPolicy", "Pendulum-v1", buffer_size=5000).save(tmp_path / "model")
     model = InferenceLoader(SparseSAC).load(str(tmp_path / "model"))
     assert model.replay_buffer.buffer_size == 1
-    assert model.sparsity == 0.5 and network_sparsity(model)["global"] == pytest.approx(0.5, abs=0.01)
+    assert model.dst_config["sparsity"] == 0.5 and module_sparsity(model)["global"] == pytest.approx(0.5, abs=0.01)
 
 
-def write_fake_run(run_dir, rewards, sparse=True):
-    """An rl-zoo3 run folder with monitor, evaluations and (for sparse runs) sparsity files."""
+def write_fake_run(run_dir, rewards, sparse=True, evaluations=True):
+    """An rl-zoo3 run folder with monitor, evaluations (unless told not) and (for sparse runs) sparsity files."""
     run_dir.mkdir(parents=True)
     with open(run_dir / "0.monitor.csv", "w") as file:
         file.write('#{"t_start": 0.0, "env_id": "Pendulum-v1"}\nr,l,t\n')
         for index, reward in enumerate(rewards):
             file.write(f"{reward},200,{index}\n")
     steps = np.arange(1, 4) * 200 * len(rewards) // 3
-    np.savez(run_dir / "evaluations.npz", timesteps=steps, results=np.array([[r, r + 10] for r in rewards[:3]]))
+    if evaluations:
+        np.savez(run_dir / "evaluations.npz", timesteps=steps, results=np.array([[r, r + 10] for r in rewards[:3]]))
     if sparse:
         with open(run_dir / "sparsity.csv", "w", newline="") as file:
             writer = csv.writer(file)
@@ -272,6 +375,267 @@ def test_plots_write_png(tmp_path):
         plot_compare([str(tmp_path / "logs")], ["Pendulum-v1"], ["td3"], str(tmp_path / "none.png"))
 
 
+def legend_labels(ax) -> list[str]:
+    legend = ax.get_legend()
+    return [text.get_text() for text in legend.get_texts()] if legend is not None else []
+
+
+def panel_texts(ax) -> str:
+    return " ".join(text.get_text() for text in ax.texts)
+
+
+def test_plot_compare_never_passes_training_returns_off_as_evaluations(tmp_path, capsys, monkeypatch):
+    """Runs without evaluations.npz are named; auto falls back per env with honest labels; eval skips them; empty envs said."""
+    from sb3_sparse.zoo.plots import compare_figure
+
+    logs = tmp_path / "logs"
+    write_fake_run(logs / "sac" / "Pendulum-v1_1", [-1500, -1200, -900, -600], sparse=False)
+    write_fake_run(logs / "sparse_sac" / "Pendulum-v1_1", [-1400, -1100, -800, -500])
+    write_fake_run(logs / "sparse_sac" / "Pendulum-v1_2", [-1300, -1000, -700, -400], evaluations=False)
+    algos = ["sac", "sparse_sac"]
+
+    fig, notes = compare_figure([str(logs)], ["Pendulum-v1"], algos, source="auto")
+    ax = fig.axes[0]
+    assert legend_labels(ax) == ["sac (1 run, train)", "sparse_sac (2 runs, train)"]  # the whole panel: one kind
+    assert ax.get_ylabel().startswith("training return") and "training" in ax.get_title()
+    assert len(notes) == 1 and "1 of 3 runs have no evaluations.npz" in notes[0] and "Pendulum-v1_2" in notes[0]
+
+    fig, notes = compare_figure([str(logs)], ["Pendulum-v1"], algos, source="eval")
+    ax = fig.axes[0]
+    assert legend_labels(ax) == ["sac (1 run, eval)", "sparse_sac (1 run, eval)"]  # the run without evaluations is left out
+    assert ax.get_ylabel().startswith("evaluation return")
+    skipped = logs / "sparse_sac" / "Pendulum-v1_2"
+    assert notes == [f"{skipped}: no evaluations.npz (train with --eval-freq, or use --source train); skipped"]
+
+    fig, notes = compare_figure([str(logs)], ["Pendulum-v1", "Hopper-v5"], algos, source="train")
+    assert notes == [f"Hopper-v5: no runs at all of sac, sparse_sac in {logs}"]
+    assert "no runs of sac, sparse_sac" in panel_texts(fig.axes[1]) and not legend_labels(fig.axes[1])
+
+    # from the command line: notes on stderr; nothing but runs without evaluations -> one line, exit status 2
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", "compare", "--env", "Pendulum-v1", "Hopper-v5", "-o", "cmp.png"]) == 0
+    err = capsys.readouterr().err
+    assert "note: Hopper-v5: no runs at all" in err and "plotting training returns instead" in err
+    assert main(["plot", "compare", "--env", "Pendulum-v1", "--algos", "sparse_sac", "--source", "eval"]) == 0
+    write_fake_run(logs / "td3" / "Pendulum-v1_1", [-1500, -1200, -900, -600], sparse=False, evaluations=False)
+    capsys.readouterr()
+    assert main(["plot", "compare", "--env", "Pendulum-v1", "--algos", "td3", "--source", "eval", "-o", "td3.png"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sb3-sparse plot: error: no evaluation results (evaluations.npz) in the runs of td3")
+    assert not (tmp_path / "td3.png").exists()
+
+
+def test_plot_run_of_a_dense_run_says_why_sparsity_is_missing(tmp_path, capsys, monkeypatch):
+    from sb3_sparse.zoo.plots import run_figure
+
+    write_fake_run(tmp_path / "logs" / "sac" / "Pendulum-v1_1", [-1500, -1200, -900, -600], sparse=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", "run", "--algo", "sac", "--env", "Pendulum-v1", "-o", "dense.png"]) == 0
+    out, err = capsys.readouterr()
+    assert "Saved dense.png" in out
+    assert err.strip() == "note: sac is a dense algorithm: its runs have no sparsity.csv, so there is no sparsity to plot"
+    fig, notes = run_figure("logs/sac/Pendulum-v1_1")
+    assert all("dense algorithm" in panel_texts(ax) for ax in fig.axes[1:]) and not fig.axes[0].texts
+    # a sparse run without sparsity.csv (e.g. written by a tuning trial) and one without any topology update
+    write_fake_run(tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1", [-1500, -1200, -900], sparse=False)
+    _, notes = run_figure("logs/sparse_sac/Pendulum-v1_1")
+    assert len(notes) == 1 and notes[0].startswith("no sparsity.csv in logs/sparse_sac/Pendulum-v1_1 (a sparse_sac")
+    header = "timesteps,actor_sparsity,actor_changed_fraction\n"
+    (tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "sparsity.csv").write_text(header + "0,0.5,\n")
+    fig, notes = run_figure("logs/sparse_sac/Pendulum-v1_1")
+    assert len(notes) == 1 and notes[0].startswith("no topology update in this run") and fig.axes[2].texts
+
+
+def test_cli_version(capsys):
+    from sb3_sparse import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"sb3-sparse {__version__}\n"
+
+
+RST_MARKUP = re.compile(r"``|:(?:class|func|meth|mod|attr|obj|exc|data|ref|doc|param|type|return|returns|rtype|raises):|`_")
+
+HELP_COMMANDS = [
+    [],
+    ["train"],
+    ["tune"],
+    ["enjoy"],
+    ["record-video"],
+    ["plot"],
+    ["plot", "run"],
+    ["plot", "compare"],
+    ["plot", "train"],
+    ["plot", "all"],
+    ["plot", "from-file"],
+    ["best"],
+]
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=lambda command: " ".join(command) or "sb3-sparse")
+def test_help_has_no_rst_markup(command, capsys):
+    """-h is read in a terminal: no Sphinx roles, ``literals`` or :param: fields from docstrings."""
+    try:
+        status = main([*command, "-h"])
+    except SystemExit as exit_info:  # argparse's -h
+        status = exit_info.code
+    assert status in (0, None)
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) > 2
+    assert RST_MARKUP.search(out) is None, RST_MARKUP.search(out)
+    if not command:
+        assert "SB3_SPARSE_TRACEBACK" in out  # the variable is documented in the epilog
+
+
+def test_tuning_prints_one_line_per_finished_trial(capsys):
+    from sb3_sparse.zoo.study import reporting_trials
+
+    def objective(trial):
+        value = trial.suggest_float("x", 0, 1)
+        if trial.number == 1:
+            trial.report(-5.0, step=3)
+            raise optuna.TrialPruned()
+        return -float(trial.number) - value
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    with reporting_trials():
+        study.optimize(objective, n_trials=3, callbacks=[lambda study, trial: None])
+    study.optimize(objective, n_trials=1)  # the callback is gone once the command ends
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3, lines
+    first = study.trials[0].value
+    assert lines[0] == f"Trial 0 finished: COMPLETE, value {first:.6g}; best so far: trial 0, value {first:.6g}"
+    assert lines[1] == f"Trial 1 finished: PRUNED, at step 3 (last value -5); best so far: trial 0, value {first:.6g}"
+    assert lines[2].startswith("Trial 2 finished: COMPLETE, value -2.")
+
+
+@pytest.mark.parametrize("storage", ["studies/missing.log", "sqlite:///studies/missing.db", "sqlite:///missing.db"])
+def test_best_does_not_create_a_missing_storage(storage, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["best", "--algo", "sparse_sac", "--env", "Pendulum-v1", "--storage", storage, "--study-name", "s"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sb3-sparse best: error: storage {storage!r} not found")
+    assert list(tmp_path.iterdir()) == []  # no journal file, database or folder left behind
+
+
+def test_traceback_variable(capsys, monkeypatch):
+    """SB3_SPARSE_TRACEBACK=0: any exception is one line and exit status 1; 1: tracebacks even for user mistakes."""
+    train_missing_agent = ["train", "--algo", "sac", "--env", "Pendulum-v1", "-i", "missing.zip"]  # rl-zoo3 asserts
+    monkeypatch.delenv("SB3_SPARSE_TRACEBACK", raising=False)
+    with pytest.raises(AssertionError):
+        main(train_missing_agent)
+    monkeypatch.setenv("SB3_SPARSE_TRACEBACK", "0")
+    capsys.readouterr()
+    assert main(train_missing_agent) == 1
+    assert capsys.readouterr().err == "error: AssertionError: The trained_agent must be a valid path to a .zip file\n"
+
+    def broken(argv):
+        raise KeyError("boom\nsecond line")
+
+    monkeypatch.setitem(COMMANDS, "best", broken)
+    assert main(["best"]) == 1
+    assert capsys.readouterr().err == "error: KeyError: 'boom\\nsecond line'\n"
+    assert main(["plot", "pie"]) == 2  # user mistakes keep their own line and status
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("sb3-sparse plot: error: unknown plot 'pie'")
+    monkeypatch.setenv("SB3_SPARSE_TRACEBACK", "1")
+    with pytest.raises(ZooError, match="unknown plot"):
+        main(["plot", "pie"])
+
+
+def test_cli_rejected_model_leaves_no_run_folder(tmp_path, capsys, monkeypatch):
+    """rl-zoo3 creates logs/<algo>/<env>_<n>/ before it builds the model: a model the constructor rejects removes it."""
+    monkeypatch.chdir(tmp_path)
+    args = ["--eval-freq", "-1", "-n", "100", "--num-threads", "1"]
+    # an unsupported action space (SB3 asserts inside the constructor); logs/ did not exist: nothing left at all
+    assert main(["train", "--algo", "sparse_sac", "--env", "CartPole-v1", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sb3-sparse train: error: cannot create sparse_sac for CartPole-v1 from ")
+    assert err[0].endswith("The algorithm only supports (Box,) as action spaces but Discrete(2) was provided")
+    assert not (tmp_path / "logs").exists()
+    # a value the constructor rejects, next to an earlier run: only this run's folder goes
+    earlier = tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1"
+    earlier.mkdir(parents=True)
+    (earlier / "keep.txt").write_text("earlier run")
+    bad = ["-params", "sparsity_distribution:'erdos_renyi'", "erdos_renyi_lambdas:[1.0]"]
+    assert main(["train", "--algo", "sparse_sac", "--env", "Pendulum-v1", *args, *bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "erdos_renyi_lambdas has 1 values" in err[0]
+    assert sorted(path.name for path in (tmp_path / "logs" / "sparse_sac").iterdir()) == ["Pendulum-v1_1"]
+    assert (earlier / "keep.txt").read_text() == "earlier run"
+
+
+def test_cli_trains_sparse_dqn(tmp_path, capsys, monkeypatch):
+    """sparse_dqn through the command (in-process): a few hundred steps with a mask update, its files, enjoy."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dqn.yml").write_text(
+        "CartPole-v1:\n  n_timesteps: 300\n  policy: MlpPolicy\n  learning_starts: 50\n  train_freq: 4\n"
+        "  buffer_size: 1000\n  policy_kwargs: dict(net_arch=[32, 32])\n  regime: rigl\n  sparsity: 0.8\n"
+        "  topology_update_interval: !!float 1e2\n  modules: {q_net: {drop_fraction: 0.3}}\n"
+    )
+    args = ["--algo", "sparse_dqn", "--env", "CartPole-v1", "-conf", "dqn.yml", "--eval-freq", "-1", "--seed", "0"]
+    assert main(["train", *args, "--num-threads", "1"]) == 0
+    assert "Mask update at step 100: q_net changed" in capsys.readouterr().out
+    run = tmp_path / "logs" / "sparse_dqn" / "CartPole-v1_1"
+    model = registry.ALGORITHMS["sparse_dqn"].sparse_class.load(run / "CartPole-v1.zip", buffer_size=1)
+    config = model.policy.module_configs["q_net"]
+    assert config.regime == "rigl" and config.drop_fraction == 0.3 and config.topology_update_interval == 100
+    assert module_sparsity(model)["q_net"] == pytest.approx(0.8, abs=0.02)
+    assert model.dst_state["modules"]["q_net"]["n_updates"] >= 2
+    with open(run / "sparsity.csv") as file:
+        rows = list(csv.DictReader(file))
+    header = ("timesteps", "q_net_sparsity", "global_sparsity", "q_net_changed_fraction", "n_topology_updates")
+    assert tuple(rows[0]) == (*header, "training_flops_ratio")
+    assert sum(row["q_net_changed_fraction"] != "" for row in rows) == model.dst_state["modules"]["q_net"]["n_updates"]
+    # enjoy loads it without the full replay buffer
+    enjoy = ["enjoy", "--algo", "sparse_dqn", "--env", "CartPole-v1", "-f", "logs", "--no-render", "-n", "50"]
+    assert main(enjoy) == 0
+    assert "Loading logs/sparse_dqn/CartPole-v1_1/CartPole-v1.zip" in capsys.readouterr().out
+    # DQN's one module is q_net: a mistake from -params is one line that says so
+    assert main(["train", *args, "-params", "modules:{'actor':{'sparsity':0.8}}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "sb3-sparse train: error: dqn.yml (entry for CartPole-v1, with -params modules): "
+        "modules has no module 'actor'; this algorithm has 'q_net'"
+    ]
+
+
+def test_cli_trial_id_rebuilds_the_trial_as_it_ran(tmp_path, monkeypatch):
+    """--trial-id: the trial's policy_kwargs and modules merge into the file's (as while tuning), not replace them."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sac.yml").write_text(
+        "Pendulum-v1:\n  n_timesteps: 100\n  policy: MlpPolicy\n  learning_starts: 50\n"
+        '  policy_kwargs: "dict(optimizer_kwargs=dict(weight_decay=1e-4))"\n'
+        "  modules: {actor: {regime: static}, critic: {sparsity: 0.6}}\n"
+    )
+    distributions = {"sparsity": FloatDistribution(0.2, 0.95), "actor_sparsity": FloatDistribution(0.2, 0.95)}
+    distributions["regime"] = CategoricalDistribution(["set", "rigl", "static"])
+    distributions["one_minus_gamma"] = FloatDistribution(1e-4, 0.03, log=True)
+    distributions["net_arch"] = CategoricalDistribution(["small", "medium", "big"])
+    study = optuna.create_study(
+        study_name="s", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend("s.log"))
+    )
+    trials = [{"sparsity": 0.5, "actor_sparsity": 0.7, "regime": "set"}]
+    trials.append({"sparsity": 0.8, "actor_sparsity": 0.9, "regime": "rigl", "one_minus_gamma": 0.02, "net_arch": "small"})
+    for params in trials:
+        used = {name: distributions[name] for name in params}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=used, value=-1.0))
+    args = ["--algo", "sparse_sac", "--env", "Pendulum-v1", "-conf", "sac.yml", "--eval-freq", "-1", "--verbose", "0"]
+    args += ["--storage", "s.log", "--study-name", "s", "--trial-id", "1", "-params", "drop_fraction:0.2"]
+    assert main(["train", *args]) == 0
+    config = yaml.unsafe_load((tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "Pendulum-v1" / "config.yml").read_text())
+    assert config["sparsity"] == 0.8 and config["regime"] == "rigl" and config["drop_fraction"] == 0.2  # -params last
+    assert config["modules"] == {"actor": {"regime": "static", "sparsity": 0.9}}  # the file's critic sparsity: tuned over
+    assert config["policy_kwargs"] == "dict(optimizer_kwargs=dict(weight_decay=0.0001), net_arch=[64, 64])"
+    assert config["gamma"] == pytest.approx(0.98)
+    model = SparseSAC.load(tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "Pendulum-v1.zip", buffer_size=1)
+    configs = model.policy.module_configs
+    assert (configs["actor"].regime, configs["actor"].sparsity) == ("static", 0.9)
+    assert (configs["critic"].regime, configs["critic"].sparsity) == ("rigl", 0.8)
+    assert model.policy.optimizer_kwargs == {"weight_decay": 1e-4} and model.policy.net_arch == [64, 64]
+
+
 def test_cli_bad_yaml_value_is_one_line(tmp_path, capsys, monkeypatch):
     """A bad DST value in a YAML ends with one clear line and exit status 2, not a traceback inside rl-zoo3."""
     monkeypatch.chdir(tmp_path)
@@ -279,7 +643,7 @@ def test_cli_bad_yaml_value_is_one_line(tmp_path, capsys, monkeypatch):
     status = main(["train", "--algo", "sparse_sac", "--env", "Pendulum-v1", "-conf", "bad.yml", "--eval-freq", "-1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
-    message = "bad.yml (entry for Pendulum-v1): drop_fraction=2.0 is not valid; it must be a number in (0, 1]"
+    message = "bad.yml (entry for Pendulum-v1): drop_fraction=2.0 is not valid; it must be a number in [0, 1]"
     assert err == [f"sb3-sparse train: error: {message}"]
     assert not (tmp_path / "logs" / "sparse_sac").exists() or not any((tmp_path / "logs" / "sparse_sac").iterdir())
 
@@ -309,4 +673,5 @@ def test_python_config_example_is_valid():
             check_hyperparams(algo_class, entry, env_id)
     entry = {key: value for key, value in entries["Pendulum-v1"].items() if key != "n_timesteps"}
     model = SparseSAC(env="Pendulum-v1", buffer_size=10, **entry)
-    assert model.grow_method == "gradient" and model.sparse_layers == ["input", "hidden", "output"]
+    for config in model.policy.module_configs.values():  # the RigL recipe reached every module
+        assert config.regime == "rigl" and config.sparse_layers == ("input", "hidden", "output")

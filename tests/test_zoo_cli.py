@@ -1,6 +1,7 @@
 """The real ``sb3-sparse`` command end to end, on tiny budgets: train -> files -> enjoy -> plot, tune -> best YAML."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ pytest.importorskip("rl_zoo3")
 optuna = pytest.importorskip("optuna")
 
 from sb3_sparse import SparseSAC  # noqa: E402
-from sb3_sparse.common.flops import network_sparsity  # noqa: E402
+from sb3_sparse.common.flops import module_sparsity  # noqa: E402
 from sb3_sparse.zoo.cli import main  # noqa: E402
 
 # A YAML entry that sets DST knobs away from their defaults, to check they reach the model.
@@ -25,22 +26,24 @@ Pendulum-v1:
   batch_size: 64
   policy_kwargs: "dict(net_arch=[64, 64])"
   sparsity: 0.7
-  actor_sparsity: 0.8
   sparsity_distribution: 'erk'
   sparse_layers: 'all'
   mask_init: 'magnitude'
   topology_update_interval: !!float 1e2
   drop_fraction: 0.3
   drop_fraction_schedule: 'cosine'
-  grow_method: 'gradient'
+  regime: 'rigl'
   topology_update_end: 0.9
-  actor_grow_method: 'none'
+  modules: {actor: {sparsity: 0.8, regime: static}}
 """
 
 
-def cli(*args: str, cwd, module: str = "sb3_sparse", timeout: int = 240) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, cwd, module: str = "sb3_sparse", timeout: int = 240, env_vars: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args`` (``sb3-sparse`` itself when ``module`` is ``"script"``) in ``cwd``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MUJOCO_GL": "egl"}
+    env.update(env_vars or {})
     if module == "script":
         script = shutil.which("sb3-sparse")
         command = [script] if script else [sys.executable, "-m", "sb3_sparse"]
@@ -73,30 +76,32 @@ def test_train_enjoy_plot_end_to_end(tmp_path, monkeypatch):
     run = tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1"
     for name in ("Pendulum-v1.zip", "best_model.zip", "evaluations.npz", "0.monitor.csv", "sparsity.csv"):
         assert (run / name).is_file(), name
-    assert yaml.unsafe_load((run / "Pendulum-v1" / "config.yml").read_text())["grow_method"] == "gradient"
-    assert "Topology update at step" in result.stdout  # SparseSAC's own log line reached rl-zoo3's output
+    config = yaml.unsafe_load((run / "Pendulum-v1" / "config.yml").read_text())
+    assert config["regime"] == "rigl" and config["modules"] == {"actor": {"sparsity": 0.8, "regime": "static"}}
+    assert "Mask update at step" in result.stdout  # SparseSAC's own log line reached rl-zoo3's output
 
-    # every DST knob of the YAML reached the model
+    # every DST knob of the YAML reached the model, the per-module ones only their module
     model = SparseSAC.load(run / "Pendulum-v1.zip", buffer_size=1)
     expected = {
         "sparsity": 0.7,
-        "actor_sparsity": 0.8,
         "sparsity_distribution": "erk",
-        "sparse_layers": ["input", "hidden", "output"],
+        "sparse_layers": ("input", "hidden", "output"),
         "mask_init": "magnitude",
         "topology_update_interval": 100,
         "drop_fraction": 0.3,
         "drop_fraction_schedule": "cosine",
-        "grow_method": "gradient",
+        "regime": "rigl",
         "topology_update_end": 0.9,
-        "actor_grow_method": "none",
     }
+    configs = model.policy.module_configs
     for name, value in expected.items():
-        assert getattr(model, name) == value, name
-    sparsity = network_sparsity(model)
+        assert getattr(configs["critic"], name) == value, name
+        actor_value = {"sparsity": 0.8, "regime": "static"}.get(name, value)
+        assert getattr(configs["actor"], name) == actor_value, name
+    sparsity = module_sparsity(model)
     assert sparsity["actor"] == pytest.approx(0.8, abs=0.02) and sparsity["critic"] == pytest.approx(0.7, abs=0.02)
-    assert model.topology_state.networks["critic"]["n_updates"] >= 1
-    assert model.topology_state.networks["actor"]["n_updates"] == 0  # actor_grow_method: none
+    assert model.dst_state["modules"]["critic"]["n_updates"] >= 1
+    assert model.dst_state["modules"]["actor"]["n_updates"] == 0  # modules: {actor: {regime: static}}
     with open(run / "sparsity.csv") as file:
         header = file.readline()
     assert header.startswith("timesteps,actor_sparsity,critic_sparsity")
@@ -151,6 +156,9 @@ def test_tune_exports_best_trial(tmp_path, monkeypatch):
     args += ["--storage", "study.log", "--study-name", "tiny", "-params", "learning_starts:100", "--seed", "3"]
     result = cli(*args, cwd=tmp_path, module="sb3_sparse.tune")
     assert result.returncode == 0
+    line = r"^Trial (\d) finished: (COMPLETE|PRUNED), .*; best so far: trial \d, value -?[\d.e+]+$"
+    progress = re.findall(line, result.stdout, re.MULTILINE)
+    assert sorted(int(number) for number, _ in progress) == [0, 1, 2]  # one line per finished trial, on stdout
     study = optuna.load_study(
         study_name="tiny",
         storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log"))),
@@ -158,12 +166,13 @@ def test_tune_exports_best_trial(tmp_path, monkeypatch):
     states = [trial.state for trial in study.trials]
     assert len(states) == 3 and all(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states)
     assert any(trial.intermediate_values for trial in study.trials)  # the pruner gets reports
-    assert {"sparsity", "grow_method", "drop_fraction_schedule", "learning_rate"} <= set(study.trials[0].params)
+    assert {"sparsity", "actor_sparsity", "regime", "drop_fraction_schedule", "learning_rate"} <= set(study.trials[0].params)
     assert not list((tmp_path / "logs" / "sparse_sac").glob("Pendulum-v1_*"))  # no empty run folder left for enjoy
 
     best_file = tmp_path / "logs" / "sparse_sac" / "best_Pendulum-v1.yml"
     entry = yaml.safe_load(best_file.read_text())["Pendulum-v1"]
     assert entry["sparsity"] == study.best_trial.params["sparsity"]
+    assert entry["modules"] == {"actor": {"sparsity": study.best_trial.params["actor_sparsity"]}}
     assert entry["learning_starts"] == 100 and entry["policy"] == "MlpPolicy" and entry["n_timesteps"] == 20000
     assert entry["sparse_layers"] == ["input", "hidden"]  # the YAML's DST settings that were not tuned
 
@@ -184,7 +193,7 @@ def test_tune_exports_best_trial(tmp_path, monkeypatch):
     )
     assert result.returncode == 0
     exported = yaml.safe_load((tmp_path / "b.yml").read_text())["Pendulum-v1"]
-    tuned = ("sparsity", "actor_sparsity", "grow_method", "drop_fraction", "learning_rate", "policy_kwargs", "gamma")
+    tuned = ("sparsity", "modules", "regime", "drop_fraction", "learning_rate", "policy_kwargs", "gamma")
     assert {key: exported[key] for key in tuned} == {key: entry[key] for key in tuned}
     assert "learning_starts" not in exported  # its base is the shipped entry (the tune run also had -params)
 
@@ -198,7 +207,8 @@ def test_tune_exports_best_trial(tmp_path, monkeypatch):
     assert main(["train", *args, "--storage", "study.log", "--study-name", "tiny", "--trial-id", "0"]) == 0
     config = yaml.unsafe_load((tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_2" / "Pendulum-v1" / "config.yml").read_text())
     assert config["sparsity"] == study.trials[0].params["sparsity"]
-    assert config["grow_method"] == study.trials[0].params["grow_method"]
+    assert config["regime"] == study.trials[0].params["regime"]
+    assert config["modules"] == {"actor": {"sparsity": study.trials[0].params["actor_sparsity"]}}
     with zipfile.ZipFile(tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "Pendulum-v1.zip") as archive:
         assert "policy.pth" in archive.namelist()
 
@@ -215,3 +225,25 @@ def test_bad_yaml_exits_cleanly_from_the_shell(tmp_path):
         .splitlines()[-1]
         .startswith("sb3-sparse train: error: bad.yml (entry for Pendulum-v1): sparsity_distribution='gaussian' is not valid")
     )
+
+
+def test_one_line_errors_from_the_shell(tmp_path):
+    """A model the constructor rejects: one line, status 2, no run folder; SB3_SPARSE_TRACEBACK=0: one line for anything."""
+    result = cli("train", "--algo", "sparse_sac", "--env", "CartPole-v1", "-n", "100", cwd=tmp_path, module="script")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sb3-sparse train: error: cannot create sparse_sac for CartPole-v1 from ")
+    assert err[0].endswith("The algorithm only supports (Box,) as action spaces but Discrete(2) was provided")
+    assert not (tmp_path / "logs").exists()
+
+    # an error that is not a user mistake (rl-zoo3 asserts): with SB3_SPARSE_TRACEBACK=0 one line and status 1
+    args = ["train", "--algo", "sac", "--env", "Pendulum-v1", "-i", "missing.zip"]
+    result = cli(*args, cwd=tmp_path, env_vars={"SB3_SPARSE_TRACEBACK": "0"})
+    assert result.returncode == 1
+    message = "error: AssertionError: The trained_agent must be a valid path to a .zip file"
+    assert result.stderr.strip().splitlines()[-1] == message
+    assert "Traceback" not in result.stderr
+
+    result = cli("--version", cwd=tmp_path, module="script")
+    assert result.returncode == 0 and re.fullmatch(r"sb3-sparse \d+\.\d+\.\d+\S*\n", result.stdout)

@@ -49,10 +49,13 @@ def register() -> None:
         raise ZooError(f"{ZOO_INSTALL_HINT} ({error})") from error
     from sb3_sparse.zoo.samplers import convert_sparse_params, make_sampler
 
+    # rl-zoo3's tables are typed after its own functions' parameter names; ours take the same arguments
+    samplers: dict[str, Any] = hyperparams_opt.HYPERPARAMS_SAMPLER
+    converters: dict[str, Any] = hyperparams_opt.HYPERPARAMS_CONVERTER
     for algo, entry in registry.ALGORITHMS.items():
         utils.ALGOS[algo] = entry.sparse_class
-        hyperparams_opt.HYPERPARAMS_SAMPLER[algo] = make_sampler(entry)
-        hyperparams_opt.HYPERPARAMS_CONVERTER[algo] = convert_sparse_params
+        samplers[algo] = make_sampler(entry)
+        converters[algo] = convert_sparse_params
 
 
 __all__ = ["HYPERPARAMS_DIR", "ZooError", "algorithm_class", "hyperparams_path", "is_sparse_algo", "register"]

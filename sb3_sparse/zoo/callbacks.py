@@ -53,11 +53,11 @@ class SparsityLogCallback(BaseCallback):
         return {module: values["n_updates"] for module, values in modules.items()}
 
     def _write_row(self, rewired: tuple[str, ...]) -> None:
-        policy = self.model.policy
+        policy: Any = self.model.policy  # a SparsePolicyMixin (checked at the start of training)
         sparsity = module_sparsity(policy)
         state = getattr(self.model, STATE_ATTRIBUTE)["modules"]
         row: dict[str, Any] = {"timesteps": self.num_timesteps, "global_sparsity": sparsity.get("global", math.nan)}
-        for module in policy.sparse_modules:  # type: ignore[attr-defined]
+        for module in policy.sparse_modules:
             row[f"{module}_sparsity"] = sparsity.get(module, "")
             row[f"{module}_changed_fraction"] = state[module]["changed_fraction"] if module in rewired else ""
         row["n_topology_updates"] = sum(values["n_updates"] for values in state.values())

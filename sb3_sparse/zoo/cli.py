@@ -1,9 +1,12 @@
 """The ``sb3-sparse`` command: rl-zoo3's train / enjoy / record-video / plots and Optuna tuning for sparse agents.
 
-Each command registers the sparse algorithms into rl-zoo3 and hands over to rl-zoo3's own entry point
-with the same flags, so ``--algo sac`` / ``td3`` keep working through the same command. Mistakes in a
+Each command registers the sparse algorithms (``sparse_sac``, ``sparse_td3``, ``sparse_tqc``,
+``sparse_crossq``, ``sparse_dqn``: :data:`sb3_sparse.registry.ALGORITHMS`) into rl-zoo3 and hands over
+to rl-zoo3's own entry point with the same flags, so ``--algo sac`` / ``td3`` / ``dqn`` keep working
+through the same command. Mistakes in a
 hyperparameter file end with one ``sb3-sparse <command>: error: ...`` line and exit status 2 (set
-``SB3_SPARSE_TRACEBACK=1`` to see the traceback).
+``SB3_SPARSE_TRACEBACK=1`` to see the traceback); ``SB3_SPARSE_TRACEBACK=0`` also turns any other
+exception into one ``error: <type>: <message>`` line and exit status 1.
 """
 
 import argparse
@@ -13,11 +16,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sb3_sparse.zoo import ALGORITHMS, ZooError, algorithm_class, register
+from sb3_sparse.registry import ALGORITHMS
+from sb3_sparse.zoo import ZooError, algorithm_class, register
 
-USAGE = """usage: sb3-sparse <command> [options]
+TRACEBACK_VARIABLE = "SB3_SPARSE_TRACEBACK"
 
-commands (rl-zoo3's flags, plus our algorithms sparse_sac and sparse_td3):
+USAGE = """usage: sb3-sparse [--version] <command> [options]
+
+commands (with rl-zoo3's flags):
   train          train an agent from a hyperparameter file       (rl_zoo3.train)
   tune           Optuna search: train with --optimize-hyperparameters; writes best_<env>.yml
   enjoy          run a trained agent                              (rl_zoo3.enjoy)
@@ -25,7 +31,21 @@ commands (rl-zoo3's flags, plus our algorithms sparse_sac and sparse_td3):
   plot           figures: run | compare (ours), train | all | from-file (rl-zoo3's)
   best           export the best trial of a study as a hyperparameter-file entry
 
-'sb3-sparse <command> -h' lists a command's options."""
+algorithms (--algo): rl-zoo3's (sac, td3, dqn, ...) and the sparse ones:
+  {algorithms}
+
+'sb3-sparse <command> -h' lists a command's options; 'sb3-sparse --version' prints the version.
+
+environment:
+  SB3_SPARSE_TRACEBACK   unset: mistakes (bad hyperparameter file, missing run, ...) end in one line and exit
+                         status 2, other errors show a traceback; 1: tracebacks for everything;
+                         0: no tracebacks at all, any other error ends in one line
+                         'error: <type>: <message>' and exit status 1"""
+
+
+def usage() -> str:
+    """The top-level help, naming the sparse algorithms of :mod:`sb3_sparse.registry` (registered ones included)."""
+    return USAGE.format(algorithms=", ".join(ALGORITHMS))
 
 
 def _install_experiment_manager() -> None:
@@ -50,11 +70,19 @@ def _run_zoo(prog: str, argv: Sequence[str], entry: Callable[[], Any]) -> int:
 
 def train(argv: Sequence[str]) -> int:
     """``sb3-sparse train``: rl-zoo3's train, with our algorithms and experiment manager."""
+    return _train("sb3-sparse train", argv)
+
+
+def _train(prog: str, argv: Sequence[str]) -> int:
+    """rl-zoo3's train, with a progress line per finished trial when it tunes (``--optimize-hyperparameters``)."""
     register()
     _install_experiment_manager()
     import rl_zoo3.train
 
-    return _run_zoo("sb3-sparse train", argv, rl_zoo3.train.train)
+    from sb3_sparse.zoo.study import reporting_trials
+
+    with reporting_trials():
+        return _run_zoo(prog, argv, rl_zoo3.train.train)
 
 
 def tune(argv: Sequence[str]) -> int:
@@ -62,11 +90,7 @@ def tune(argv: Sequence[str]) -> int:
     argv = list(argv)
     if not {"-optimize", "--optimize-hyperparameters"} & set(argv):
         argv.append("--optimize-hyperparameters")
-    register()
-    _install_experiment_manager()
-    import rl_zoo3.train
-
-    return _run_zoo("sb3-sparse tune", argv, rl_zoo3.train.train)
+    return _train("sb3-sparse tune", argv)
 
 
 class InferenceLoader:
@@ -175,10 +199,14 @@ def plot(argv: Sequence[str]) -> int:
 
 def best(argv: Sequence[str]) -> int:
     """``sb3-sparse best``: the best trial of a (shared) study as a hyperparameter-file entry."""
-    parser = argparse.ArgumentParser(prog="sb3-sparse best", description=best.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sb3-sparse best",
+        description="Export the best trial of an Optuna study (e.g. one shared by several 'sb3-sparse tune' workers) "
+        "as a hyperparameter-file entry: the file's entry for the env, updated with the tuned values.",
+    )
     parser.add_argument("--algo", required=True, help="rl-zoo3 algorithm name, e.g. sparse_sac")
     parser.add_argument("--env", required=True, help="environment ID (the entry's key)")
-    parser.add_argument("--storage", required=True, help="journal file (.log) or database URL")
+    parser.add_argument("--storage", required=True, help="existing journal file (.log) or database URL")
     parser.add_argument("--study-name", required=True)
     parser.add_argument("-conf", "--conf-file", default=None, help="hyperparameter file the study started from")
     parser.add_argument("-o", "--output", default=None, help="YAML file to write (default: print only)")
@@ -227,20 +255,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
+        print(usage())
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from sb3_sparse import __version__
+
+        print(f"sb3-sparse {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(USAGE, file=sys.stderr)
+        print(usage(), file=sys.stderr)
         print(f"sb3-sparse: error: unknown command {command!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    tracebacks = _traceback_setting()
     try:
         return COMMANDS[command](rest)
     except ZooError as error:
-        if os.environ.get("SB3_SPARSE_TRACEBACK"):
+        if tracebacks == "all":
             raise
-        print(f"sb3-sparse {command}: error: {error}", file=sys.stderr)
+        print(f"sb3-sparse {command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except Exception as error:
+        if tracebacks != "none":
+            raise
+        message = _one_line(error)
+        print(f"error: {type(error).__name__}{': ' + message if message else ''}", file=sys.stderr)
+        return 1
+
+
+def _traceback_setting() -> str:
+    """``SB3_SPARSE_TRACEBACK``: ``"none"`` (``0``), ``"all"`` (any other value) or ``"default"`` (unset or empty).
+
+    By default user mistakes (:class:`ZooError`) end in one line and anything else shows its traceback,
+    which is what a bug report needs; ``0`` is for scripts and logs that want one line whatever happens.
+    """
+    value = os.environ.get(TRACEBACK_VARIABLE, "").strip().lower()
+    if not value:
+        return "default"
+    return "none" if value in ("0", "false", "no", "off") else "all"
+
+
+def _one_line(error: BaseException) -> str:
+    """The exception's message on one line (rl-zoo3 and SB3 messages sometimes span several)."""
+    return " ".join(str(error).split())
 
 
 if __name__ == "__main__":

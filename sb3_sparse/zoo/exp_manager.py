@@ -1,23 +1,31 @@
 """rl-zoo3's ExperimentManager, adjusted where it gets a new sparse off-policy algorithm wrong.
 
 A subclass, not a fork: for ``--algo sac`` / ``td3`` (or any algorithm that is not ours) every method
-behaves exactly as rl-zoo3's. For ``sparse_sac`` / ``sparse_td3`` it
+behaves exactly as rl-zoo3's. For the sparse algorithms (``sparse_sac``, ``sparse_dqn``, ...: those of
+:data:`sb3_sparse.registry.ALGORITHMS`) it
 
 - finds the shipped ``sb3_sparse/hyperparams/<algo>.yml`` when no ``-conf`` is given (rl-zoo3 only
   looks inside its own package),
 - checks the entry (unknown keys, DST values) and reports mistakes in one line,
 - writes ``sparsity.csv`` (sparsity and topology changes) next to rl-zoo3's files,
+- reports a model the constructor rejects (a bad value, an unsupported action space) in one line
+  and removes the run folder rl-zoo3 had already created for it,
 - leaves no empty run folder behind when tuning (``enjoy`` would take it for the latest run),
-- honours ``--trial-id 0`` (rl-zoo3 takes 0 for "no trial"),
-- when tuning: merges the trial's ``policy_kwargs`` into the YAML's instead of replacing it, prunes
-  sampled combinations the model rejects instead of crashing the study, creates the shared study
-  safely when several workers start together, and exports the best trial as a YAML entry.
+- honours ``--trial-id 0`` (rl-zoo3 takes 0 for "no trial"), and rebuilds a ``--trial-id`` trial as it
+  ran: its ``policy_kwargs`` and ``modules`` merged into the file's, not replacing them,
+- when tuning: merges the trial's ``policy_kwargs`` and ``modules`` into the YAML's instead of
+  replacing them, prunes sampled combinations the model rejects instead of crashing the study, creates
+  the shared study safely when several workers start together, says when only the DST knobs are tuned
+  (no rl-zoo3 sampler for the base algorithm, e.g. CrossQ), and exports the best trial as a YAML entry.
 """
 
+import contextlib
 import copy
 import glob
 import os
 import pickle
+import re
+import shutil
 from collections import OrderedDict
 from typing import Any
 
@@ -26,10 +34,11 @@ from rl_zoo3 import exp_manager as zoo_exp_manager
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from sb3_sparse import registry
 from sb3_sparse.zoo import ZooError, algorithm_class, hyperparams_path, is_sparse_algo
 from sb3_sparse.zoo.callbacks import SparsityLogCallback
 from sb3_sparse.zoo.samplers import merge_trial_hyperparams
-from sb3_sparse.zoo.study import check_storage, export_best, load_study, normalize_storage, prepare_study
+from sb3_sparse.zoo.study import check_storage, export_best, load_study, normalize_storage, prepare_study, python_literal
 from sb3_sparse.zoo.validation import check_hyperparams, coerce_steps
 
 
@@ -49,27 +58,33 @@ class SparseExperimentManager(ExperimentManager):
             self.storage = normalize_storage(self.storage)
         self.base_entry: dict[str, Any] = {}
         self.best_file: str | None = None
+        self.created_folders: list[str] = []
 
     @property
     def where(self) -> str:
-        return f"{self.config} (entry for {self.env_name.gym_id})"
+        """Where the hyperparameters come from, for messages: the file's entry, and the -params keys if any."""
+        params = f", with -params {', '.join(self.custom_hyperparams)}" if self.custom_hyperparams else ""
+        return f"{self.config} (entry for {self.env_name.gym_id}{params})"
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if not self.sparse:
             return super().read_hyperparameters()
         if self.config.endswith((".yml", ".yaml", ".py")) and not os.path.isfile(self.config):
             raise ZooError(f"hyperparameter file {self.config!r} not found")
-        # rl-zoo3 tests `if self.trial_id`, so --trial-id 0 (the first trial) would be ignored: load it here,
-        # between the file's entry and the command line's -params, as rl-zoo3 does for the other trials.
-        first_trial = self.trial_id == 0 and bool(self.storage) and bool(self.study_name)
-        custom = self.custom_hyperparams
-        if first_trial:
-            self.custom_hyperparams = None
+        # The trial of --trial-id is loaded here, between the file's entry and the command line's -params, as
+        # rl-zoo3 does, but: rl-zoo3 tests `if self.trial_id`, so --trial-id 0 (the first trial) would be
+        # ignored; and it replaces the entry's policy_kwargs and modules wholesale, while the trial ran with
+        # them merged (merge_trial_hyperparams): the trial is rebuilt as it ran.
+        trial_id, custom = self.trial_id, self.custom_hyperparams
+        load_trial = trial_id is not None and bool(self.storage) and bool(self.study_name)
+        if load_trial:
+            self.trial_id, self.custom_hyperparams = None, None
         try:
             hyperparams, saved = super().read_hyperparameters()
-            if first_trial:
-                print("Loading trial 0 from Optuna study...")
-                hyperparams.update(self.load_trial(str(self.storage), str(self.study_name), 0))
+            if load_trial:
+                assert trial_id is not None
+                print(f"Loading trial {trial_id} from Optuna study...")
+                hyperparams.update(self.trial_hyperparams(hyperparams, trial_id))
                 hyperparams.update(custom or {})
                 saved = OrderedDict((key, hyperparams[key]) for key in sorted(hyperparams))
         except (ValueError, KeyError, SyntaxError, NameError) as error:
@@ -79,9 +94,25 @@ class SparseExperimentManager(ExperimentManager):
                 raise ZooError(f"{self.config} is not valid YAML: {error}") from error
             raise
         finally:
-            self.custom_hyperparams = custom
+            self.trial_id, self.custom_hyperparams = trial_id, custom
         self.base_entry = copy.deepcopy(dict(saved))
         return hyperparams, saved
+
+    def trial_hyperparams(self, entry: dict[str, Any], trial_id: int) -> dict[str, Any]:
+        """What trial ``trial_id`` of the study changes in the file's ``entry``, merged as during tuning.
+
+        :param entry: the file's entry (``policy_kwargs`` may still be a string, as in the files)
+        :param trial_id: the trial's index in the study
+        :return: the dict to ``update`` the entry with
+        """
+        tuned = self.load_trial(str(self.storage), str(self.study_name), trial_id)
+        policy_kwargs = entry.get("policy_kwargs")
+        if isinstance(policy_kwargs, str):
+            policy_kwargs = eval(policy_kwargs, vars(zoo_exp_manager))  # as rl-zoo3 evaluates it
+        merged = merge_trial_hyperparams({**entry, "policy_kwargs": policy_kwargs or {}}, tuned)
+        if isinstance(entry.get("policy_kwargs"), str) and isinstance(merged.get("policy_kwargs"), dict):
+            merged["policy_kwargs"] = python_literal(merged["policy_kwargs"])  # a string again, as in config.yml
+        return merged
 
     def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
         if not self.sparse:
@@ -105,12 +136,33 @@ class SparseExperimentManager(ExperimentManager):
             return super().setup_experiment()
         try:
             return super().setup_experiment()
-        except ValueError as error:
-            raise ZooError(f"cannot create {self.algo} for {self.env_name.gym_id} from {self.config}: {error}") from error
+        except (ValueError, AssertionError) as error:
+            # rejected by the constructor (ValueError) or by SB3's action-space check (AssertionError)
+            self.remove_created_folders()
+            # one line, and "(Box,)" rather than "(<class 'gymnasium.spaces.box.Box'>,)"
+            message = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", " ".join(str(error).split()))
+            raise ZooError(f"cannot create {self.algo} for {self.env_name.gym_id} from {self.config}: {message}") from error
+        except BaseException:
+            self.remove_created_folders()
+            raise
 
     def create_log_folder(self) -> None:
-        if not (self.sparse and self.optimize_hyperparameters):
-            super().create_log_folder()
+        if self.sparse and self.optimize_hyperparameters:
+            return
+        # rl-zoo3 creates the run folder before it builds the model; remember what this run creates, so
+        # that a model that cannot be built leaves no run folder behind (enjoy would take it for the latest run)
+        self.created_folders = [path for path in (self.log_folder, self.log_path, self.save_path) if not os.path.isdir(path)]
+        super().create_log_folder()
+
+    def remove_created_folders(self) -> None:
+        """Remove the folders :meth:`create_log_folder` created (the run folder with its contents; parents if empty)."""
+        for path in reversed(self.created_folders):
+            if os.path.normpath(path) == os.path.normpath(self.save_path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):  # not empty: another run wrote there meanwhile
+                    os.rmdir(path)
+        self.created_folders = []
 
     def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> Any:
         # A tuning run writes no run folder: rl-zoo3 leaves an empty "<env>_<n>" behind, which
@@ -136,6 +188,12 @@ class SparseExperimentManager(ExperimentManager):
             return super().hyperparameters_optimization()
         if self.storage is not None and self.study_name is not None:
             prepare_study(self.storage, self.study_name)
+        if registry.ALGORITHMS[self.algo].zoo_sampler is None:
+            dense = registry.ALGORITHMS[self.algo].dense.rpartition(".")[2]
+            print(
+                f"Note: rl-zoo3 has no Optuna sampler for {dense}: only the DST knobs are tuned, "
+                f"the other hyperparameters come from {self.config}"
+            )
         samplers = zoo_exp_manager.HYPERPARAMS_SAMPLER
         sampler = samplers[self.algo]
         base = self._hyperparams

@@ -12,6 +12,7 @@ import glob
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -99,18 +100,41 @@ def sparsity_history(run_dir: str) -> dict[str, np.ndarray] | None:
     return {key: np.array([float(row[key]) if row[key] not in ("", None) else math.nan for row in rows]) for key in rows[0]}
 
 
-def plot_run(run_dir: str, output: str, window: int = 10) -> str:
-    """Return (training and evaluation), sparsity, and fraction of connections changed per topology update, over training.
+def _empty_panel(ax: Any, text: str) -> None:
+    """Say in the panel itself why it has nothing to show (a blank panel reads as a bug)."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", wrap=True, fontsize=9, color="0.35")
 
-    :param run_dir: an rl-zoo3 run folder of a sparse algorithm
-    :param output: PNG file to write
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+def no_sparsity_reason(run_dir: str) -> str:
+    """Why a run has no ``sparsity.csv``: a dense algorithm (from the run folder's ``<algo>`` parent), or no log."""
+    algo = os.path.basename(os.path.dirname(os.path.abspath(run_dir)))
+    try:
+        from rl_zoo3.utils import ALGOS as known  # rl-zoo3's algorithm names: a run of one of them is dense
+    except ImportError:
+        known = {}
+    if algo in known and not is_sparse_algo(algo):
+        return f"{algo} is a dense algorithm: its runs have no {SPARSITY_FILE}, so there is no sparsity to plot"
+    writer = f"a {algo} training run" if is_sparse_algo(algo) else "a training run of a sparse algorithm"
+    return f"no {SPARSITY_FILE} in {run_dir} ({writer} writes it; tuning trials do not)"
+
+
+def run_figure(run_dir: str, window: int = 10) -> tuple[Figure, list[str]]:
+    """The figure of :func:`plot_run` and notes on what is missing from it (each also written in its panel).
+
+    :param run_dir: an rl-zoo3 run folder
     :param window: episodes in the rolling mean of the training return
-    :return: ``output``
+    :return: the figure and the notes
+    :raises ZooError: if the run has nothing to plot
     """
     history = sparsity_history(run_dir)
     train, evaluation = training_curve(run_dir, window), eval_curve(run_dir)
     if history is None and train is None and evaluation is None:
         raise ZooError(f"{run_dir} has no monitor file, evaluations.npz or {SPARSITY_FILE} to plot")
+    notes: list[str] = []
     fig = Figure(figsize=(8, 9), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
     fig.suptitle(os.path.relpath(run_dir))
@@ -118,39 +142,76 @@ def plot_run(run_dir: str, output: str, window: int = 10) -> str:
     if episodes is not None:
         axes[0].plot(*episodes, ".", color="0.6", label="training episodes")
     if train is not None and len(train[0]) > 1:
-        axes[0].plot(*train, label=f"training (rolling mean of {window})")
+        axes[0].plot(*train, label=f"training (rolling mean, up to {window} episodes)")
     if evaluation is not None:
         steps, mean, std = evaluation
         axes[0].errorbar(steps, mean, yerr=std, marker="o", capsize=3, label="evaluation (mean +- std)")
+    if episodes is None and evaluation is None:
+        notes.append(f"no returns in {run_dir}: no monitor file and no evaluations.npz")
+        _empty_panel(axes[0], notes[-1])
     axes[0].set_ylabel("return")
-    axes[0].legend(loc="best", fontsize=8)
-    if history is not None:
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(loc="best", fontsize=8)
+    if history is None:
+        notes.append(no_sparsity_reason(run_dir))
+        for ax in axes[1:]:
+            _empty_panel(ax, notes[-1])
+    else:
         steps = history["timesteps"]
-        for name, style in (("actor", "-"), ("critic", "--"), ("global", ":")):
+        # one column per DST module (actor, critic, ... as the algorithm names them), global last
+        modules = [key[: -len("_sparsity")] for key in history if key.endswith("_sparsity") and key != "global_sparsity"]
+        for index, name in enumerate([*modules, "global"]):
             values = history.get(f"{name}_sparsity")
+            style = ":" if name == "global" else ("-", "--", "-.")[index % 3]
             if values is not None and not np.all(np.isnan(values)):
                 axes[1].step(steps, values, style, where="post", label=name)
-        for name, marker in (("actor", "o"), ("critic", "s")):
-            values = history.get(f"{name}_changed_fraction")
-            if values is not None:
-                rewired = ~np.isnan(values)
+        for index, name in enumerate(key[: -len("_changed_fraction")] for key in history if key.endswith("_changed_fraction")):
+            values = history[f"{name}_changed_fraction"]
+            rewired = ~np.isnan(values)
+            if rewired.any():
+                marker = "osD^"[index % 4]
                 axes[2].plot(steps[rewired], values[rewired], marker=marker, fillstyle="none", markersize=7, label=name)
         if "n_topology_updates" in history and "training_flops_ratio" in history:
             updates = int(np.nanmax(history["n_topology_updates"]))
             flops = history["training_flops_ratio"][-1]
-            axes[2].set_title(f"{updates} topology updates; training FLOPs {flops:.2f}x dense", fontsize=10)
+            plural = "" if updates == 1 else "s"
+            axes[2].set_title(f"{updates} topology update{plural}; training FLOPs {flops:.2f}x dense", fontsize=10)
+        if not axes[2].lines:
+            notes.append("no topology update in this run (too short, or updates switched off): no connection changed")
+            _empty_panel(axes[2], notes[-1])
     axes[1].set_ylabel("sparsity")
     axes[1].set_ylim(0, 1)
-    axes[1].legend(loc="best", fontsize=8)
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(loc="best", fontsize=8)
     axes[2].set_ylabel("fraction of active\nconnections changed")
     axes[2].set_ylim(bottom=0.0, top=max(0.05, axes[2].get_ylim()[1] * 1.1))
     axes[2].ticklabel_format(axis="y", useOffset=False)
     axes[2].set_xlabel("env steps")
     if axes[2].get_legend_handles_labels()[0]:
         axes[2].legend(loc="best", fontsize=8)
+    return fig, notes
+
+
+def plot_run(run_dir: str, output: str, window: int = 10) -> str:
+    """Return (training and evaluation), sparsity, and fraction of connections changed per topology update, over training.
+
+    What the run lacks (e.g. ``sparsity.csv`` of a dense run) is said in the empty panel and on stderr.
+
+    :param run_dir: an rl-zoo3 run folder (of a sparse algorithm, for the sparsity panels)
+    :param output: PNG file to write
+    :param window: episodes in the rolling mean of the training return
+    :return: ``output``
+    """
+    fig, notes = run_figure(run_dir, window)
+    for note in notes:
+        _note(note)
+    _save(fig, output)
+    return output
+
+
+def _save(fig: Figure, output: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     fig.savefig(output, dpi=110)
-    return output
 
 
 def _mean_curve(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,59 +223,127 @@ def _mean_curve(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return grid, values.mean(axis=0), values.std(axis=0)
 
 
-def plot_compare(
-    folders: Sequence[str], env_ids: Sequence[str], algos: Sequence[str], output: str, window: int = 10, source: str = "auto"
-) -> str:
-    """Learning curves of dense and sparse algorithms, one panel per env side by side (mean +- std over runs).
+def compare_figure(
+    folders: Sequence[str], env_ids: Sequence[str], algos: Sequence[str], window: int = 10, source: str = "auto"
+) -> tuple[Figure, list[str]]:
+    """The figure of :func:`plot_compare` and notes on what is missing from it (runs, evaluations).
 
-    :param folders: rl-zoo3 log folders to search
-    :param env_ids: environments, one panel each
-    :param algos: algorithms to compare (e.g. ``sac sparse_sac``); sparse ones are drawn solid, dense ones dashed
-    :param output: PNG file to write
-    :param window: episodes in the rolling mean of training returns
-    :param source: ``"eval"`` (evaluations.npz), ``"train"`` (monitor files) or ``"auto"`` (eval where every run has it)
-    :return: ``output``
+    Each panel draws one kind of return for all its algorithms, named in its title, axis and legend:
+    evaluation returns are never mixed with, or replaced by, training returns under an "eval" label.
+    As in rl-zoo3's ``all_plots``, ``source="eval"`` skips (and names) runs without ``evaluations.npz``.
+
+    :return: the figure and the notes
+    :raises ZooError: if nothing at all can be plotted
     """
+    if source not in ("auto", "eval", "train"):
+        raise ZooError(f"unknown source {source!r}; choose auto, eval or train")
+    notes: list[str] = []
     fig = Figure(figsize=(5.5 * len(env_ids), 4.2), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(env_ids), squeeze=False)[0])
+    where = ", ".join(folders)
     plotted = 0
     for ax, env_id in zip(axes, env_ids, strict=True):
+        ax.set_title(env_id)
+        ax.set_xlabel("env steps")
+        runs = {algo: [run for folder in folders for run in run_folders(folder, algo, env_id)] for algo in algos}
+        if not any(runs.values()):
+            notes.append(f"{env_id}: no runs at all of {', '.join(algos)} in {where}")
+            _empty_panel(ax, f"no runs of {', '.join(algos)}\nin {where}")
+            continue
+        evals = {run: eval_curve(run) for algo_runs in runs.values() for run in algo_runs}
+        without_eval = [run for run, evaluation in evals.items() if evaluation is None]
+        kind = source
+        if source == "auto":
+            kind = "train" if without_eval else "eval"
+            if without_eval:
+                notes.append(
+                    f"{env_id}: {len(without_eval)} of {len(evals)} runs have no evaluations.npz (trained without "
+                    f"--eval-freq): plotting training returns instead ({', '.join(without_eval)})"
+                )
+        elif source == "eval":
+            hint = "train with --eval-freq, or use --source train"
+            notes.extend(f"{run}: no evaluations.npz ({hint}); skipped" for run in without_eval)
         for algo in algos:
-            runs = [run for folder in folders for run in run_folders(folder, algo, env_id)]
-            evals = [eval_curve(run) for run in runs]
-            use_eval = source == "eval" or (source == "auto" and runs and all(e is not None for e in evals))
+            if not runs[algo]:
+                notes.append(f"{env_id}: no runs of {algo} in {where}")
+                continue
             curves: list[Curve] = []
-            for run, evaluation in zip(runs, evals, strict=True):
-                curve = (evaluation[0], evaluation[1]) if use_eval and evaluation is not None else training_curve(run, window)
+            for run in runs[algo]:
+                evaluation = evals[run]
+                if kind == "eval":
+                    curve = None if evaluation is None else (evaluation[0], evaluation[1])
+                else:
+                    curve = training_curve(run, window)
+                    if curve is None:
+                        notes.append(f"{run}: no monitor file with finished episodes; skipped")
                 if curve is not None and len(curve[0]) > 0:
                     curves.append(curve)
             if not curves:
                 continue
             grid, mean, std = _mean_curve(curves)
             style = "-" if is_sparse_algo(algo) else "--"
-            kind = "eval" if use_eval else "train"
             marker = "o" if len(grid) == 1 else None
             (line,) = ax.plot(
                 grid, mean, style, marker=marker, label=f"{algo} ({len(curves)} run{'s' if len(curves) > 1 else ''}, {kind})"
             )
             ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
             plotted += 1
-        ax.set_title(env_id)
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("return")
+        if kind == "eval":
+            ax.set_title(f"{env_id}: evaluation return")
+            ax.set_ylabel("evaluation return (mean over episodes)")
+        else:
+            ax.set_title(f"{env_id}: training return")
+            ax.set_ylabel(f"training return (rolling mean, up to {window} episodes)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="lower right")
+        else:
+            _empty_panel(ax, "no evaluation results (evaluations.npz)" if kind == "eval" else "no training episodes")
     if plotted == 0:
-        raise ZooError(f"no runs of {', '.join(algos)} on {', '.join(env_ids)} in {', '.join(folders)}")
+        found = any(run_folders(folder, algo, env_id) for folder in folders for algo in algos for env_id in env_ids)
+        if found and source == "eval":
+            raise ZooError(
+                f"no evaluation results (evaluations.npz) in the runs of {', '.join(algos)} on {', '.join(env_ids)} "
+                f"in {where}: train with --eval-freq, or plot training returns with --source train"
+            )
+        if found:
+            raise ZooError(f"the runs of {', '.join(algos)} on {', '.join(env_ids)} in {where} have no returns to plot")
+        raise ZooError(f"no runs of {', '.join(algos)} on {', '.join(env_ids)} in {where}")
     fig.suptitle("dense vs sparse")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    fig.savefig(output, dpi=110)
+    return fig, notes
+
+
+def plot_compare(
+    folders: Sequence[str], env_ids: Sequence[str], algos: Sequence[str], output: str, window: int = 10, source: str = "auto"
+) -> str:
+    """Learning curves of dense and sparse algorithms, one panel per env side by side (mean +- std over runs).
+
+    What is missing (an env without runs, runs without evaluations) is said on stderr and in the figure.
+
+    :param folders: rl-zoo3 log folders to search
+    :param env_ids: environments, one panel each
+    :param algos: algorithms to compare (e.g. ``sac sparse_sac``); sparse ones are drawn solid, dense ones dashed
+    :param output: PNG file to write
+    :param window: episodes in the rolling mean of training returns
+    :param source: ``"eval"`` (evaluations.npz; runs without it are skipped), ``"train"`` (monitor files) or
+        ``"auto"`` (per env: evaluations where every run has them, else training returns, with a note)
+    :return: ``output``
+    """
+    fig, notes = compare_figure(folders, env_ids, algos, window, source)
+    for note in notes:
+        _note(note)
+    _save(fig, output)
     return output
 
 
 def run_main(argv: Sequence[str]) -> int:
     """``sb3-sparse plot run``."""
-    parser = argparse.ArgumentParser(prog="sb3-sparse plot run", description=plot_run.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sb3-sparse plot run",
+        description="For one run: training and evaluation return, sparsity of each sparse module (actor and "
+        "critic; sparse_dqn: q_net), and the fraction of connections changed by each topology update, against "
+        "env steps (PNG). A dense run (e.g. --algo sac) "
+        "has only the return panel filled; the others say why.",
+    )
     parser.add_argument("-f", "--folder", default="logs", help="rl-zoo3 log folder")
     parser.add_argument("--algo", default="sparse_sac", help="algorithm (a sparse one, for the sparsity panels)")
     parser.add_argument("--env", default="Pendulum-v1", help="environment ID")
@@ -231,11 +360,22 @@ def run_main(argv: Sequence[str]) -> int:
 
 def compare_main(argv: Sequence[str]) -> int:
     """``sb3-sparse plot compare``."""
-    parser = argparse.ArgumentParser(prog="sb3-sparse plot compare", description=plot_compare.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sb3-sparse plot compare",
+        description="Dense vs sparse learning curves, one panel per env side by side, mean +- std over the runs "
+        "of each algorithm (PNG). Sparse algorithms are drawn solid, dense ones dashed. Missing runs or "
+        "evaluation results are reported, never filled in silently.",
+    )
     parser.add_argument("-f", "--folders", nargs="+", default=["logs"], help="rl-zoo3 log folders")
     parser.add_argument("--env", nargs="+", required=True, help="environment IDs (one panel each)")
     parser.add_argument("--algos", nargs="+", default=["sac", "sparse_sac"], help="algorithms to compare")
-    parser.add_argument("--source", choices=["auto", "eval", "train"], default="auto", help="evaluation or training returns")
+    parser.add_argument(
+        "--source",
+        choices=["auto", "eval", "train"],
+        default="auto",
+        help="eval: evaluation returns (evaluations.npz, written with --eval-freq; runs without it are skipped); "
+        "train: training episodes (monitor files); auto (default): per env, eval when every run has it, else train",
+    )
     parser.add_argument("-w", "--window", type=int, default=10, help="rolling window (episodes) for training returns")
     parser.add_argument("-o", "--output", default="dense_vs_sparse.png", help="PNG file")
     args = parser.parse_args(argv)

@@ -96,27 +96,33 @@ def convert_sparse_params(params: dict[str, Any]) -> dict[str, Any]:
 def merge_trial_hyperparams(base: dict[str, Any], sampled: dict[str, Any]) -> dict[str, Any]:
     """What a trial adds to the YAML entry ``base`` so that the YAML's DST settings survive and the sampled ones act.
 
-    rl-zoo3 does ``kwargs.update(sampled)``: a sampled ``policy_kwargs`` would replace the YAML's one
-    wholesale (losing e.g. DS-TD3's weight decay), so it is merged key by key here. And a YAML
-    setting that would silently override a sampled knob is cleared: per-layer Erdos-Renyi lambdas
-    fix the densities (so a tuned ``sparsity`` would do nothing), and a YAML ``critic_sparsity`` /
-    ``actor_sparsity`` would win over a tuned ``sparsity``.
+    rl-zoo3 does ``kwargs.update(sampled)``: a sampled ``policy_kwargs`` or ``modules`` would replace the
+    YAML's one wholesale (losing e.g. DS-TD3's weight decay, or a YAML ``modules: {actor: {regime: static}}``),
+    so they are merged key by key here. And a YAML setting that would silently override a sampled knob
+    is cleared: Erdos-Renyi lambdas (flat or per module) fix the densities, so a tuned ``sparsity`` or
+    ``sparsity_distribution`` would do nothing, and a YAML per-module ``sparsity``
+    (``modules: {critic: {sparsity: 0.8}}``) would win over a tuned ``sparsity``.
 
     :param base: the preprocessed YAML entry (``policy_kwargs`` already a dict)
     :param sampled: the sampler's output
-    :return: the dict to ``update`` ``base`` with
+    :return: the dict to ``update`` ``base`` with (``modules: None`` when no per-module setting is left)
     """
     merged = dict(sampled)
     base_kwargs = base.get("policy_kwargs")
     if isinstance(sampled.get("policy_kwargs"), dict) and isinstance(base_kwargs, dict):
         merged["policy_kwargs"] = {**base_kwargs, **sampled["policy_kwargs"]}
-    tunes_density = {"sparsity", "sparsity_distribution"} & set(sampled)
+    tunes_density = bool({"sparsity", "sparsity_distribution"} & set(sampled))
     if tunes_density and base.get("erdos_renyi_lambdas") is not None and "erdos_renyi_lambdas" not in sampled:
         merged["erdos_renyi_lambdas"] = None
-    if "sparsity" in sampled and isinstance(base.get("modules"), dict):
-        # a YAML per-module sparsity would win over a tuned one: keep only what the trial does not tune
-        modules = {name: {k: v for k, v in settings.items() if k != "sparsity"} for name, settings in base["modules"].items()}
+    base_modules = base.get("modules")
+    if isinstance(base_modules, dict) and (tunes_density or "modules" in sampled):
+        cleared = ({"sparsity"} & set(sampled)) | ({"erdos_renyi_lambdas"} if tunes_density else set())
+        modules = {
+            name: {key: value for key, value in settings.items() if key not in cleared}
+            for name, settings in base_modules.items()
+            if isinstance(settings, dict)
+        }
         for name, settings in (sampled.get("modules") or {}).items():
             modules.setdefault(name, {}).update(settings)
-        merged["modules"] = modules
+        merged["modules"] = {name: settings for name, settings in modules.items() if settings} or None
     return merged

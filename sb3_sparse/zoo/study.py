@@ -5,9 +5,13 @@ several sharing it over NFS: the default symlink lock works there), anything els
 URL of an RDB server (``postgresql://user:password@host:5432/db`` for many machines).
 """
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import optuna
 import yaml
@@ -84,13 +88,30 @@ def prepare_study(storage: str, study_name: str, attempts: int = 5) -> None:
             time.sleep(0.5 + attempt)
 
 
+def storage_file(storage: str) -> str | None:
+    """The file behind ``storage``: the journal file, or an SQLite URL's database file (``None`` for servers and memory)."""
+    if storage.endswith(".log") and "://" not in storage:
+        return storage
+    if storage.startswith("sqlite:///"):
+        path = storage[len("sqlite:///") :].split("?", 1)[0]
+        return path if path and path != ":memory:" else None
+    return None
+
+
 def load_study(storage: str, study_name: str) -> optuna.Study:
-    """Load an existing study.
+    """Load an existing study, without creating a storage that is not there.
+
+    Opening a journal file or an SQLite URL creates the file (and Optuna's tables), so a typo in
+    ``--storage`` would leave an empty storage behind and then report a missing study.
 
     :param storage: a ``.log`` path or a database URL
     :param study_name: the study's name
-    :raises ZooError: if the study does not exist
+    :raises ZooError: if the storage file or the study does not exist
     """
+    check_storage(storage)
+    path = storage_file(storage)
+    if path is not None and not os.path.isfile(path):
+        raise ZooError(f"storage {storage!r} not found: no file {path!r} (check --storage, or tune first)")
     try:
         return optuna.load_study(storage=open_storage(storage), study_name=study_name)
     except KeyError as error:
@@ -126,6 +147,8 @@ def best_entry(study: optuna.Study, algo: str, base: dict[str, Any] | None = Non
         trial = study.best_trial
     except ValueError as error:
         raise ZooError(f"study {study.study_name!r} has no completed trial yet") from error
+    from sb3_sparse.zoo.samplers import merge_trial_hyperparams
+
     tuned = HYPERPARAMS_CONVERTER[algo](dict(trial.params))
     entry = dict(base or {})
     policy_kwargs = entry.get("policy_kwargs") or {}
@@ -133,11 +156,13 @@ def best_entry(study: optuna.Study, algo: str, base: dict[str, Any] | None = Non
         from rl_zoo3 import exp_manager
 
         policy_kwargs = eval(policy_kwargs, vars(exp_manager))  # the same evaluation rl-zoo3 does
-    if "policy_kwargs" in tuned:
-        policy_kwargs = {**policy_kwargs, **tuned.pop("policy_kwargs")}
-    if tuned.get("sparsity") is not None or "sparsity_distribution" in tuned:
-        entry.pop("erdos_renyi_lambdas", None)  # fixed densities would override the tuned sparsity
-    entry.update(tuned)
+    # as in a trial: policy_kwargs and modules merged key by key, YAML settings the tuned ones would not beat cleared
+    merged = merge_trial_hyperparams({**entry, "policy_kwargs": policy_kwargs}, tuned)
+    policy_kwargs = merged.pop("policy_kwargs", policy_kwargs)
+    entry.update(merged)
+    for key in ("erdos_renyi_lambdas", "modules"):  # cleared by the merge: left out of the file
+        if key in merged and merged[key] is None:
+            del entry[key]
     if policy_kwargs:
         entry["policy_kwargs"] = python_literal(policy_kwargs)
     return {key: entry[key] for key in sorted(entry)}
@@ -164,3 +189,64 @@ def export_best(study: optuna.Study, algo: str, env_id: str, base: dict[str, Any
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text)
     return text
+
+
+def format_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    """One line for a finished trial: number, state, value (a pruned trial's last report) and the best so far."""
+    state = trial.state.name
+    if trial.state == optuna.trial.TrialState.COMPLETE and trial.value is not None:
+        outcome = f"value {trial.value:.6g}"
+    elif trial.state == optuna.trial.TrialState.PRUNED and trial.intermediate_values:
+        step = max(trial.intermediate_values)
+        outcome = f"at step {step} (last value {trial.intermediate_values[step]:.6g})"
+    else:
+        outcome = "no value"
+    try:
+        best = study.best_trial
+        summary = f"best so far: trial {best.number}, value {best.value:.6g}"
+    except (ValueError, RuntimeError):  # no completed trial yet, or a multi-objective study
+        summary = "no completed trial yet"
+    return f"Trial {trial.number} finished: {state}, {outcome}; {summary}"
+
+
+class TrialProgress:
+    """Optuna callback printing one line per finished trial (rl-zoo3 prints nothing of its own until the end).
+
+    Optuna's own log line holds every parameter (hundreds of characters) and says nothing for a pruned
+    trial but its number; this one says state and value at a glance.
+
+    :param stream: where to print (default: ``sys.stdout`` at the time of the call)
+    """
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        print(format_trial(study, trial), file=self.stream or sys.stdout, flush=True)
+
+
+@contextlib.contextmanager
+def reporting_trials(callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None) -> Iterator[None]:
+    """While active, every ``Study.optimize`` call also runs ``callback`` (default: :class:`TrialProgress`).
+
+    rl-zoo3 builds its study and calls ``optimize`` inside ``hyperparameters_optimization`` with no way to
+    add a callback, so the method is wrapped for the duration of one command; its own callbacks (e.g.
+    ``MaxTrialsCallback``) still run, first.
+
+    :param callback: an Optuna callback ``(study, frozen_trial) -> None``
+    """
+    original = optuna.study.Study.optimize
+    progress = callback or TrialProgress()
+
+    def optimize(self: optuna.Study, func: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > 4:  # given by position: n_trials, timeout, n_jobs, catch, callbacks, ...
+            args = (*args[:4], [*(args[4] or ()), progress], *args[5:])
+        else:
+            kwargs["callbacks"] = [*(kwargs.get("callbacks") or ()), progress]
+        return original(self, func, *args, **kwargs)
+
+    optuna.study.Study.optimize = optimize  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        optuna.study.Study.optimize = original  # type: ignore[method-assign]

@@ -9,7 +9,7 @@ import inspect
 from typing import Any
 
 from sb3_sparse.common.algorithm import DST_ARGUMENTS
-from sb3_sparse.core.config import MODULE_SETTINGS, resolve_modules
+from sb3_sparse.core.config import MODULE_SETTINGS, ModuleConfig, resolve_modules
 from sb3_sparse.zoo import ZooError
 
 #: Keys rl-zoo3 still has in the entry after its own preprocessing (turned into ``action_noise`` later).
@@ -20,26 +20,40 @@ ZOO_SET = frozenset({"env", "tensorboard_log", "seed", "verbose", "device", "_in
 STEP_KNOBS = ("topology_update_interval",)
 #: Knobs that are an env step (int) or a fraction of the run (float in [0, 1]).
 WINDOW_KNOBS = ("topology_update_start", "topology_update_end")
+#: DST arguments of earlier sb3-sparse versions -> (the module they set, or None; what replaces them), for old files.
+RENAMED: dict[str, tuple[str | None, str]] = {
+    "grow_method": (None, "regime (grow_method 'random' -> regime 'set', 'gradient' -> 'rigl', 'none' -> 'static')"),
+    "actor_sparsity": ("actor", "modules: {actor: {sparsity: ...}}"),
+    "critic_sparsity": ("critic", "modules: {critic: {sparsity: ...}}"),
+    "actor_grow_method": ("actor", "modules: {actor: {regime: ...}} ('none' -> 'static', 'gradient' -> 'rigl')"),
+    "actor_topology_update_interval": ("actor", "modules: {actor: {topology_update_interval: ...}}"),
+}
 
 
 def coerce_steps(hyperparams: dict[str, Any]) -> None:
     """Turn integral floats into env steps in place: ``1e4`` -> ``10000`` (and ``9.5e5`` -> ``950000`` for start/end).
 
-    A float in [0, 1] for start/end stays a fraction of the run.
+    A float in [0, 1] for start/end stays a fraction of the run. The per-module settings of
+    ``modules`` (``modules: {actor: {topology_update_interval: !!float 1e4}}``) are coerced too.
 
     :param hyperparams: an entry of a hyperparameter file
     """
-    for name in STEP_KNOBS:
-        value = hyperparams.get(name)
-        if isinstance(value, float) and value.is_integer():
-            hyperparams[name] = int(value)
-    for name in WINDOW_KNOBS:
-        value = hyperparams.get(name)
-        if isinstance(value, float) and value > 1.0 and value.is_integer():
-            hyperparams[name] = int(value)
+    settings = [hyperparams]
+    modules = hyperparams.get("modules")
+    if isinstance(modules, dict):
+        settings += [overrides for overrides in modules.values() if isinstance(overrides, dict)]
+    for values in settings:
+        for name in STEP_KNOBS:
+            value = values.get(name)
+            if isinstance(value, float) and value.is_integer():
+                values[name] = int(value)
+        for name in WINDOW_KNOBS:
+            value = values.get(name)
+            if isinstance(value, float) and value > 1.0 and value.is_integer():
+                values[name] = int(value)
 
 
-def check_hyperparams(algo_class: type, hyperparams: dict[str, Any], where: str) -> None:
+def check_hyperparams(algo_class: type[Any], hyperparams: dict[str, Any], where: str) -> None:
     """Raise :class:`~sb3_sparse.zoo.ZooError` if ``hyperparams`` would not build ``algo_class``.
 
     Checks the keys against the constructor (suggesting the closest name), that the sparsity
@@ -52,9 +66,19 @@ def check_hyperparams(algo_class: type, hyperparams: dict[str, Any], where: str)
     """
     parameters = inspect.signature(algo_class).parameters
     allowed = (set(parameters) - ZOO_SET) | ZOO_KEYS
+    policy = hyperparams.get("policy", "MlpPolicy")
+    policy_class: Any
+    if isinstance(policy, type) and hasattr(policy, "sparse_modules"):  # a policy class (from a .py file)
+        policy_class = policy
+    else:  # an alias; anything else is reported by the constructor
+        policy_class = algo_class.policy_aliases.get(policy if isinstance(policy, str) else "MlpPolicy")
+        policy_class = policy_class or algo_class.policy_aliases["MlpPolicy"]
+    module_names = tuple(policy_class.sparse_modules)
     for key in hyperparams:
         if key in ZOO_SET - {"_init_setup_model"}:
             raise ZooError(f"{where}: {key!r} is set by rl-zoo3 from the command line; remove it from the file")
+        if key in RENAMED and key not in allowed and RENAMED[key][0] in (None, *module_names):
+            raise ZooError(f"{where}: {key!r} is no longer an argument of {algo_class.__name__}: use {RENAMED[key][1]}")
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -65,10 +89,21 @@ def check_hyperparams(algo_class: type, hyperparams: dict[str, Any], where: str)
         if hidden:
             raise ZooError(f"{where}: policy_kwargs sets {hidden}; make them top-level keys of the entry instead")
     flat = {name: hyperparams.get(name, parameters[name].default) for name in MODULE_SETTINGS}
-    policy_class = algo_class.policy_aliases.get(
-        hyperparams.get("policy", "MlpPolicy"), algo_class.policy_aliases["MlpPolicy"]
-    )
     try:
-        resolve_modules(tuple(policy_class.sparse_modules), flat, hyperparams.get("modules"), policy_class.module_defaults)
+        resolve_modules(module_names, flat, hyperparams.get("modules"), policy_class.module_defaults)
     except (ValueError, TypeError) as error:
-        raise ZooError(f"{where}: {error}") from error
+        raise ZooError(f"{where}: {_flat_message(flat, error)}") from error
+
+
+def _flat_message(flat: dict[str, Any], error: Exception) -> str:
+    """The error without its "(module 'actor')" suffix when the entry's flat settings alone are wrong.
+
+    A bad top-level value applies to every module: naming the first module it was checked for misleads.
+    """
+    message = str(error)
+    try:
+        ModuleConfig(**{name: value for name, value in flat.items() if value is not None})
+    except (ValueError, TypeError) as flat_error:
+        if message.startswith(str(flat_error)):
+            return str(flat_error)
+    return message
