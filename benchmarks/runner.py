@@ -233,9 +233,7 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         state["resumes"] += 1
     else:
         kwargs = {"buffer_size": min(1_000_000, spec.total_timesteps), **spec.algo_kwargs}
-        model = build_model(
-            spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs
-        )
+        model = build_model(spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs)
         state = {"spec": spec.to_dict(), "curve": {"steps": [], "mean": [], "std": []}, "train_seconds": 0.0}
         state.update(eval_seconds=0.0, resumes=0)
     callback = BenchmarkCallback(spec, eval_env, state, run_dir, deadline, stop_at_step)

@@ -136,7 +136,7 @@ def test_layer_roles() -> None:
         assert any(isinstance(m, BatchRenorm1d) for m in modules)
         assert all(is_sparse(m) for m in modules if isinstance(m, nn.Linear))
         assert not any(is_sparse(m, "weight") for m in modules if isinstance(m, BatchRenorm1d))
-    assert crossq.policy.module_steps_per_gradient_step("actor") == pytest.approx(1 / crossq.policy_delay)
+    assert crossq.policy.delayed_modules == ("actor",)
     assert all(binding.target is None for binding in crossq.policy.sparse_bindings().values())
     dqn = SparseDQN("MlpPolicy", "CartPole-v1", sparse_layers=["input", "output"], **tiny())
     layers = [m for m in dqn.policy.q_net.q_net if isinstance(m, nn.Linear)]

@@ -47,12 +47,12 @@ class TopologyUpdateCallback(BaseCallback):
         self.engine = SparseEngine(self.sparse_policy.module_configs, state)
         bindings = self.sparse_policy.sparse_bindings()
         self.engine.attach(bindings)
-        self.horizons = {name: self._horizon(name, binding.steps_per_gradient_step) for name, binding in bindings.items()}
+        self.horizons = {name: self._horizon(name) for name in bindings}
         for name in bindings:
             self._notice_if_no_update(name)
         self._record_metrics()
 
-    def _horizon(self, name: str, steps_per_gradient_step: float) -> int:
+    def _horizon(self, name: str) -> int:
         """The run length in the module's schedule unit (env steps, or its expected optimizer steps)."""
         assert self.engine is not None
         total = self.model._total_timesteps
@@ -62,7 +62,9 @@ class TopologyUpdateCallback(BaseCallback):
         train_freq = getattr(model, "train_freq", None)
         frequency = getattr(train_freq, "frequency", 1) or 1
         gradient_steps = getattr(model, "gradient_steps", 1)
-        per_env_step = (frequency if gradient_steps < 0 else gradient_steps) / frequency * steps_per_gradient_step
+        per_env_step = (frequency if gradient_steps < 0 else gradient_steps) / frequency
+        if name in self.sparse_policy.delayed_modules:
+            per_env_step /= getattr(model, "policy_delay", 1)
         learning_starts = getattr(model, "learning_starts", 0)
         remaining = max(0, total - max(self.num_timesteps, learning_starts))
         return int(self.engine.module_state(name)["optimizer_steps"] + remaining * per_env_step)
@@ -116,7 +118,8 @@ class TopologyUpdateCallback(BaseCallback):
             start, end = self.engine.window(name, self.horizons.get(name, 1))
             progress = window_progress(self.engine.clock(name, self.num_timesteps), start, end)
             fraction = DROP_FRACTION_SCHEDULES[config.drop_fraction_schedule](config.drop_fraction, progress)
-            self.logger.record(f"sparse/{name}_drop_fraction", fraction if get_regime(config.regime).dynamic else 0.0)
+            swaps = get_regime(config.regime).dynamic and get_regime(config.regime).grow_score is not None
+            self.logger.record(f"sparse/{name}_drop_fraction", fraction if swaps else 0.0)
         report = flops_report(self.model)
         self.logger.record("sparse/n_topology_updates", n_updates)
         self.logger.record("sparse/train_flops_ratio", report["training_flops_ratio"])

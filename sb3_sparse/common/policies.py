@@ -39,6 +39,8 @@ class SparsePolicyMixin:
     inference_module: ClassVar[str] = "actor"
     #: per-module defaults of this algorithm family that the user's settings override
     module_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: modules trained once every ``policy_delay`` gradient steps of the algorithm (TD3's and CrossQ's actor)
+    delayed_modules: ClassVar[tuple[str, ...]] = ()
     #: parts of the networks left out of the FLOPs (dense feature extractors)
     flops_exclude: ClassVar[tuple[str, ...]] = ("features_extractor",)
 
@@ -73,10 +75,6 @@ class SparsePolicyMixin:
                 "a sparse algorithm restores its settings only when loaded with it (e.g. SparseSAC.load, not SAC.load)"
             ) from None
 
-    def module_steps_per_gradient_step(self, module: str) -> float:
-        """Optimizer steps of ``module`` per gradient step of the algorithm (TD3's actor: less)."""
-        return 1.0
-
     def sparse_bindings(self) -> dict[str, ModuleBinding]:
         """Where each module lives now: online and target networks and the optimizer."""
         bindings = {}
@@ -86,7 +84,6 @@ class SparsePolicyMixin:
                 online=online,
                 target=attrgetter(spec.target)(self) if spec.target else None,
                 optimizer=attrgetter(spec.optimizer)(self),
-                steps_per_gradient_step=self.module_steps_per_gradient_step(name),
                 exclude=self.flops_exclude,
             )
         return bindings

@@ -2,7 +2,8 @@
 
 Convention: a FLOP is a multiply-add of a weight with an input, per sample; biases, activations and
 normalisation layers are left out. A weight matrix costs its number of active weights (all of them
-when dense); a convolution's cost is counted per output position. Inference is one forward pass of
+when dense); for a convolution that is its cost per output position (the spatial size of the
+output, which depends on the input, is not multiplied in). Inference is one forward pass of
 the module that acts; a training step of a module costs 3x its forward pass (forward, backward to
 the activations, backward to the weights) plus one forward pass of its target network, if any.
 """

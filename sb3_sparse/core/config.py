@@ -226,6 +226,8 @@ def resolve_modules(
         if not isinstance(overrides, Mapping):
             raise ValueError(f"modules[{name!r}]={overrides!r} is not valid; give a dict of DST settings")
         check_unknown(f"modules[{name!r}]", overrides, MODULE_SETTINGS)
+    if not any((module_defaults or {}).values()):
+        ModuleConfig(**{key: value for key, value in flat.items() if value is not None})  # a flat mistake: say it untagged
     configs = {}
     for name in module_names:
         settings = {**(module_defaults or {}).get(name, {})}

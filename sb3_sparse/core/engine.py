@@ -79,15 +79,12 @@ class ModuleBinding:
     :param online: the network that is trained
     :param target: its target network (same structure), or ``None``
     :param optimizer: the optimizer that steps ``online``'s weights
-    :param steps_per_gradient_step: optimizer steps of this module per gradient step of the algorithm
-        (TD3's actor: ``1 / policy_delay``), to turn a run length into this module's steps
     :param exclude: names of sub-modules of ``online`` left out of the FLOPs (e.g. a shared features extractor)
     """
 
     online: nn.Module
     target: nn.Module | None = None
     optimizer: th.optim.Optimizer | None = None
-    steps_per_gradient_step: float = 1.0
     exclude: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -152,6 +149,7 @@ class SparseEngine:
 
     def __init__(self, configs: Mapping[str, ModuleConfig], state: dict[str, Any] | None = None):
         self.configs = dict(configs)
+        #: the whole engine state, plain numbers only (JSON): ``{"modules": {name: {"n_updates": ...}}}``
         self.state: dict[str, Any] = state if state is not None else {}
         self.state.setdefault("modules", {})
         for name in self.configs:
@@ -268,7 +266,7 @@ class SparseEngine:
             return False
         if regime.uses_gradient() and any(weight_state(m, w).dense_grad is None for _, m, w in weights):
             return False
-        moved = total = 0
+        changed = before = 0
         for (_, module, weight_name), n_target in zip(weights, self.targets(name, binding.online, progress), strict=True):
             weight = getattr(module, weight_name)
             mask = get_mask(module, weight_name)
@@ -279,15 +277,15 @@ class SparseEngine:
             set_mask(module, weight_name, mask)
             if binding.optimizer is not None:
                 reset_state(binding.optimizer, weight, th.cat([dropped, grown, self._dormant(regime, module, weight)]))
-            moved += grown.numel()
-            total += n_target
+            changed += max(dropped.numel(), grown.numel())
+            before += n_active
         self.sync_target(binding)
         self._step_flops.pop(name, None)
         state = self.module_state(name)
         state["n_updates"] += 1
         state["last_update_step"] = step
         state["optimizer_steps_at_update"] = state["optimizer_steps"]
-        state["changed_fraction"] = moved / max(1, total)
+        state["changed_fraction"] = changed / max(1, before)
         return True
 
     @staticmethod

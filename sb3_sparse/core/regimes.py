@@ -4,8 +4,9 @@ A regime answers three questions, and the engine's one mask update (:func:`~sb3_
 does the rest: the target sparsity at a point of the update window (so the active count n(t) of each
 layer follows), how many connections to exchange at an update, and which scores drop and grow.
 
-Register your own with :func:`register_regime`; it is then reachable by name from the constructors,
-rl-zoo3 files and Optuna, like the built-in ones.
+Register your own with :func:`register_regime`; it is then reachable by name from the constructors
+and rl-zoo3 files, like the built-in ones (to tune it with Optuna, add its name to the ``regime``
+entry of ``sb3_sparse.zoo.samplers.DST_SEARCH_SPACE``).
 """
 
 import math
@@ -125,8 +126,9 @@ class NE(Regime):
     """Neuroplastic Expansion, sparse-to-dense (Liu et al. 2024).
 
     Starts at ``initial_sparsity`` (default 0.8) and grows by dense gradient towards ``sparsity`` on the
-    cubic schedule; each growth also prunes ``PRUNE_RATIO`` x the grown count of the smallest weights.
-    Once the final sparsity is reached, drop-and-grow continues with the drop fraction schedule.
+    cubic schedule, reached at ``topology_update_end``; each growth also prunes ``PRUNE_RATIO`` x the
+    grown count of the smallest weights. An update that grows nothing (the count already at its
+    target) exchanges connections by the drop fraction schedule, as RigL.
     At every update the optimizer state of the incoming weights of dormant units is reset: a unit is
     dormant when its mean ``|output|`` over the last batch, divided by the layer's mean, is at most
     ``dormant_threshold`` (ReDo's score; the output is taken before the activation function).
@@ -160,6 +162,7 @@ class NE(Regime):
         return super().swap_count(config, n_active, n_target, progress)
 
 
+#: The regime registry: name -> class (add to it with :func:`register_regime`).
 REGIMES: dict[str, type[Regime]] = {regime.name: regime for regime in (Dense, Static, SET, RigL, GMP, NE)}
 
 

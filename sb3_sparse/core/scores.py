@@ -29,4 +29,5 @@ def gradient_score(weight: th.Tensor, mask: th.Tensor, dense_grad: th.Tensor | N
     return dense_grad.abs()
 
 
+#: The score registry: name -> function (add to it to use a score by name in a regime).
 SCORES: dict[str, Score] = {"magnitude": magnitude_score, "random": random_score, "gradient": gradient_score}

@@ -163,10 +163,6 @@ class SparseCrossQ(SparseAlgorithmMixin, CrossQ):
         except AssertionError as error:
             self._check_spaces(error)
 
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        self.policy.policy_delay = self.policy_delay
-
     def learn(
         self: SelfSparseCrossQ,
         total_timesteps: int,

@@ -111,8 +111,7 @@ class SparseCrossQPolicy(SparsePolicyMixin, CrossQPolicy):
         "actor": ModuleSpec("actor", None, "actor.optimizer"),
         "critic": ModuleSpec("critic", None, "critic.optimizer"),
     }
-    #: set by SparseCrossQ: the actor is trained once every ``policy_delay`` gradient steps
-    policy_delay: int = 1
+    delayed_modules = ("actor",)
 
     def __init__(
         self,
@@ -133,9 +132,6 @@ class SparseCrossQPolicy(SparsePolicyMixin, CrossQPolicy):
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseCrossQCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
         return SparseCrossQCritic(**critic_kwargs, sparse_config=self.module_sparse_config("critic")).to(self.device)
-
-    def module_steps_per_gradient_step(self, module: str) -> float:
-        return 1.0 / self.policy_delay if module == "actor" else 1.0
 
 
 MlpPolicy = SparseCrossQPolicy

@@ -35,8 +35,7 @@ class SparseTD3Policy(SparsePolicyMixin, TD3Policy):
         "actor": ModuleSpec("actor", "actor_target", "actor.optimizer"),
         "critic": ModuleSpec("critic", "critic_target", "critic.optimizer"),
     }
-    #: set by SparseTD3: the actor is trained once every ``policy_delay`` gradient steps
-    policy_delay: int = 1
+    delayed_modules = ("actor",)
 
     def __init__(
         self,
@@ -57,9 +56,6 @@ class SparseTD3Policy(SparsePolicyMixin, TD3Policy):
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseContinuousCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
         return SparseContinuousCritic(**critic_kwargs, sparse_config=self.module_sparse_config("critic")).to(self.device)
-
-    def module_steps_per_gradient_step(self, module: str) -> float:
-        return 1.0 / self.policy_delay if module == "actor" else 1.0
 
 
 MlpPolicy = SparseTD3Policy

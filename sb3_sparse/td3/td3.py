@@ -159,10 +159,6 @@ class SparseTD3(SparseAlgorithmMixin, TD3):
         except AssertionError as error:
             self._check_spaces(error)
 
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        self.policy.policy_delay = self.policy_delay
-
     def learn(
         self: SelfSparseTD3,
         total_timesteps: int,
