@@ -2,16 +2,26 @@
 in online and target networks, masks kept by save/load and deepcopy, unsupported spaces refused."""
 
 import copy
+import inspect
 from typing import Any
 
 import pytest
 import torch as th
 from sb3_contrib.common.torch_layers import BatchRenorm1d
+from sb3_contrib.crossq.policies import CrossQPolicy
+from sb3_contrib.tqc.policies import TQCPolicy
+from stable_baselines3.dqn.policies import DQNPolicy
+from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from sb3_sparse import SparseCrossQ, SparseDQN, SparseSAC, SparseTD3, SparseTQC
 from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights
-from sb3_sparse.crossq.policies import SparseBatchRenorm1d
+from sb3_sparse.crossq.policies import SparseBatchRenorm1d, SparseCrossQPolicy
+from sb3_sparse.dqn.policies import SparseDQNPolicy
+from sb3_sparse.sac.policies import SparseSACPolicy
+from sb3_sparse.td3.policies import SparseTD3Policy
+from sb3_sparse.tqc.policies import SparseTQCPolicy
 
 # name -> (algorithm class, env id)
 ALGORITHMS = {
@@ -121,6 +131,28 @@ def test_unsupported_action_space(key: str) -> None:
         cls("MlpPolicy", UNSUPPORTED_ENV[env], **tiny())
     assert "\n" not in str(error.value)
     assert "action space" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("sparse_cls", "base_cls"),
+    [
+        (SparseSACPolicy, SACPolicy),
+        (SparseTD3Policy, TD3Policy),
+        (SparseTQCPolicy, TQCPolicy),
+        (SparseCrossQPolicy, CrossQPolicy),
+        (SparseDQNPolicy, DQNPolicy),
+    ],
+)
+def test_policy_signature_is_sb3s_plus_dst_config(sparse_cls: type, base_cls: type) -> None:
+    """The sparse policies take SB3's / sb3-contrib's arguments (names, order, defaults, kinds), then ``dst_config``."""
+    base = inspect.signature(base_cls).parameters
+    sparse = inspect.signature(sparse_cls).parameters
+    assert list(sparse) == [*base, "dst_config"]
+    for name, param in base.items():
+        assert sparse[name].default == param.default, name
+        assert sparse[name].kind == param.kind, name
+        assert sparse[name].annotation == param.annotation, name
+    assert sparse["dst_config"].default is None
 
 
 def test_layer_roles() -> None:

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from sb3_sparse import registry
+from sb3_sparse.core import regimes
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 MAX_LEARN_STEPS = 150
@@ -110,8 +113,14 @@ FILES_WITH_EXAMPLES = [path for path in doc_files() if any(b.language in PYTHON_
 
 @pytest.mark.parametrize("path", FILES_WITH_EXAMPLES, ids=lambda path: str(path.relative_to(ROOT)))
 def test_examples(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the Python examples of one page in order, sharing one namespace, in a temporary directory."""
+    """Run the Python examples of one page in order, sharing one namespace, in a temporary directory.
+
+    A page may register a regime or an algorithm: the registries are restored afterwards, so other
+    tests in the same process see the package's own entries.
+    """
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(regimes, "REGIMES", dict(regimes.REGIMES))
+    monkeypatch.setattr(registry, "ALGORITHMS", dict(registry.ALGORITHMS))
     namespace: dict = {"__name__": "__main__"}
     for block in blocks_of(path):
         if block.language in PYTHON_LANGUAGES:
