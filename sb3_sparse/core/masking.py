@@ -35,10 +35,19 @@ class WeightState:
         self.last_dense_grad: th.Tensor | None = None
         # The dense gradient of the loss that the module's optimizer last stepped on.
         self.dense_grad: th.Tensor | None = None
+        # The weight tensor that carries the gradient hook (tensor hooks are not kept by deepcopy or
+        # pickling, so a copy, whose state starts empty, hooks its own weight on first use).
+        self.hooked: th.Tensor | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Gradients are transient: not worth pickling; a copy re-applies the mask on first use.
-        return {"masked_at": (-1, -1), "track_dense_grad": self.track_dense_grad, "last_dense_grad": None, "dense_grad": None}
+        return {
+            "masked_at": (-1, -1),
+            "track_dense_grad": self.track_dense_grad,
+            "last_dense_grad": None,
+            "dense_grad": None,
+            "hooked": None,
+        }
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "WeightState":
         copy = WeightState()
@@ -60,32 +69,32 @@ class _GradientMask:
     def __init__(self, module: nn.Module, name: str):
         self.module = module
         self.name = name
+        self.mask_name = mask_name(name)
 
     def __call__(self, grad: th.Tensor) -> th.Tensor:
         state = _weight_states(self.module)[self.name]
         if state.track_dense_grad:
             state.last_dense_grad = grad
-        return grad * getattr(self.module, mask_name(self.name))
+        return grad * getattr(self.module, self.mask_name)
 
 
-def _has_gradient_mask(weight: th.Tensor) -> bool:
-    hooks = weight._backward_hooks  # tensor hooks are not kept by deepcopy or pickling: re-added on use
-    return hooks is not None and any(isinstance(hook, _GradientMask) for hook in hooks.values())
-
-
-@th.no_grad()
 def enforce_mask(module: nn.Module, name: str) -> None:
-    """Zero the pruned entries of ``module.<name>`` if it changed since the last time; hook its gradient."""
+    """Zero the pruned entries of ``module.<name>`` if it changed since the last time; hook its gradient.
+
+    Runs before every forward pass: the common case (nothing written since) costs a few attribute reads.
+    """
     weight: th.Tensor = getattr(module, name)
     mask: th.Tensor = getattr(module, mask_name(name))
     state = _weight_states(module)[name]
     # A write to the mask buffer (through get_mask, load_state_dict) counts as a change too.
     stamp = (weight.data_ptr(), weight._version, mask.data_ptr(), mask._version)
     if stamp != state.masked_at:
-        weight.mul_(mask)
+        with th.no_grad():
+            weight.mul_(mask)
         state.masked_at = (weight.data_ptr(), weight._version, mask.data_ptr(), mask._version)
-    if weight.requires_grad and not _has_gradient_mask(weight):
+    if weight.requires_grad and state.hooked is not weight:
         weight.register_hook(_GradientMask(module, name))
+        state.hooked = weight
 
 
 class _EnforceMasks:
