@@ -30,6 +30,13 @@ from benchmarks.profile import RunSpec, load_profile
 Task = tuple[str, str]  # (algo, env_id)
 
 
+def run_training_flops(result: dict[str, Any]) -> float:
+    """Training FLOPs of the whole run over dense (each phase at its density: gmp and ne change it), else per step."""
+    flops = result["flops"]
+    integrated = flops.get("integrated_training_flops_ratio")
+    return float(integrated if integrated is not None else flops["training_flops_ratio"])
+
+
 def load_results(results_dir: Path) -> list[dict[str, Any]]:
     """Every finished run's result under ``results_dir``."""
     results = []
@@ -170,7 +177,7 @@ def analyse(results: list[dict[str, Any]], order: list[str] | None = None) -> di
                 "steps": steps,
                 "returns": returns,
                 "sparsity": float(np.mean([r["sparsity"]["global"] for r in runs])),
-                "train_flops": float(np.mean([r["flops"]["training_flops_ratio"] for r in runs])),
+                "train_flops": float(np.mean([run_training_flops(r) for r in runs])),
                 "inference_flops": float(np.mean([r["flops"]["inference_flops_ratio"] for r in runs])),
                 "seconds_per_step": float(np.median([r["seconds_per_step"] for r in runs])),
             }
@@ -370,7 +377,9 @@ def write_summary(
         "(dense = 1, untrained = 0); `n/a` where dense did not improve on `R0` (nothing to normalise to; such "
         "tasks are left out of the aggregate). *Steps to dense final*: first evaluation at which the seed-mean curve "
         "reaches dense's mean final return (fraction of the run's budget). FLOPs as in RigL "
-        "(`sb3_sparse.flops_report`; dense = 1). Wall-clock per step: median training seconds per env step "
+        "(`sb3_sparse.flops_report`; dense = 1): *train FLOPs* over the whole run, each phase at the density it "
+        "had (dense-to-sparse `gmp` pays for its dense start), *inference FLOPs* of the final network. "
+        "Wall-clock per step: median training seconds per env step "
         "(evaluation excluded) relative to dense; runs shared the CPUs with other work, so it is indicative "
         "only (see `benchmarks/throughput.py` for an interleaved measurement).",
         "",
