@@ -673,3 +673,28 @@ def test_register_regime():
         register_regime(int)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"regime='sett' is not valid \(did you mean 'set'\?\)"):
         get_regime("sett")
+
+
+def test_prefer_fused_only_where_no_kernel_was_chosen():
+    """Sparse policies switch a new Adam / AdamW to the fused kernel, unless the user chose one."""
+    from sb3_sparse.core.optim import prefer_fused
+
+    layer = nn.Linear(4, 3)
+    adam = th.optim.Adam(layer.parameters())
+    assert prefer_fused(adam) and all(group["fused"] for group in adam.param_groups)
+    assert not prefer_fused(th.optim.AdamW(layer.parameters(), foreach=True))
+    assert not prefer_fused(th.optim.Adam(layer.parameters(), fused=False))
+    assert not prefer_fused(th.optim.SGD(layer.parameters(), lr=0.1))
+    stepped = th.optim.Adam(layer.parameters())
+    layer(th.randn(2, 4)).sum().backward()
+    stepped.step()
+    assert not prefer_fused(stepped)  # it has state already: left as it is
+
+
+def test_sparse_policies_use_fused_adam_by_default():
+    from sb3_sparse import SparseSAC
+
+    model = SparseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]})
+    assert model.actor.optimizer.param_groups[0]["fused"] and model.critic.optimizer.param_groups[0]["fused"]
+    chosen = SparseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8], "optimizer_kwargs": {"foreach": True}})
+    assert chosen.critic.optimizer.param_groups[0]["fused"] is None

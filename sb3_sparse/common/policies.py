@@ -8,7 +8,7 @@ from torch import nn
 
 from sb3_sparse.core.config import ModuleConfig, resolve_modules
 from sb3_sparse.core.engine import ModuleBinding
-from sb3_sparse.core.optim import register_optimizer
+from sb3_sparse.core.optim import prefer_fused, register_optimizer
 
 # SB3's TF-style RMSprop (rl-zoo3's Atari DQN / A2C settings) starts its square average at 1.
 register_optimizer(RMSpropTFLike, {"square_avg": 1.0, "momentum_buffer": 0.0, "grad_avg": 0.0})
@@ -63,6 +63,13 @@ class SparsePolicyMixin:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
         data["dst_config"] = self.dst_config
         return data
+
+    def _build(self, *args: Any, **kwargs: Any) -> None:
+        super()._build(*args, **kwargs)  # type: ignore[misc]
+        # PyTorch's fused Adam unless optimizer_kwargs chose a kernel (see core.optim.prefer_fused: the
+        # unfused one is slow on the exact zeros that masked gradients leave in its second moment)
+        for spec in self.sparse_modules.values():
+            prefer_fused(attrgetter(spec.optimizer)(self))
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         try:

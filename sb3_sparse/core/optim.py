@@ -67,3 +67,25 @@ def reset_state(optimizer: th.optim.Optimizer, param: th.Tensor, flat_index: th.
         value = state.get(name)
         if isinstance(value, th.Tensor) and value.shape == param.shape:
             value.view(-1)[flat_index] = fresh
+
+
+def prefer_fused(optimizer: th.optim.Optimizer) -> bool:
+    """Switch a new Adam / AdamW to PyTorch's fused kernel, unless it was given ``fused`` or ``foreach``.
+
+    Masked gradients leave the second moment exactly 0 at pruned positions, and the unfused kernel's
+    ``sqrt`` of zeros is many times slower than of other values on some CPUs (25x for a 256x256
+    tensor on the AVX-512 machine where this package is tested), which would make a sparse step
+    slower than a dense one. The fused kernel computes the same update in one pass without that cost.
+
+    :return: whether the optimizer now uses the fused kernel
+    """
+    if type(optimizer) not in (th.optim.Adam, th.optim.AdamW) or optimizer.state:
+        return False
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not params or any(not p.is_floating_point() or p.device.type not in ("cpu", "cuda") for p in params):
+        return False
+    if any(group.get("fused") is not None or group.get("foreach") is not None for group in optimizer.param_groups):
+        return False
+    for group in optimizer.param_groups:
+        group["fused"] = True
+    return True
