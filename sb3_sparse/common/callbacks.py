@@ -6,7 +6,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_sparse.common.flops import flops_report, module_sparsity
 from sb3_sparse.common.policies import SparsePolicyMixin
-from sb3_sparse.core.engine import SparseEngine
+from sb3_sparse.core.engine import ModuleBinding, SparseEngine
 from sb3_sparse.core.regimes import get_regime
 from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES, window_progress
 
@@ -31,6 +31,7 @@ class TopologyUpdateCallback(BaseCallback):
         super().__init__(verbose)
         self.engine: SparseEngine | None = None
         self.horizons: dict[str, int] = {}
+        self.bindings: dict[str, ModuleBinding] = {}
         # sparsity and FLOPs only change with the masks: computed after updates, logged every rollout
         self.mask_metrics: dict[str, float] = {}
 
@@ -47,10 +48,9 @@ class TopologyUpdateCallback(BaseCallback):
     def _on_training_start(self) -> None:
         state = self.model.__dict__.setdefault(STATE_ATTRIBUTE, {})
         self.engine = SparseEngine(self.sparse_policy.module_configs, state)
-        bindings = self.sparse_policy.sparse_bindings()
-        self.engine.attach(bindings)
-        self.horizons = {name: self._horizon(name) for name in bindings}
-        for name in bindings:
+        self._on_rollout_start()
+        self.horizons = {name: self._horizon(name) for name in self.bindings}
+        for name in self.bindings:
             self._notice_if_no_update(name)
         self._refresh_mask_metrics()
         self._record_metrics()
@@ -89,11 +89,16 @@ class TopologyUpdateCallback(BaseCallback):
                 "or raise topology_update_end"
             )
 
+    def _on_rollout_start(self) -> None:
+        # Where the networks and optimizers are, once per rollout (a user may replace an optimizer between
+        # two calls of learn or in a callback; within a rollout, no training happens)
+        assert self.engine is not None
+        self.bindings = self.sparse_policy.sparse_bindings()
+        self.engine.attach(self.bindings)
+
     def _on_step(self) -> bool:
         assert self.engine is not None
-        bindings = self.sparse_policy.sparse_bindings()
-        self.engine.attach(bindings)
-        updated = self.engine.step(bindings, self.num_timesteps, self.horizons)
+        updated = self.engine.step(self.bindings, self.num_timesteps, self.horizons)
         if updated:
             self._refresh_mask_metrics()
             self._record_metrics()
