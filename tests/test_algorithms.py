@@ -195,3 +195,17 @@ def test_crossq_batch_renorm_with_disconnected_units() -> None:
     assert renorms and all(type(m) is SparseBatchRenorm1d for m in renorms)
     model.learn(150)
     assert all(th.isfinite(param).all() for param in model.policy.parameters())
+
+
+@pytest.mark.parametrize("cls", [SparseSAC, SparseTD3, SparseTQC, SparseCrossQ, SparseDQN])
+def test_misspelt_keyword_names_the_closest_argument(cls):
+    env = "CartPole-v1" if cls is SparseDQN else "Pendulum-v1"
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'sparsty'; did you mean 'sparsity'\?"):
+        cls("MlpPolicy", env, sparsty=0.5)
+
+
+def test_unresettable_optimizer_is_refused_at_construction():
+    with pytest.raises(ValueError, match=r"optimizer of module 'actor' is Adafactor"):
+        SparseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8], "optimizer_class": th.optim.Adafactor})
+    static = SparseSAC("MlpPolicy", "Pendulum-v1", regime="static", policy_kwargs={"optimizer_class": th.optim.Adafactor})
+    assert type(static.critic.optimizer).__name__ == "Adafactor"  # a static mask never resets any state

@@ -1,5 +1,9 @@
 """What the sparse algorithms share: the DST arguments, the engine's callback, space and policy checks."""
 
+import difflib
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
@@ -12,6 +16,22 @@ from sb3_sparse.core.config import MODULE_SETTINGS, resolve_modules
 #: The DST constructor arguments of every sparse algorithm: the per-module settings (flat: for every
 #: module) and ``modules`` (per-module overrides).
 DST_ARGUMENTS = (*MODULE_SETTINGS, "modules")
+
+
+def _suggest_keywords(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a constructor so that a misspelt keyword argument is named with the closest valid one."""
+    parameters = inspect.signature(init).parameters
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        unknown = [name for name in kwargs if name not in parameters]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], [p for p in parameters if p != "self"], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {unknown[0]!r}{hint}")
+        init(self, *args, **kwargs)
+
+    return wrapper
 
 
 class UnsupportedSpaceError(ValueError, AssertionError):
@@ -31,6 +51,12 @@ class SparseAlgorithmMixin:
     policy: Any
     policy_class: Any
     policy_kwargs: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _suggest_keywords(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
     policy_aliases: ClassVar[dict[str, type[Any]]] = {}
     dst_config: dict[str, Any]
 

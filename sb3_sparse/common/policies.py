@@ -8,7 +8,8 @@ from torch import nn
 
 from sb3_sparse.core.config import ModuleConfig, resolve_modules
 from sb3_sparse.core.engine import ModuleBinding
-from sb3_sparse.core.optim import prefer_fused, register_optimizer
+from sb3_sparse.core.optim import check_optimizer, prefer_fused, register_optimizer
+from sb3_sparse.core.regimes import get_regime
 
 # SB3's TF-style RMSprop (rl-zoo3's Atari DQN / A2C settings) starts its square average at 1.
 register_optimizer(RMSpropTFLike, {"square_avg": 1.0, "momentum_buffer": 0.0, "grad_avg": 0.0})
@@ -68,8 +69,12 @@ class SparsePolicyMixin:
         super()._build(*args, **kwargs)  # type: ignore[misc]
         # PyTorch's fused Adam unless optimizer_kwargs chose a kernel (see core.optim.prefer_fused: the
         # unfused one is slow on the exact zeros that masked gradients leave in its second moment)
-        for spec in self.sparse_modules.values():
-            prefer_fused(attrgetter(spec.optimizer)(self))
+        # and refuse now, naming it, an optimizer whose per-weight state a dynamic regime could not reset
+        for name, spec in self.sparse_modules.items():
+            optimizer = attrgetter(spec.optimizer)(self)
+            prefer_fused(optimizer)
+            if get_regime(self.module_configs[name].regime).dynamic:
+                check_optimizer(optimizer, name)
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         try:
