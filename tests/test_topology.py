@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from helpers import distinct_layer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -15,17 +16,6 @@ from sb3_sparse.core.engine import ModuleBinding, SparseEngine, sparsify_module
 from sb3_sparse.core.masking import get_mask, sparse_weights, sparsify, track_dense_gradients, weight_state
 from sb3_sparse.core.optim import reset_state
 from sb3_sparse.core.update import init_mask, update_mask
-
-
-def distinct_layer(n_out: int, n_in: int, n_active: int, seed: int) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-    """(weight, mask, dense gradient): distinct non-zero magnitudes at the active positions, 0 elsewhere."""
-    th.manual_seed(seed)
-    numel = n_out * n_in
-    mask = init_mask(th.empty(n_out, n_in), n_active, "random")
-    signs = th.randint(0, 2, (n_out, n_in)).float().mul(2.0).sub(1.0)
-    weight = (th.randperm(numel).float().add(1.0).view(n_out, n_in) / numel) * signs * mask
-    dense_grad = th.randperm(numel).float().add(1.0).view(n_out, n_in) * signs
-    return weight, mask, dense_grad
 
 
 def check_swap(before_weight: th.Tensor, before_mask: th.Tensor, weight: th.Tensor, mask: th.Tensor, moved: int) -> None:
