@@ -136,7 +136,8 @@ class TopologyUpdateCallback(BaseCallback):
             start, end = self.engine.window(name, self.horizons.get(name, 1))
             progress = window_progress(self.engine.clock(name, self.num_timesteps), start, end)
             fraction = DROP_FRACTION_SCHEDULES[config.drop_fraction_schedule](config.drop_fraction, progress)
-            swaps = get_regime(config.regime).dynamic and get_regime(config.regime).grow_score is not None
+            regime = get_regime(config.regime)
+            swaps = regime.dynamic and regime.grow_score is not None
             self.logger.record(f"sparse/{name}_drop_fraction", fraction if swaps else 0.0)
         self.logger.record("sparse/n_topology_updates", n_updates)
         if dense_train_flops > 0:

@@ -28,6 +28,13 @@ def chain_candidates(body: list[nn.Linear], heads: list[nn.Linear]) -> list[Cand
     return candidates + [(layer, "weight", "output", len(body)) for layer in heads]
 
 
+def gaussian_actor_candidates(actor: Any) -> list[Candidate]:
+    """Candidates of a squashed-Gaussian actor (SAC, TQC, CrossQ): the ``latent_pi`` MLP, then the ``mu`` and
+    (without gSDE) ``log_std`` heads as outputs."""
+    log_std = actor.log_std if isinstance(actor.log_std, nn.Module) else None
+    return chain_candidates(linear_layers(actor.latent_pi), linear_layers(actor.mu) + linear_layers(log_std))
+
+
 def q_network_candidates(q_networks: list[nn.Module]) -> list[Candidate]:
     """Candidates of a list of Q-network MLPs (last linear layer of each: the output)."""
     candidates = []

@@ -10,7 +10,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
-from sb3_sparse.common.networks import SparseNetworkMixin, chain_candidates, linear_layers, q_network_candidates
+from sb3_sparse.common.networks import SparseNetworkMixin, gaussian_actor_candidates, q_network_candidates
 from sb3_sparse.common.policies import ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
 
@@ -22,8 +22,7 @@ class SparseActor(SparseNetworkMixin, Actor):
     """
 
     def sparse_candidates(self) -> list[Candidate]:
-        heads = linear_layers(self.mu) + linear_layers(self.log_std if isinstance(self.log_std, nn.Module) else None)
-        return chain_candidates(linear_layers(self.latent_pi), heads)
+        return gaussian_actor_candidates(self)
 
 
 class SparseContinuousCritic(SparseNetworkMixin, ContinuousCritic):

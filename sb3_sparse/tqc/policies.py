@@ -9,7 +9,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Combine
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_sparse.common.networks import SparseNetworkMixin, chain_candidates, linear_layers, q_network_candidates
+from sb3_sparse.common.networks import SparseNetworkMixin, gaussian_actor_candidates, q_network_candidates
 from sb3_sparse.common.policies import ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
 
@@ -21,8 +21,7 @@ class SparseTQCActor(SparseNetworkMixin, Actor):
     """
 
     def sparse_candidates(self) -> list[Candidate]:
-        heads = linear_layers(self.mu) + linear_layers(self.log_std if isinstance(self.log_std, nn.Module) else None)
-        return chain_candidates(linear_layers(self.latent_pi), heads)
+        return gaussian_actor_candidates(self)
 
 
 class SparseTQCCritic(SparseNetworkMixin, Critic):
