@@ -44,6 +44,7 @@ setup(
         "bench": [
             "pyyaml>=6.0",
             "matplotlib",
+            "box2d>=2.3.10",  # LunarLander-v3 (the mast profile)
         ],
         # rl-zoo3 integration (sb3-sparse train/enjoy/tune/plot): rl-zoo3 plus what it imports at run time
         # without installing it (plots: matplotlib, pandas, seaborn, scipy; record-video: moviepy, and

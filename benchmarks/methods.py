@@ -14,6 +14,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 
 from sb3_sparse import sparse_recipe
+from sb3_sparse.common.buffers import find_replay_buffer_class
 from sb3_sparse.common.recipes import RECIPES
 from sb3_sparse.registry import get_algorithm
 
@@ -54,10 +55,14 @@ def build_model(
 
     Arguments: ``algo_kwargs`` (the algorithm's), then the method's, then ``extra_kwargs``.
 
-    ``algo_kwargs`` may hold ``action_noise_std`` (Gaussian exploration noise, as in TD3 papers).
+    ``algo_kwargs`` may hold ``action_noise_std`` (Gaussian exploration noise, as in TD3 papers), and a
+    ``replay_buffer_class`` may be a buffer's name (``"dual"``, ``"DualReplayBuffer"``), as in a profile.
     """
     kwargs = {**(algo_kwargs or {}), **method_kwargs(method, env_id, sparsity, algo), **(extra_kwargs or {})}
     noise_std = kwargs.pop("action_noise_std", None)
+    buffer_class = find_replay_buffer_class(kwargs.get("replay_buffer_class"))
+    if buffer_class is not None:
+        kwargs["replay_buffer_class"] = buffer_class
     cls = model_class(algo, method)
     model = cls("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
     if noise_std is not None:

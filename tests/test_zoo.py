@@ -14,6 +14,7 @@ pytest.importorskip("rl_zoo3")
 optuna = pytest.importorskip("optuna")
 
 from sb3_sparse import SparseSAC, SparseTD3, registry  # noqa: E402
+from sb3_sparse.common.buffers import DualReplayBuffer, MultiStepReplayBuffer, find_replay_buffer_class  # noqa: E402
 from sb3_sparse.common.flops import module_sparsity  # noqa: E402
 from sb3_sparse.zoo import ZooError, hyperparams_path, register  # noqa: E402
 from sb3_sparse.zoo.cli import COMMANDS, InferenceLoader, main  # noqa: E402
@@ -40,17 +41,22 @@ ENVS = [
 CLASSES = {"sparse_sac": SparseSAC, "sparse_td3": SparseTD3}
 
 
-def zoo_entry(algo: str, env_id: str) -> dict:
-    """The shipped entry for ``env_id``, preprocessed the way rl-zoo3 does before building the model."""
+def zoo_entry(algo: str, env_id: str, file_name: str | None = None) -> dict:
+    """The shipped entry for ``env_id`` (of ``<algo>.yml`` or ``file_name``), preprocessed as the zoo does."""
     from rl_zoo3 import exp_manager
 
-    with open(hyperparams_path(algo)) as file:
+    path = hyperparams_path(algo) if file_name is None else hyperparams_path(algo).parent / file_name
+    with open(path) as file:
         entry = dict(yaml.safe_load(file)[env_id])
-    for key in ("n_timesteps", "noise_type", "noise_std"):
+    for key in ("n_timesteps", "noise_type", "noise_std", "env_wrapper", "frame_stack"):  # rl-zoo3's own
         entry.pop(key, None)
-    if isinstance(entry.get("policy_kwargs"), str):
-        entry["policy_kwargs"] = eval(entry["policy_kwargs"], vars(exp_manager))
-    return entry
+    buffer_class = find_replay_buffer_class(entry.get("replay_buffer_class"))
+    if buffer_class is not None:
+        entry["replay_buffer_class"] = buffer_class
+    for key in ("policy_kwargs", "replay_buffer_kwargs"):
+        if isinstance(entry.get(key), str):
+            entry[key] = eval(entry[key], vars(exp_manager))
+    return exp_manager.ExperimentManager._preprocess_schedules(entry)  # "lin_7.3e-4" -> a schedule
 
 
 def test_import_without_rl_zoo3():
@@ -111,19 +117,23 @@ def test_shipped_entries_build_the_model(algo):
         model.env.close()
 
 
-@pytest.mark.parametrize("algo", ["sparse_tqc", "sparse_crossq", "sparse_dqn"])
-def test_new_algorithms_shipped_entries_are_valid(algo):
+@pytest.mark.parametrize(
+    ("algo", "file_name"),
+    [("sparse_tqc", None), ("sparse_crossq", None), ("sparse_dqn", None), ("sparse_dqn", "sparse_dqn_mast.yml")],
+)
+def test_new_algorithms_shipped_entries_are_valid(algo, file_name):
     """The files of the newer algorithms: every entry passes validation; those whose env is installed build."""
     import gymnasium as gym
 
     algo_class = registry.ALGORITHMS[algo].sparse_class
-    entries = yaml.safe_load(hyperparams_path(algo).read_text())
-    assert "default" in entries and len(entries) > 2
+    path = hyperparams_path(algo) if file_name is None else hyperparams_path(algo).parent / file_name
+    entries = yaml.safe_load(path.read_text())
+    assert len(entries) > 2 and ("default" in entries or file_name is not None)
     built = 0
     for env_id in entries:
-        entry = zoo_entry(algo, env_id)
+        entry = zoo_entry(algo, env_id, file_name)
         check_hyperparams(algo_class, entry, env_id)
-        if env_id == "default":
+        if env_id in ("default", "atari"):  # atari: any ALE env (ale-py is not a dependency)
             continue
         try:
             gym.make(env_id).close()
@@ -168,9 +178,15 @@ def test_samplers_tune_dst_knobs_and_build_models(algo, env_id):
             assert "modules" not in params and "actor_sparsity" not in trial.params
         if entry.zoo_sampler is not None:
             assert "policy_kwargs" in params and "learning_rate" in params  # rl-zoo3's own search space
-        else:  # no rl-zoo3 sampler for the base algorithm (CrossQ): the DST knobs only
-            assert set(params) <= set(DST_SEARCH_SPACE) | {"modules"}
+        else:  # no rl-zoo3 sampler for the base algorithm (CrossQ): the DST and value knobs only
+            assert set(params) <= set(DST_SEARCH_SPACE) | {"modules", "replay_buffer_class", "replay_buffer_kwargs"}
+        # the value knobs: a buffer of the package, its n-step returns, the target operator where there is one
+        assert params["replay_buffer_class"] in (MultiStepReplayBuffer, DualReplayBuffer)
+        assert params["replay_buffer_kwargs"]["n_steps"] == trial.params["buffer_n_steps"]
+        assert ("recent_fraction" in params["replay_buffer_kwargs"]) == (params["replay_buffer_class"] is DualReplayBuffer)
+        assert ("target_operator" in params) == (algo == "sparse_dqn")
         model = entry.sparse_class("MlpPolicy", env_id, buffer_size=10, **params)
+        assert type(model.replay_buffer) is params["replay_buffer_class"]
         configs = model.policy.module_configs
         assert all(config.regime == params["regime"] for config in configs.values())
         for name, config in configs.items():

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 from stable_baselines3.common.type_aliases import MaybeCallback
 
+from sb3_sparse.common.buffers import MultiStepReplayBuffer, ReplayBufferCallback
 from sb3_sparse.common.callbacks import STATE_ATTRIBUTE, TopologyUpdateCallback
 from sb3_sparse.common.policies import SparsePolicyMixin
 from sb3_sparse.core.config import MODULE_SETTINGS, resolve_modules
@@ -51,6 +52,8 @@ class SparseAlgorithmMixin:
     policy: Any
     policy_class: Any
     policy_kwargs: dict[str, Any]
+    gamma: float
+    replay_buffer_kwargs: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -94,6 +97,10 @@ class SparseAlgorithmMixin:
 
     def _setup_model(self) -> None:
         self._check_sparse_policy(self.policy_class)
+        buffer_class: Any = getattr(self, "replay_buffer_class", None)
+        if isinstance(buffer_class, type) and issubclass(buffer_class, MultiStepReplayBuffer):
+            # as SB3 does for its NStepReplayBuffer: the buffer discounts with the algorithm's gamma
+            self.replay_buffer_kwargs = {"gamma": self.gamma, **self.replay_buffer_kwargs}
         user_kwargs = self.policy_kwargs
         self.policy_kwargs = {**user_kwargs, "dst_config": self.dst_config}
         try:
@@ -102,12 +109,15 @@ class SparseAlgorithmMixin:
             self.policy_kwargs = user_kwargs
 
     def _with_topology_callback(self, callback: MaybeCallback) -> BaseCallback:
-        """The topology callback first, then the user's ``callback`` (as :meth:`learn` accepts it)."""
+        """The topology callback first (and the buffer's, for the package's buffers), then the user's ``callback``."""
         callbacks: list[BaseCallback] = [TopologyUpdateCallback(verbose=self.verbose)]  # type: ignore[attr-defined]
         if isinstance(callback, list):
-            callbacks += callback
+            user = list(callback)
         elif isinstance(callback, BaseCallback):
-            callbacks.append(callback)
-        elif callback is not None:
-            callbacks.append(ConvertCallback(callback))
-        return CallbackList(callbacks)
+            user = [callback]
+        else:
+            user = [] if callback is None else [ConvertCallback(callback)]
+        buffer = getattr(self, "replay_buffer", None)
+        if hasattr(buffer, "attach") and not any(isinstance(c, ReplayBufferCallback) for c in user):
+            callbacks.append(ReplayBufferCallback())
+        return CallbackList(callbacks + user)

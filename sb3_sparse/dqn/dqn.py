@@ -3,13 +3,16 @@
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch as th
+import torch.nn.functional as F
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.dqn import DQN
 
 from sb3_sparse.common.algorithm import SparseAlgorithmMixin
+from sb3_sparse.common.targets import check_mellowmax_parameters, get_target_operator
 from sb3_sparse.dqn.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SparseDQNPolicy
 
 SelfSparseDQN = TypeVar("SelfSparseDQN", bound="SparseDQN")
@@ -23,7 +26,8 @@ class SparseDQN(SparseAlgorithmMixin, DQN):
     below. The defaults: 50% sparsity in every layer of the Q-network's MLP but the output layer,
     random initial masks, a topology update every 1000 env steps that moves 10% of each layer's active
     weights (magnitude drop, random growth) until 95% of the run; the target network follows the masks.
-    The features extractor stays dense.
+    The features extractor stays dense. The TD target bootstraps with the max over the target network's
+    Q-values, as in SB3 (``target_operator="soft_mellowmax"``: MAST's operator, Hu et al., 2024).
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy or a sparse policy class)
     :param env: The environment to learn from (if registered in Gym, can be str)
@@ -73,6 +77,15 @@ class SparseDQN(SparseAlgorithmMixin, DQN):
     :param schedule_unit: ``"env_steps"`` or ``"gradient_steps"`` (each module's own optimizer steps)
     :param modules: per-module overrides of the settings above, e.g.
         ``{"q_net": {"regime": "rigl", "sparsity": 0.8}}``; modules: ``"q_net"``
+    :param target_operator: how the TD target reduces the target network's next Q-values over the actions:
+        ``"max"`` (SB3's DQN: its ``train`` runs unchanged), ``"soft_mellowmax"`` (Gan et al., 2020, used by
+        MAST) or an operator added with :func:`~sb3_sparse.common.targets.register_target_operator`
+        (called as ``fn(q, dim=1)``)
+    :param mellowmax_omega: Soft Mellowmax's ``omega`` (> 0; the larger, the closer to the max). Only
+        read by ``"soft_mellowmax"`` (always validated). MAST gives a range (5 to 10), not one value: the
+        default is our choice
+    :param mellowmax_alpha: Soft Mellowmax's ``alpha`` (>= 0; 0 is the plain mellowmax). Only read by
+        ``"soft_mellowmax"`` (always validated). MAST gives no value: the default is our choice
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -124,9 +137,17 @@ class SparseDQN(SparseAlgorithmMixin, DQN):
         topology_update_end: int | float = 0.95,
         schedule_unit: str = "env_steps",
         modules: dict[str, dict[str, Any]] | None = None,
+        target_operator: str = "max",
+        mellowmax_omega: float = 10.0,
+        mellowmax_alpha: float = 1.0,
         _init_setup_model: bool = True,
     ) -> None:
         self._init_dst(locals())
+        get_target_operator(target_operator)
+        self.target_operator = target_operator
+        self.mellowmax_omega, self.mellowmax_alpha = check_mellowmax_parameters(
+            mellowmax_omega, mellowmax_alpha, prefix="mellowmax_"
+        )
         try:
             super().__init__(
                 policy,
@@ -176,3 +197,42 @@ class SparseDQN(SparseAlgorithmMixin, DQN):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """SB3's :meth:`~stable_baselines3.DQN.train`, with ``target_operator`` in place of the max."""
+        if self.target_operator == "max":
+            super().train(gradient_steps, batch_size)
+            return
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+
+        losses = []
+        for _ in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            with th.no_grad():
+                next_q_values = self._next_state_values(self.q_net_target(replay_data.next_observations))
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            current_q_values = self.q_net(replay_data.observations)
+            current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
+            loss = F.smooth_l1_loss(current_q_values, target_q_values)
+            losses.append(loss.item())
+
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", np.mean(losses))
+
+    def _next_state_values(self, next_q_values: th.Tensor) -> th.Tensor:
+        """The target operator over the actions of the target network's ``next_q_values``, shaped ``[batch, 1]``."""
+        operator = get_target_operator(self.target_operator)
+        params: dict[str, float] = {}
+        if self.target_operator == "soft_mellowmax":
+            params = {"omega": self.mellowmax_omega, "alpha": self.mellowmax_alpha}
+        return operator(next_q_values, dim=1, **params).reshape(-1, 1)

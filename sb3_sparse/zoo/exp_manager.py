@@ -35,6 +35,7 @@ from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_sparse import registry
+from sb3_sparse.common.buffers import find_replay_buffer_class
 from sb3_sparse.zoo import ZooError, algorithm_class, hyperparams_path, is_sparse_algo
 from sb3_sparse.zoo.callbacks import SparsityLogCallback
 from sb3_sparse.zoo.samplers import merge_trial_hyperparams
@@ -115,6 +116,11 @@ class SparseExperimentManager(ExperimentManager):
         return merged
 
     def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
+        # rl-zoo3 evaluates a replay_buffer_class string in its own namespace: the package's buffers are
+        # found here first, by name ("dual", "DualReplayBuffer" or the dotted path), for every algorithm
+        buffer_class = find_replay_buffer_class(hyperparams.get("replay_buffer_class"))
+        if buffer_class is not None:
+            hyperparams["replay_buffer_class"] = buffer_class
         if not self.sparse:
             return super()._preprocess_hyperparams(hyperparams)
         if "n_timesteps" not in hyperparams and self.n_timesteps <= 0:

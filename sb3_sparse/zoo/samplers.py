@@ -4,14 +4,18 @@ The usual hyperparameters are sampled by rl-zoo3's own samplers (same names, sam
 of dense and sparse agents compare directly. The DST knobs are sampled under their constructor names;
 ``actor_sparsity`` (actor-critic algorithms) becomes ``modules={"actor": {"sparsity": ...}}``, so a
 trial's parameters are (after :func:`convert_sparse_params`) keyword arguments of the algorithm.
+The value-learning knobs (:data:`VALUE_SEARCH_SPACE`: replay buffer, n-step returns, target operator)
+become ``replay_buffer_class`` / ``replay_buffer_kwargs`` and the algorithm's own arguments.
 """
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 
 from sb3_sparse.common.algorithm import DST_ARGUMENTS
+from sb3_sparse.common.buffers import REPLAY_BUFFERS
 from sb3_sparse.registry import AlgorithmEntry, _import
 
 #: The DST search space: name -> ("float", low, high, log) or ("categorical", choices).
@@ -32,6 +36,19 @@ DST_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
 #: Trial parameters that are one module's setting: name -> (module, setting).
 MODULE_PARAMS = {"actor_sparsity": ("actor", "sparsity")}
 
+#: The value-learning search space (same spec format): ``replay_buffer`` is a name of
+#: :data:`sb3_sparse.common.buffers.REPLAY_BUFFERS`; ``recent_fraction`` is sampled for the dual buffer only,
+#: ``target_operator`` for algorithms that take it (SparseDQN), ``mellowmax_omega`` with Soft Mellowmax only.
+VALUE_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
+    "replay_buffer": ("categorical", ["multi_step", "dual"]),
+    "buffer_n_steps": ("categorical", [1, 3, 5]),
+    "recent_fraction": ("float", 0.1, 0.9, False),
+    "target_operator": ("categorical", ["max", "soft_mellowmax"]),
+    "mellowmax_omega": ("float", 1.0, 30.0, True),
+}
+#: Trial parameters that go into ``replay_buffer_kwargs``: name -> the buffer's argument.
+BUFFER_PARAMS = {"buffer_n_steps": "n_steps", "recent_fraction": "recent_fraction"}
+
 Sampler = Callable[[optuna.Trial, int, int, dict], dict[str, Any]]
 
 
@@ -46,11 +63,46 @@ def sample_dst_params(trial: optuna.Trial, modules: tuple[str, ...] = ("actor", 
     for name, spec in DST_SEARCH_SPACE.items():
         if name in MODULE_PARAMS and MODULE_PARAMS[name][0] not in modules:
             continue
-        if spec[0] == "float":
-            params[name] = trial.suggest_float(name, spec[1], spec[2], log=spec[3])
-        else:
-            params[name] = trial.suggest_categorical(name, spec[1])
+        params[name] = _suggest(trial, name, spec)
     return module_params_to_kwargs(params)
+
+
+def _suggest(trial: optuna.Trial, name: str, spec: tuple[Any, ...]) -> Any:
+    if spec[0] == "float":
+        return trial.suggest_float(name, spec[1], spec[2], log=spec[3])
+    return trial.suggest_categorical(name, spec[1])
+
+
+def sample_value_params(trial: optuna.Trial, algorithm: type[Any]) -> dict[str, Any]:
+    """Sample the knobs of :data:`VALUE_SEARCH_SPACE` that apply to ``algorithm``.
+
+    :param trial: the Optuna trial
+    :param algorithm: the sparse algorithm class
+    :return: constructor arguments (``replay_buffer_class`` a class)
+    """
+    space = VALUE_SEARCH_SPACE
+    params = {name: _suggest(trial, name, space[name]) for name in ("replay_buffer", "buffer_n_steps")}
+    if params["replay_buffer"] == "dual":
+        params["recent_fraction"] = _suggest(trial, "recent_fraction", space["recent_fraction"])
+    if "target_operator" in inspect.signature(algorithm).parameters:
+        params["target_operator"] = _suggest(trial, "target_operator", space["target_operator"])
+        if params["target_operator"] == "soft_mellowmax":
+            params["mellowmax_omega"] = _suggest(trial, "mellowmax_omega", space["mellowmax_omega"])
+    return value_params_to_kwargs(params, class_names=False)
+
+
+def value_params_to_kwargs(params: dict[str, Any], class_names: bool) -> dict[str, Any]:
+    """Turn ``replay_buffer`` and the :data:`BUFFER_PARAMS` into ``replay_buffer_class`` / ``replay_buffer_kwargs``.
+
+    :param params: trial parameters (other keys are kept)
+    :param class_names: give the buffer class by name (``"DualReplayBuffer"``, for a YAML file) instead of the class
+    """
+    kwargs = {name: value for name, value in params.items() if name != "replay_buffer" and name not in BUFFER_PARAMS}
+    if "replay_buffer" in params:
+        buffer_class = REPLAY_BUFFERS[params["replay_buffer"]]
+        kwargs["replay_buffer_class"] = buffer_class.__name__ if class_names else buffer_class
+        kwargs["replay_buffer_kwargs"] = {BUFFER_PARAMS[name]: params[name] for name in BUFFER_PARAMS if name in params}
+    return kwargs
 
 
 def module_params_to_kwargs(params: dict[str, Any]) -> dict[str, Any]:
@@ -63,11 +115,15 @@ def module_params_to_kwargs(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_sampler(entry: AlgorithmEntry) -> Sampler:
-    """The Optuna sampler of a sparse algorithm: rl-zoo3's sampler of its base algorithm plus the DST knobs."""
+    """The Optuna sampler of a sparse algorithm: rl-zoo3's sampler of its base algorithm, the DST and value knobs.
+
+    The value knobs are left out when the run uses HER (rl-zoo3's sampler sets the HER buffer then).
+    """
 
     def sample(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
         base = _import(entry.zoo_sampler)(trial, n_actions, n_envs, additional_args) if entry.zoo_sampler else {}
-        return {**base, **sample_dst_params(trial, entry.modules)}
+        value = {} if additional_args.get("using_her_replay_buffer") else sample_value_params(trial, entry.sparse_class)
+        return {**base, **sample_dst_params(trial, entry.modules), **value}
 
     sample.__name__ = f"sample_{entry.name}_params"
     return sample
@@ -84,13 +140,13 @@ def convert_sparse_params(params: dict[str, Any]) -> dict[str, Any]:
     """
     from rl_zoo3.hyperparams_opt import convert_offpolicy_params
 
-    dst_names = set(DST_ARGUMENTS) | set(MODULE_PARAMS)
+    dst_names = set(DST_ARGUMENTS) | set(MODULE_PARAMS) | set(VALUE_SEARCH_SPACE)
     dst = {name: value for name, value in params.items() if name in dst_names}
     rest = {name: value for name, value in params.items() if name not in dst_names}
     converted = convert_offpolicy_params(rest) if {"one_minus_gamma", "net_arch"} <= set(rest) else dict(rest)
     if "noise_type" in converted and converted["noise_type"] is None:
         converted.pop("noise_std", None)
-    return {**converted, **module_params_to_kwargs(dst)}
+    return {**converted, **module_params_to_kwargs(value_params_to_kwargs(dst, class_names=True))}
 
 
 def merge_trial_hyperparams(base: dict[str, Any], sampled: dict[str, Any]) -> dict[str, Any]:
