@@ -66,6 +66,8 @@ def max_operator(q: th.Tensor, dim: int = -1) -> th.Tensor:
 
 
 _BUILTIN_OPERATORS = ("max", "soft_mellowmax")
+#: Target operators by name (``target_operator`` of :class:`~sb3_sparse.dqn.SparseDQN`); extend it with
+#: :func:`register_target_operator`.
 TARGET_OPERATORS: dict[str, TargetOperator] = {"max": max_operator, "soft_mellowmax": soft_mellowmax}
 
 
