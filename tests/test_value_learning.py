@@ -159,3 +159,27 @@ def test_cli_trains_the_shipped_mast_entry(tmp_path, monkeypatch, capsys):
     model = SparseDQN.load(tmp_path / "logs" / "sparse_dqn" / "CartPole-v1_1" / "CartPole-v1.zip", buffer_size=1)
     assert model.target_operator == "soft_mellowmax" and model.replay_buffer_class is DualReplayBuffer
     assert model.replay_buffer_kwargs["recent_size"] == 5000 and model.replay_buffer_kwargs["n_steps"] == 3
+
+
+@pytest.mark.parametrize("algo", ["sparse_td3", "td3"])
+def test_cli_trains_with_a_dynamic_buffer_by_name(algo, tmp_path, monkeypatch):
+    """A file names the buffer; the sparse and the plain algorithm both train with it attached (policy distance)."""
+    pytest.importorskip("rl_zoo3")
+    from stable_baselines3 import TD3
+
+    from sb3_sparse.zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "td3.yml").write_text(
+        "Pendulum-v1:\n  n_timesteps: 300\n  policy: MlpPolicy\n  learning_starts: 50\n  buffer_size: 1000\n"
+        "  policy_kwargs: dict(net_arch=[16, 16])\n  replay_buffer_class: 'DynamicReplayBuffer'\n"
+        "  replay_buffer_kwargs: dict(n_steps=3, n_step_start=100, check_interval=100, check_size=64, min_size=100)\n"
+    )
+    args = ["--algo", algo, "--env", "Pendulum-v1", "-conf", "td3.yml", "--eval-freq", "-1", "--seed", "0"]
+    assert main(["train", *args, "--num-threads", "1", "--save-replay-buffer"]) == 0
+    run = tmp_path / "logs" / algo / "Pendulum-v1_1"
+    model = (SparseTD3 if algo == "sparse_td3" else TD3).load(run / "Pendulum-v1.zip")
+    model.load_replay_buffer(run / "replay_buffer.pkl")
+    buffer = model.replay_buffer
+    assert isinstance(buffer, DynamicReplayBuffer) and buffer.env_steps == 300 and buffer.active_n_steps == 3
+    assert buffer.policy_distance is not None  # measured at 100, 200 and 300 steps: the policy was attached

@@ -1,8 +1,11 @@
 """rl-zoo3's ExperimentManager, adjusted where it gets a new sparse off-policy algorithm wrong.
 
 A subclass, not a fork: for ``--algo sac`` / ``td3`` (or any algorithm that is not ours) every method
-behaves exactly as rl-zoo3's. For the sparse algorithms (``sparse_sac``, ``sparse_dqn``, ...: those of
-:data:`sb3_sparse.registry.ALGORITHMS`) it
+behaves as rl-zoo3's, except that a file may name the package's replay buffers
+(``replay_buffer_class: 'DualReplayBuffer'``, found before rl-zoo3 evaluates the string), which are then
+attached to the model by a :class:`~sb3_sparse.common.buffers.ReplayBufferCallback`. For the sparse
+algorithms (``sparse_sac``, ``sparse_dqn``, ...: those of :data:`sb3_sparse.registry.ALGORITHMS`) it
+also
 
 - finds the shipped ``sb3_sparse/hyperparams/<algo>.yml`` when no ``-conf`` is given (rl-zoo3 only
   looks inside its own package),
@@ -35,7 +38,7 @@ from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_sparse import registry
-from sb3_sparse.common.buffers import find_replay_buffer_class
+from sb3_sparse.common.buffers import ReplayBufferCallback, find_replay_buffer_class
 from sb3_sparse.zoo import ZooError, algorithm_class, hyperparams_path, is_sparse_algo
 from sb3_sparse.zoo.callbacks import SparsityLogCallback
 from sb3_sparse.zoo.samplers import merge_trial_hyperparams
@@ -122,7 +125,10 @@ class SparseExperimentManager(ExperimentManager):
         if buffer_class is not None:
             hyperparams["replay_buffer_class"] = buffer_class
         if not self.sparse:
-            return super()._preprocess_hyperparams(hyperparams)
+            result = super()._preprocess_hyperparams(hyperparams)
+            if buffer_class is not None:  # a plain algorithm (--algo sac): attach the model to the buffer
+                result[2].append(ReplayBufferCallback())
+            return result
         if "n_timesteps" not in hyperparams and self.n_timesteps <= 0:
             raise ZooError(f"{self.where}: n_timesteps is missing (set it in the file or pass -n)")
         result = super()._preprocess_hyperparams(hyperparams)
