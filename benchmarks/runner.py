@@ -183,6 +183,20 @@ def sparse_metrics(model: BaseAlgorithm) -> dict[str, Any]:
     return {"sparsity": module_sparsity(model), "flops": report}
 
 
+def buffer_metrics(model: BaseAlgorithm) -> dict[str, Any]:
+    """What the package's replay buffers measured (dynamic capacity, policy distance); nothing for SB3's."""
+    buffer = getattr(model, "replay_buffer", None)
+    if not hasattr(buffer, "env_steps"):
+        return {}
+    metrics = {"size": buffer.size() * buffer.n_envs, "n_steps": buffer.active_n_steps}  # type: ignore[union-attr]
+    for name in ("capacity", "policy_distance"):
+        if hasattr(buffer, name):
+            metrics[name] = getattr(buffer, name)
+    if "capacity" in metrics:
+        metrics["capacity"] *= buffer.n_envs  # type: ignore[union-attr]
+    return {"buffer": metrics}
+
+
 def run_one(
     spec: RunSpec,
     results_dir: str | Path,
@@ -258,6 +272,7 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         "resumes": state["resumes"],
         "n_topology_updates": sum(m["n_updates"] for m in getattr(model, "dst_state", {}).get("modules", {}).values()),
         **sparse_metrics(model),
+        **buffer_metrics(model),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"node": platform.node(), "processor": platform.processor(), "cpus": os.cpu_count()},
         "versions": {"torch": th.__version__, "python": platform.python_version()},

@@ -183,3 +183,13 @@ def test_cli_trains_with_a_dynamic_buffer_by_name(algo, tmp_path, monkeypatch):
     buffer = model.replay_buffer
     assert isinstance(buffer, DynamicReplayBuffer) and buffer.env_steps == 300 and buffer.active_n_steps == 3
     assert buffer.policy_distance is not None  # measured at 100, 200 and 300 steps: the policy was attached
+
+
+def test_sb3_n_steps_argument_still_serves():
+    """SB3's own ``n_steps`` (its NStepReplayBuffer) works with the sparse classes, as with SB3's."""
+    from stable_baselines3.common.buffers import NStepReplayBuffer
+
+    model = SparseDQN("MlpPolicy", "CartPole-v1", n_steps=3, target_operator="soft_mellowmax", **small())
+    assert type(model.replay_buffer) is NStepReplayBuffer and model.replay_buffer.n_steps == 3
+    model.learn(60)
+    assert "train/loss" in model.logger.name_to_value
