@@ -29,6 +29,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from benchmarks.methods import build_model, model_class
 from benchmarks.profile import RunSpec
 from sb3_sparse import flops_report, module_sparsity
+from sb3_sparse.common.buffers import DynamicReplayBuffer, MultiStepReplayBuffer
 
 EVAL_SEED_OFFSET = 10_000
 
@@ -186,14 +187,11 @@ def sparse_metrics(model: BaseAlgorithm) -> dict[str, Any]:
 def buffer_metrics(model: BaseAlgorithm) -> dict[str, Any]:
     """What the package's replay buffers measured (dynamic capacity, policy distance); nothing for SB3's."""
     buffer = getattr(model, "replay_buffer", None)
-    if not hasattr(buffer, "env_steps"):
+    if not isinstance(buffer, MultiStepReplayBuffer):
         return {}
-    metrics = {"size": buffer.size() * buffer.n_envs, "n_steps": buffer.active_n_steps}  # type: ignore[union-attr]
-    for name in ("capacity", "policy_distance"):
-        if hasattr(buffer, name):
-            metrics[name] = getattr(buffer, name)
-    if "capacity" in metrics:
-        metrics["capacity"] *= buffer.n_envs  # type: ignore[union-attr]
+    metrics: dict[str, Any] = {"size": buffer.size() * buffer.n_envs, "n_steps": buffer.active_n_steps}
+    if isinstance(buffer, DynamicReplayBuffer):
+        metrics.update(capacity=buffer.capacity * buffer.n_envs, policy_distance=buffer.policy_distance)
     return {"buffer": metrics}
 
 
