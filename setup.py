@@ -34,6 +34,9 @@ setup(
             "ruff>=0.5",
             "mypy>=1.10",
             "tensorboard>=2.9",
+            # ONNX export of sparse policies (tests/test_deploy.py, docs/common/deploy.rst)
+            "onnx",
+            "onnxruntime",
         ],
         "docs": [
             "sphinx>=7.0",

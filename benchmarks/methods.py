@@ -50,10 +50,13 @@ def build_model(
     sparsity: float | None = None,
     algo_kwargs: dict[str, Any] | None = None,
     extra_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
 ) -> BaseAlgorithm:
     """A new model on ``env`` (made from ``env_id``).
 
     Arguments: ``algo_kwargs`` (the algorithm's), then the method's, then ``extra_kwargs``.
+
+    ``device``: where the networks live (the benchmarks' profiles run on CPU).
 
     ``algo_kwargs`` may hold ``action_noise_std`` (Gaussian exploration noise, as in TD3 papers), and a
     ``replay_buffer_class`` may be a buffer's name (``"dual"``, ``"DualReplayBuffer"``), as in a profile.
@@ -64,7 +67,7 @@ def build_model(
     if buffer_class is not None:
         kwargs["replay_buffer_class"] = buffer_class
     cls = model_class(algo, method)
-    model = cls("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+    model = cls("MlpPolicy", env, seed=seed, device=device, **kwargs)
     if noise_std is not None:
         n_actions = model.action_space.shape[-1]  # type: ignore[index]
         model.action_noise = NormalActionNoise(mean=np.zeros(n_actions), sigma=np.full(n_actions, float(noise_std)))

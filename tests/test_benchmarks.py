@@ -1,16 +1,19 @@
-"""Fast tests of the benchmark harness: profiles, resumable runs, summaries."""
+"""Fast tests of the benchmark harness: profiles, resumable runs, summaries, the throughput script."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 import yaml
 
 from benchmarks.methods import method_kwargs
 from benchmarks.profile import RunSpec, load_profile, parse_profile
 from benchmarks.runner import _stale, find_checkpoint, run_one
 from benchmarks.summary import analyse, iqm, write_summary
+from benchmarks.throughput import DENSE, FUSED_DENSE, ONE_XLA_THREAD, SBX_DENSE, SPARSE, main, thread_count
 
 PROFILE = """
 name: tiny
@@ -142,3 +145,41 @@ def test_summary(tmp_path: Path):
 
 def test_iqm():
     assert iqm(np.array([0.0, 1.0, 2.0, 3.0, 100.0, -100.0, 1.5, 2.5])) == pytest.approx(1.75)
+
+
+#: A tiny throughput run (seconds): two backends at width 16 on Pendulum.
+THROUGHPUT_ARGV = ["--env", "Pendulum-v1", "--widths", "16", "--sparsities", "0.5", "--backends", "masked", "csr"]
+THROUGHPUT_ARGV += ["--steps", "3", "--repeats", "2", "--learning-starts", "20", "--warmup-steps", "2", "--latency-calls", "2"]
+
+
+def test_throughput(tmp_path: Path):
+    threads = str(th.get_num_threads())  # the script sets torch's threads for the whole process: keep them
+    result = main([*THROUGHPUT_ARGV, "--no-sbx", "--threads", threads, "--out", str(tmp_path)])
+    training = {(row["kind"], row["backend"]): row for row in result["training"]}
+    assert set(training) == {(DENSE, None), (FUSED_DENSE, None), (SPARSE, "masked"), (SPARSE, "csr")}
+    assert training[(DENSE, None)]["vs"][DENSE] == {"median": 1.0, "min": 1.0, "max": 1.0}
+    assert training[(SPARSE, "csr")]["vs"][FUSED_DENSE]["median"] > 0 and training[(SPARSE, "csr")]["vs"][SBX_DENSE] is None
+    assert training[(SPARSE, "csr")]["update_ms"] > 0 and "update_ms" not in training[(DENSE, None)]
+    inference = {(row["kind"], row["backend"]): row for row in result["inference"]}
+    assert set(inference) == {(DENSE, None), (SPARSE, "masked"), (SPARSE, "csr")}
+    sparse = inference[(SPARSE, "csr")]
+    assert set(sparse["latency_us"]) == {"1", "256"} and sparse["latency_vs_dense"]["1"]["median"] > 0
+    assert sparse["saved_bytes"] > 0 and sparse["actor_bytes"] > 0
+    assert inference[(DENSE, None)]["actor_vs_dense"] == 1.0
+    assert result["context"]["threads"] == int(threads) and result["context"]["device"] == "cpu"
+    assert json.loads((tmp_path / "results.json").read_text())["context"] == result["context"]
+    assert "| 16 | sparse | 0.5 | csr |" in (tmp_path / "results.md").read_text()
+    assert thread_count("all") == os.cpu_count() and thread_count("2") == 2
+
+
+@pytest.mark.slow
+def test_throughput_sbx(monkeypatch: pytest.MonkeyPatch):
+    pytest.importorskip("sbx")
+    monkeypatch.setenv("XLA_FLAGS", "")  # restored after the test: with one thread the script sets XLA's flag
+    threads = th.get_num_threads()
+    result = main([*THROUGHPUT_ARGV, "--threads", str(threads)])
+    sbx = next(row for row in result["training"] if row["kind"] == SBX_DENSE)
+    assert sbx["ms_per_step"] > 0 and sbx["vs"][SBX_DENSE]["median"] == 1.0
+    assert all(row["vs"][SBX_DENSE]["median"] > 0 for row in result["training"])
+    assert result["context"]["sbx"].startswith("sbx ")
+    assert (ONE_XLA_THREAD in result["context"]["xla_flags"]) == (threads == 1)

@@ -612,11 +612,14 @@ def test_replaced_optimizer_is_hooked_again():
     assert old_optimizer is not None
     old_optimizer.step()  # the replaced optimizer is no longer counted
     assert engine.module_state("net")["optimizer_steps"] == 6
-    assert engine.step({"net": binding}, 6, {"net": 100}) == ["net"]
+    # RigL's update is due, but no dense gradient was kept (the engine was not stepped before): it waits
+    assert engine.step({"net": binding}, 6, {"net": 100}) == []
+    train_step(binding, x, y)
+    assert engine.step({"net": binding}, 7, {"net": 100}) == ["net"]
     check_networks(binding)
     engine.detach()
     train_step(binding, x, y)
-    assert engine.module_state("net")["optimizer_steps"] == 6
+    assert engine.module_state("net")["optimizer_steps"] == 7
 
 
 def run_flops(regime: str, sparsity: float) -> tuple[float, float]:
@@ -688,3 +691,23 @@ def test_sparse_policies_use_fused_adam_by_default():
     assert model.actor.optimizer.param_groups[0]["fused"] and model.critic.optimizer.param_groups[0]["fused"]
     chosen = SparseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8], "optimizer_kwargs": {"foreach": True}})
     assert chosen.critic.optimizer.param_groups[0]["fused"] is None
+
+
+@pytest.mark.parametrize("lookahead", [1, 3])
+def test_dense_gradients_are_kept_only_just_before_a_gradient_update(lookahead):
+    """RigL ranks the dense gradient of the last step before an update; it is kept only within ``lookahead``
+    steps of the next update (it costs a dense product on the sparse compute backend)."""
+    config = ModuleConfig(regime="rigl", sparsity=0.5, topology_update_interval=10, topology_update_end=1.0)
+    binding = build(config)
+    engine = SparseEngine({"net": config})
+    engine.attach({"net": binding})
+    x, y = th.randn(16, 6), th.randn(16, 2)
+    kept = []
+    for env_step in range(1, 31):
+        updated = engine.step({"net": binding}, env_step, {"net": 100}, {"net": lookahead})
+        assert updated == (["net"] if env_step in (10, 20, 30) else [])
+        kept.append(all(weight_state(m, w).track_dense_grad for _, m, w in sparse_weights(binding.online)))
+        train_step(binding, x, y)
+    assert [step for step, keep in enumerate(kept, start=1) if keep] == [
+        step for step in range(1, 31) if 10 - step % 10 <= lookahead
+    ]

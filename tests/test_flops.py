@@ -128,9 +128,9 @@ def test_model_policy_and_plain_sac():
         SparseSACPolicy, "Pendulum-v1", policy_kwargs={"net_arch": [32, 16], "dst_config": {"sparsity": 0.5}}, buffer_size=10
     )
     assert flops_report(plain)["inference_flops"] == flops_report(model)["inference_flops"]
-    with pytest.raises(TypeError, match="flops_report needs a sparse model or policy, got SAC"):
+    with pytest.raises(TypeError, match=r"flops_report needs a sparse model .* or its policy, got SAC"):
         flops_report(SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, buffer_size=10))
-    with pytest.raises(TypeError, match="needs a sparse model or policy"):
+    with pytest.raises(TypeError, match="needs a sparse model"):
         module_sparsity(SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, buffer_size=10))
 
 

@@ -138,7 +138,8 @@ class StepChecker:
     ],
     ids=["set", "rigl-multi-step"],
 )
-def test_invariants_during_training(algo, kwargs):
+@pytest.mark.parametrize("backend", ["masked", "csr"])
+def test_invariants_during_training(algo, kwargs, backend):
     model = ALGOS[algo](
         "MlpPolicy",
         "Pendulum-v1",
@@ -149,6 +150,7 @@ def test_invariants_during_training(algo, kwargs):
         topology_update_end=1.0,
         policy_kwargs=dict(SMALL),
         seed=0,
+        backend=backend,
         **kwargs,
     )
     sparsity = kwargs.get("sparsity", 0.5)
@@ -169,7 +171,8 @@ def test_invariants_during_training(algo, kwargs):
 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 @pytest.mark.parametrize("regime", REGIMES)
-def test_every_regime_keeps_the_invariants(algo, regime):
+@pytest.mark.parametrize("backend", ["masked", "csr"])
+def test_every_regime_keeps_the_invariants(algo, regime, backend):
     """Exact zeros in online and target networks after every env and gradient step, target masks equal to the
     online ones, active counts constant (gmp: only down, ne: only up), masks changing only at updates."""
     sparsity, initial = {"gmp": (0.8, 0.0), "ne": (0.3, 0.8)}.get(regime, (0.6, 0.6))
@@ -186,6 +189,7 @@ def test_every_regime_keeps_the_invariants(algo, regime):
         topology_update_end=120,
         policy_kwargs=dict(SMALL),
         seed=1,
+        backend=backend,
     )
     density = 1.0 if regime == "dense" else 1 - initial
     trend = {"gmp": "down", "ne": "up"}.get(regime, "constant")

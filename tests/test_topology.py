@@ -107,7 +107,8 @@ def test_rigl_uses_dense_gradient():
     optimizer = th.optim.Adam(layer.parameters(), lr=1e-3)
     binding = ModuleBinding(layer, None, optimizer)
     engine = SparseEngine({"layer": config})
-    engine.attach({"layer": binding})  # turns dense-gradient tracking on, hooks the optimizer
+    engine.attach({"layer": binding})  # hooks the optimizer
+    track_dense_gradients(layer, True)  # as the engine does just before an update
     x, target = th.randn(32, 12), th.randn(32, 8)
     ((layer(x) - target) ** 2).mean().backward()
     grad = layer.weight.grad.clone()
@@ -142,6 +143,7 @@ def test_policy_hooks_capture_dense_gradient():
     )
     engine = SparseEngine(policy.module_configs)
     engine.attach(policy.sparse_bindings())
+    track_dense_gradients(policy.actor, True)  # as the engine does just before an update
     layers = [(module, name) for _, module, name in sparse_weights(policy.actor)]
     assert len(layers) == 2
     policy.actor.optimizer.zero_grad()

@@ -95,8 +95,21 @@ class SparseAlgorithmMixin:
             raise UnsupportedSpaceError(f"{type(self).__name__}: {message.strip()}") from None
         raise error
 
+    def _apply_loaded_overrides(self) -> None:
+        """DST arguments given to ``load`` (SB3 sets them as attributes) change the saved ``dst_config``,
+        e.g. ``SparseSAC.load(path, backend="csr")``; they are validated like the constructor's."""
+        overrides = {name: self.__dict__.pop(name) for name in DST_ARGUMENTS if name in self.__dict__}
+        if not overrides:
+            return
+        config = {**self.dst_config, **overrides}
+        flat = {name: config.get(name) for name in MODULE_SETTINGS}
+        modules = config.get("modules")
+        resolve_modules(tuple(self.policy_class.sparse_modules), flat, modules, self.policy_class.module_defaults)
+        self.dst_config = {**flat, "modules": modules}
+
     def _setup_model(self) -> None:
         self._check_sparse_policy(self.policy_class)
+        self._apply_loaded_overrides()
         buffer_class: Any = getattr(self, "replay_buffer_class", None)
         if isinstance(buffer_class, type) and issubclass(buffer_class, MultiStepReplayBuffer):
             # as SB3 does for its NStepReplayBuffer: the buffer discounts with the algorithm's gamma

@@ -31,6 +31,7 @@ class TopologyUpdateCallback(BaseCallback):
         super().__init__(verbose)
         self.engine: SparseEngine | None = None
         self.horizons: dict[str, int] = {}
+        self.lookahead: dict[str, int] = {}
         self.bindings: dict[str, ModuleBinding] = {}
         # sparsity and FLOPs only change with the masks: computed after updates, logged every rollout
         self.mask_metrics: dict[str, float] = {}
@@ -50,6 +51,7 @@ class TopologyUpdateCallback(BaseCallback):
         self.engine = SparseEngine(self.sparse_policy.module_configs, state)
         self._on_rollout_start()
         self.horizons = {name: self._horizon(name) for name in self.bindings}
+        self.lookahead = {name: self._lookahead(name) for name in self.bindings}
         for name in self.bindings:
             self._notice_if_no_update(name)
         self._refresh_mask_metrics()
@@ -71,6 +73,22 @@ class TopologyUpdateCallback(BaseCallback):
         learning_starts = getattr(model, "learning_starts", 0)
         remaining = max(0, total - max(self.num_timesteps, learning_starts))
         return int(self.engine.module_state(name)["optimizer_steps"] + remaining * per_env_step)
+
+    def _lookahead(self, name: str) -> int:
+        """How far the module's clock can move between two of its optimizer steps (the engine keeps dense
+        gradients for a gradient-grown update that far ahead)."""
+        assert self.engine is not None
+        model: Any = self.model
+        config = self.engine.configs[name]
+        train_freq = getattr(model, "train_freq", None)
+        frequency = getattr(train_freq, "frequency", 1) or 1
+        if getattr(getattr(train_freq, "unit", None), "value", "step") != "step":
+            return config.topology_update_interval  # trained at the end of episodes: any step may be the last
+        delay = getattr(model, "policy_delay", 1) if name in self.sparse_policy.delayed_modules else 1
+        if config.schedule_unit == "env_steps":
+            return frequency * delay
+        gradient_steps = getattr(model, "gradient_steps", 1)
+        return max(1, frequency if gradient_steps < 0 else gradient_steps)
 
     def _notice_if_no_update(self, name: str) -> None:
         """Say once (through the logger, shown with verbose >= 1) when no update can happen in this run."""
@@ -98,7 +116,7 @@ class TopologyUpdateCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         assert self.engine is not None
-        updated = self.engine.step(self.bindings, self.num_timesteps, self.horizons)
+        updated = self.engine.step(self.bindings, self.num_timesteps, self.horizons, self.lookahead)
         if updated:
             self._refresh_mask_metrics()
             self._record_metrics()

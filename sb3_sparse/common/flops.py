@@ -2,14 +2,8 @@
 
 from typing import Any
 
+from sb3_sparse.common.policies import sparse_policy_of
 from sb3_sparse.core.accounting import count_active, forward_flops, render_table, training_step_flops, weight_rows
-
-
-def _policy(model_or_policy: Any) -> Any:
-    policy = getattr(model_or_policy, "policy", model_or_policy)
-    if not hasattr(policy, "sparse_bindings"):
-        raise TypeError(f"flops_report needs a sparse model or policy, got {type(model_or_policy).__name__}")
-    return policy
 
 
 def flops_report(model_or_policy: Any) -> dict[str, Any]:
@@ -24,7 +18,7 @@ def flops_report(model_or_policy: Any) -> dict[str, Any]:
         masks), ``integrated_training_flops_ratio`` (the training FLOPs of the run so far over dense,
         charging every phase at the density it had; ``None`` before training) and ``table`` (readable text)
     """
-    policy = _policy(model_or_policy)
+    policy = sparse_policy_of(model_or_policy, "flops_report")
     rows: list[dict[str, Any]] = []
     training = [0, 0]
     forward: dict[str, tuple[int, int]] = {}
@@ -60,7 +54,7 @@ def flops_report(model_or_policy: Any) -> dict[str, Any]:
 
 def module_sparsity(model_or_policy: Any) -> dict[str, float]:
     """Realised sparsity over the sparse weights of each module's online network, and over all (``"global"``)."""
-    policy = _policy(model_or_policy)
+    policy = sparse_policy_of(model_or_policy, "module_sparsity")
     counts = {
         name: count_active(weight_rows(name, binding.online, binding.exclude))
         for name, binding in policy.sparse_bindings().items()

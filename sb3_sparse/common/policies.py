@@ -6,6 +6,7 @@ from typing import Any, ClassVar, NamedTuple
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from torch import nn
 
+from sb3_sparse.core.backends import set_backend
 from sb3_sparse.core.config import ModuleConfig, resolve_modules
 from sb3_sparse.core.engine import ModuleBinding
 from sb3_sparse.core.optim import check_optimizer, prefer_fused, register_optimizer
@@ -87,6 +88,19 @@ class SparsePolicyMixin:
                 "a sparse algorithm restores its settings only when loaded with it (e.g. SparseSAC.load, not SAC.load)"
             ) from None
 
+    def set_backend(self, backend: str) -> None:
+        """Compute every module's sparse layers (online and target) with ``backend`` from now on.
+
+        A runtime switch (results are the same up to float rounding); the ``backend`` DST argument sets the
+        one a model is built and loaded with.
+
+        :param backend: ``"auto"``, ``"masked"`` or ``"csr"``
+        """
+        for binding in self.sparse_bindings().values():
+            set_backend(binding.online, backend)
+            if binding.target is not None:
+                set_backend(binding.target, backend)
+
     def sparse_bindings(self) -> dict[str, ModuleBinding]:
         """Where each module lives now: online and target networks and the optimizer."""
         bindings = {}
@@ -99,3 +113,11 @@ class SparsePolicyMixin:
                 exclude=self.flops_exclude,
             )
         return bindings
+
+
+def sparse_policy_of(model_or_policy: Any, caller: str) -> Any:
+    """The sparse policy of a model (or the policy itself); a ``TypeError`` naming ``caller`` for anything else."""
+    policy = getattr(model_or_policy, "policy", model_or_policy)
+    if not isinstance(policy, SparsePolicyMixin):
+        raise TypeError(f"{caller} needs a sparse model (SparseSAC, ...) or its policy, got {type(model_or_policy).__name__}")
+    return policy

@@ -22,6 +22,8 @@ MASK_INITS = ("random", "magnitude")
 LAYER_ROLES = ("input", "hidden", "output")
 DROP_FRACTION_SCHEDULES = ("constant", "cosine")
 SCHEDULE_UNITS = ("env_steps", "gradient_steps")
+#: Compute backends of the sparse layers (see :mod:`sb3_sparse.core.backends`).
+BACKENDS = ("auto", "masked", "csr")
 
 #: Types accepted for a step (``int``) or a fraction of the run (``float``).
 StepOrFraction = int | float
@@ -132,6 +134,9 @@ class ModuleConfig:
         ``gmp`` / ``ne`` the sparsity reaches its final value there
     :param schedule_unit: what the steps above count: ``"env_steps"`` or ``"gradient_steps"`` of the module
         (RigL and RLx2 count training iterations; it matters when there is more than one per env step)
+    :param backend: what computes the sparse layers' products: ``"masked"`` (dense products on the masked
+        weights), ``"csr"`` (sparse products of the active weights) or ``"auto"`` (per layer and batch,
+        whichever was measured faster); every backend gives the same results up to float rounding
     """
 
     regime: str = "set"
@@ -147,6 +152,7 @@ class ModuleConfig:
     topology_update_start: StepOrFraction = 0
     topology_update_end: StepOrFraction = 0.95
     schedule_unit: str = "env_steps"
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         from sb3_sparse.core.regimes import get_regime  # regimes validate against this class
@@ -176,6 +182,7 @@ class ModuleConfig:
         if type(start) is type(end) and end < start:
             raise ValueError(f"topology_update_end={end!r} is before topology_update_start={start!r}")
         check_choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
+        check_choice("backend", self.backend, BACKENDS)
         get_regime(self.regime).check(self)
 
     @property

@@ -15,6 +15,7 @@ import torch as th
 from torch import nn
 
 from sb3_sparse.core.accounting import training_step_flops, weight_rows
+from sb3_sparse.core.backends import set_backend
 from sb3_sparse.core.config import ModuleConfig, StepOrFraction
 from sb3_sparse.core.distributions import active_count, layer_densities
 from sb3_sparse.core.masking import (
@@ -69,6 +70,7 @@ def sparsify_module(config: ModuleConfig, candidates: Sequence[Candidate]) -> in
     counts = layer_targets(config, shapes, config.start_sparsity, [depth for _, _, depth in selected])
     for (module, name, _), count in zip(selected, counts, strict=True):
         sparsify(module, name, init_mask(getattr(module, name), count, config.mask_init))
+        set_backend(module, config.backend)
     return len(selected)
 
 
@@ -156,6 +158,7 @@ class SparseEngine:
             self.state["modules"].setdefault(name, new_module_state())
         self._hooks: dict[str, Any] = {}
         self._step_flops: dict[str, tuple[int, int]] = {}  # per training step, until the masks change
+        self._keeping: dict[str, tuple[nn.Module, bool]] = {}  # whether each module keeps dense gradients now
 
     def module_state(self, name: str) -> dict[str, Any]:
         return self.state["modules"][name]
@@ -174,7 +177,8 @@ class SparseEngine:
             if regime.dynamic:  # every update resets the state of dropped (and grown) weights
                 check_optimizer(binding.optimizer, name)
             track = regime.dynamic and regime.uses_gradient()
-            track_dense_gradients(binding.online, track)
+            if not track:
+                track_dense_gradients(binding.online, False)
             if regime.dormant_threshold is not None:
                 track_activity(binding.online)
             hook = _OptimizerStepHook(self.module_state(name), binding.online, track)
@@ -203,7 +207,13 @@ class SparseEngine:
             return int(self.module_state(name)["optimizer_steps"])
         return env_step
 
-    def step(self, bindings: Mapping[str, ModuleBinding], env_step: int, horizons: Mapping[str, int]) -> list[str]:
+    def step(
+        self,
+        bindings: Mapping[str, ModuleBinding],
+        env_step: int,
+        horizons: Mapping[str, int],
+        lookahead: Mapping[str, int] | None = None,
+    ) -> list[str]:
         """Account FLOPs and update the masks of every module whose update is due.
 
         An update is due when the module's clock has crossed a multiple ``b`` of its interval with
@@ -211,7 +221,13 @@ class SparseEngine:
         sparsity changes keeps updating after ``end`` until it has reached its final count), and the
         module has been trained since its last update.
 
+        A gradient-grown regime needs the dense gradient of the last training step before the update,
+        which costs a dense product on a sparse compute backend: dense gradients are kept only while the
+        next update is at most ``lookahead`` steps of the module's clock away (or an update waits for one).
+
         :param horizons: each module's run length in its schedule unit (to resolve fractions)
+        :param lookahead: per module, how far the clock can move between a training step and the next call
+            (the training frequency); 1 by default
         :return: the names of the modules updated
         """
         updated = []
@@ -225,19 +241,30 @@ class SparseEngine:
             clock = self.clock(name, env_step)
             interval = config.topology_update_interval
             crossed = clock // interval > state["checked_step"] // interval
-            state["checked_step"] = clock
-            if not (crossed and regime.dynamic):
-                continue
-            boundary = clock // interval * interval
-            start, end = self.window(name, horizons[name])
-            progress = window_progress(boundary, start, end)
-            in_window = start <= boundary and boundary - interval < end
-            trained = state["optimizer_steps"] > state["optimizer_steps_at_update"] or binding.optimizer is None
-            if not trained or not (in_window or (boundary >= end and not self.reached_final(name, binding))):
-                continue
-            if self.update(name, binding, progress, boundary):
-                updated.append(name)
+            checked, state["checked_step"] = state["checked_step"], clock
+            if crossed and regime.dynamic:
+                boundary = clock // interval * interval
+                start, end = self.window(name, horizons[name])
+                progress = window_progress(boundary, start, end)
+                in_window = start <= boundary and boundary - interval < end
+                trained = state["optimizer_steps"] > state["optimizer_steps_at_update"] or binding.optimizer is None
+                if trained and (in_window or (boundary >= end and not self.reached_final(name, binding))):
+                    if self.update(name, binding, progress, boundary):
+                        updated.append(name)
+                    else:  # no dense gradient yet: retry at the next call, with gradients kept
+                        state["checked_step"] = checked
+            if regime.dynamic and regime.uses_gradient():
+                waiting = state["checked_step"] // interval < clock // interval
+                ahead = (lookahead or {}).get(name, 1)
+                self._keep_dense_gradients(name, binding, waiting or interval - clock % interval <= ahead)
         return updated
+
+    def _keep_dense_gradients(self, name: str, binding: ModuleBinding, keep: bool) -> None:
+        """Turn dense-gradient tracking of the module on or off (only when that changes: this runs every step)."""
+        if self._keeping.get(name) == (binding.online, keep):
+            return
+        track_dense_gradients(binding.online, keep)
+        self._keeping[name] = (binding.online, keep)
 
     def targets(self, name: str, online: nn.Module, progress: float) -> list[int]:
         """The active count n(t) of each sparse weight of the module at ``progress``."""

@@ -38,6 +38,10 @@ class WeightState:
         # The weight tensor that carries the gradient hook (tensor hooks are not kept by deepcopy or
         # pickling, so a copy, whose state starts empty, hooks its own weight on first use).
         self.hooked: th.Tensor | None = None
+        # A compute backend's index structure of the mask (see core.backends), and the gradient it returned
+        # already masked (the gradient hook passes exactly that tensor through without multiplying it again).
+        self.csr_layout: Any = None
+        self.masked_grad: tuple[th.Tensor, int] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Gradients are transient: not worth pickling; a copy re-applies the mask on first use.
@@ -47,6 +51,8 @@ class WeightState:
             "last_dense_grad": None,
             "dense_grad": None,
             "hooked": None,
+            "csr_layout": None,
+            "masked_grad": None,
         }
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "WeightState":
@@ -73,6 +79,9 @@ class _GradientMask:
 
     def __call__(self, grad: th.Tensor) -> th.Tensor:
         state = _weight_states(self.module)[self.name]
+        masked, state.masked_grad = state.masked_grad, None
+        if masked is not None and grad is masked[0] and grad._version == masked[1]:
+            return grad  # one backend backward's own masked gradient, not summed with another
         if state.track_dense_grad:
             state.last_dense_grad = grad
         return grad * getattr(self.module, self.mask_name)

@@ -75,6 +75,8 @@ class SparseTQC(SparseAlgorithmMixin, TQC):
     :param topology_update_end: last step of mask updates (int), or fraction of the run (float); ``gmp``
         and ``ne`` reach their final sparsity there
     :param schedule_unit: ``"env_steps"`` or ``"gradient_steps"`` (each module's own optimizer steps)
+    :param backend: what computes the sparse layers' products: ``"auto"`` (per layer and batch, CSR sparse
+        products where they were measured faster, dense masked products elsewhere), ``"masked"`` or ``"csr"``
     :param modules: per-module overrides of the settings above, e.g.
         ``{"actor": {"regime": "static"}, "critic": {"regime": "rigl", "sparsity": 0.8}}``; modules:
         ``"actor"``, ``"critic"``
@@ -131,6 +133,7 @@ class SparseTQC(SparseAlgorithmMixin, TQC):
         topology_update_start: int | float = 0,
         topology_update_end: int | float = 0.95,
         schedule_unit: str = "env_steps",
+        backend: str = "auto",
         modules: dict[str, dict[str, Any]] | None = None,
         _init_setup_model: bool = True,
     ):

@@ -1,0 +1,116 @@
+"""Where sparse CSR products beat dense masked ones: the crossover points of ``backend="auto"``.
+
+Times one square masked ``nn.Linear`` layer with the ``"masked"`` and the ``"csr"`` backend, for
+training (forward, input and weight gradients) and inference (forward without gradients), over a
+grid of widths, densities and batch sizes, interleaved, with one torch thread by default. Prints the
+time ratios and, per (mode, batch, width), the highest density up to which CSR was at least
+``--margin`` faster at every measured density: the table :data:`sb3_sparse.core.backends.CROSSOVER` encodes::
+
+    python -m benchmarks.crossover
+    python -m benchmarks.crossover --widths 256 1024 --batches 256 --out docs/benchmarks/crossover
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch as th
+from torch import nn
+
+from sb3_sparse.core.backends import set_backend
+from sb3_sparse.core.masking import sparsify
+from sb3_sparse.core.update import init_mask
+
+
+def layer_time(layer: nn.Linear, x: th.Tensor, training: bool, repeats: int) -> float:
+    """Median seconds of one forward (and, when training, backward) pass of ``layer`` on ``x``."""
+    durations = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        if training:
+            layer(x).sum().backward()
+            layer.weight.grad = None
+        else:
+            with th.no_grad():
+                layer(x)
+        durations.append(time.perf_counter() - start)
+    return statistics.median(durations)
+
+
+def measure(width: int, density: float, batch: int, training: bool, repeats: int, rounds: int) -> float:
+    """Median over ``rounds`` of csr time / masked time for one layer (the two backends alternate)."""
+    layer = nn.Linear(width, width)
+    sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * width * width)), "random"))
+    x = th.randn(batch, width, requires_grad=training)
+    ratios = []
+    for _ in range(rounds):
+        times = {}
+        for backend in ("masked", "csr"):
+            set_backend(layer, backend)
+            layer_time(layer, x, training, 3)  # warm-up (and the CSR layout)
+            times[backend] = layer_time(layer, x, training, repeats)
+        ratios.append(times["csr"] / times["masked"])
+    return statistics.median(ratios)
+
+
+def crossover(ratios: dict[float, float], margin: float) -> float:
+    """The highest density below which CSR was faster at every measured density (0.0: at none)."""
+    highest = 0.0
+    for density in sorted(ratios):
+        if ratios[density] > margin:
+            break
+        highest = density
+    return highest
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--widths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.3, 0.2, 0.15, 0.12, 0.1, 0.05, 0.02])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256])
+    parser.add_argument("--repeats", type=int, default=20, help="timed passes per backend and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (the median ratio is kept)")
+    parser.add_argument("--margin", type=float, default=0.9, help="CSR counts as faster below this time ratio")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="write crossover.json and crossover.md here")
+    args = parser.parse_args(argv)
+    th.set_num_threads(args.threads)
+    th.manual_seed(0)
+    rows = []
+    for training in (True, False):
+        for batch in args.batches:
+            for width in args.widths:
+                ratios = {d: measure(width, d, batch, training, args.repeats, args.rounds) for d in args.densities}
+                highest = crossover(ratios, args.margin)
+                rows.append({"training": training, "batch": batch, "width": width, "ratios": ratios, "crossover": highest})
+                print(
+                    f"{'training' if training else 'inference'} batch {batch} width {width}: "
+                    + ", ".join(f"d={d}: {r:.2f}" for d, r in ratios.items())
+                    + f" -> CSR up to density {rows[-1]['crossover']}"
+                )
+    header = (
+        f"csr / masked time of one {args.threads}-thread square linear layer (median of {args.rounds} rounds x "
+        f"{args.repeats} passes); {platform.processor() or platform.machine()}, torch {th.__version__}"
+    )
+    lines = [header, "", "| mode | batch | width | " + " | ".join(f"d={d}" for d in args.densities) + " | CSR up to |"]
+    lines.append("|" + "---|" * (len(args.densities) + 4))
+    for row in rows:
+        cells = " | ".join(f"{row['ratios'][d]:.2f}" for d in args.densities)
+        mode = "training" if row["training"] else "inference"
+        lines.append(f"| {mode} | {row['batch']} | {row['width']} | {cells} | {row['crossover']} |")
+    text = "\n".join(lines)
+    print(text)
+    result = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "rows": rows}
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "crossover.json").write_text(json.dumps(result, indent=1))
+        (args.out / "crossover.md").write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""Compute backends of masked linear layers: dense products on masked weights, or sparse CSR products.
+
+Masked weights stay dense ``nn.Parameter`` tensors with a mask (:mod:`sb3_sparse.core.masking`), so
+masks, optimizer state and ``state_dict`` are the same whatever computes the products:
+
+- ``"masked"``: PyTorch's dense ``F.linear`` on the masked weight (pruned entries are exact zeros);
+- ``"csr"``: the forward pass and the input gradient as sparse (CSR) x dense products of the active
+  weights, and the weight gradient only at active positions (``torch.sparse.sampled_addmm``),
+  scattered into a dense gradient that is exactly 0 at pruned positions. The full dense weight
+  gradient is computed only while the engine asks for it (just before a gradient-grown update);
+- ``"auto"``: per layer and per call, ``"csr"`` where the layer's shape, density, batch and device
+  make it faster (:data:`CROSSOVER`, measured), ``"masked"`` elsewhere.
+
+A masked ``nn.Linear`` with a backend other than ``"masked"`` becomes a :class:`SparseLinear` (its class
+is swapped in place, as ``torch.nn.utils.parametrize`` does: same object, parameters, hooks and
+``state_dict`` keys), so a model trained with one backend loads and continues with the other.
+Only ``float32`` ``nn.Linear`` layers use CSR; other layers, ONNX export and tracing use ``"masked"``.
+"""
+
+import bisect
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch as th
+import torch.nn.functional as F
+from torch import nn
+
+from sb3_sparse.core.config import BACKENDS, check_choice
+from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights, weight_state
+
+# The CSR products are used deliberately, on the layouts PyTorch supports: its beta notice is not news to users.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+
+#: Attribute (in the module's ``__dict__``) holding the backend name of a :class:`SparseLinear`.
+BACKEND_ATTRIBUTE = "_sparse_backend"
+
+#: Measured crossover points of ``"auto"``, per device type (``benchmarks/crossover.py``, one thread of
+#: the 2-core Xeon VM where this package is tested; see ``docs/benchmarks/crossover``):
+#: ``(training, batch at least) -> [(weights at least, highest density at which CSR is faster), ...]``.
+#: A layer uses CSR when its density is at most the entry of the largest batch and size it reaches.
+#: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
+CROSSOVER: dict[str, dict[tuple[bool, int], list[tuple[int, float]]]] = {
+    "cpu": {
+        (True, 1): [(0, 0.0), (1024 * 1024, 0.05), (2048 * 2048, 0.1)],
+        (True, 64): [(0, 0.0), (512 * 512, 0.1), (1024 * 1024, 0.12), (2048 * 2048, 0.2)],
+        (True, 256): [(0, 0.0), (256 * 256, 0.05), (512 * 512, 0.12)],
+        (False, 1): [(0, 0.0), (1024 * 1024, 0.1)],
+        (False, 64): [(0, 0.0), (256 * 256, 0.12), (512 * 512, 0.2)],
+        (False, 256): [(0, 0.0), (256 * 256, 0.1), (512 * 512, 0.15)],
+    },
+}
+
+
+@dataclass
+class CsrLayout:
+    """The CSR index structure of a mask and of its transpose (rebuilt only when the mask changes)."""
+
+    stamp: tuple[int, int]
+    flat: th.Tensor  # flat indices of the active entries, row-major (CSR order), int64 for scattering
+    gather: th.Tensor  # the same as int32 (the fastest gather index)
+    crow: th.Tensor
+    col: th.Tensor
+    gather_t: th.Tensor  # the same entries in the transpose's CSR order (column-major of the weight)
+    crow_t: th.Tensor
+    col_t: th.Tensor
+    density: float
+
+    @classmethod
+    def of(cls, mask: th.Tensor) -> "CsrLayout":
+        n_out, n_in = mask.shape
+        flat = mask.view(-1).nonzero().squeeze(1)
+        rows, cols = flat // n_in, flat % n_in
+        order = th.argsort(cols * n_out + rows)
+        return cls(
+            stamp=(mask.data_ptr(), mask._version),
+            flat=flat,
+            gather=flat.to(th.int32),
+            crow=_row_pointers(rows, n_out),
+            col=cols.to(th.int32),
+            gather_t=flat[order].to(th.int32),
+            crow_t=_row_pointers(cols[order], n_in),
+            col_t=rows[order].to(th.int32),
+            density=flat.numel() / max(1, mask.numel()),
+        )
+
+
+def _row_pointers(rows: th.Tensor, n_rows: int) -> th.Tensor:
+    counts = th.bincount(rows, minlength=n_rows)
+    return th.cat([counts.new_zeros(1), counts.cumsum(0)]).to(th.int32)
+
+
+def csr_layout(module: nn.Module) -> CsrLayout:
+    """The CSR layout of ``module.weight``'s mask, cached on the module until the mask changes."""
+    mask = get_mask(module)
+    state = weight_state(module)
+    layout: CsrLayout | None = state.csr_layout
+    if layout is None or layout.stamp != (mask.data_ptr(), mask._version):
+        layout = state.csr_layout = CsrLayout.of(mask)
+    return layout
+
+
+def csr_weight(module: nn.Module, transposed: bool = False) -> th.Tensor:
+    """``module.weight`` (or its transpose) as a CSR tensor of its active entries.
+
+    Gathered at every call: fused optimizers and ``polyak_update`` write weights without bumping their
+    version counter, so the values cannot be cached safely (the index structure can: masks are written
+    with ``copy_``, which does).
+    """
+    layout = csr_layout(module)
+    weight: th.Tensor = getattr(module, "weight")  # noqa: B009 (a Tensor, not the Module | Tensor of nn.Module)
+    n_out, n_in = weight.shape
+    with th.no_grad():
+        if transposed:
+            values = weight.view(-1).index_select(0, layout.gather_t)
+            return th.sparse_csr_tensor(layout.crow_t, layout.col_t, values, (n_in, n_out), check_invariants=False)
+        values = weight.view(-1).index_select(0, layout.gather)
+        return th.sparse_csr_tensor(layout.crow, layout.col, values, (n_out, n_in), check_invariants=False)
+
+
+class _CsrLinear(th.autograd.Function):
+    """``x @ W.T + b`` with a CSR ``W``; gradients: CSR input gradient, weight gradient at active positions."""
+
+    @staticmethod
+    def forward(ctx: Any, x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None, module: nn.Module) -> th.Tensor:
+        matrix = csr_weight(module)
+        ctx.save_for_backward(x, weight)
+        ctx.module = module
+        ctx.matrix = matrix
+        ctx.has_bias = bias is not None
+        return csr_linear(x, matrix, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: th.Tensor) -> tuple[th.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        module = ctx.module
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (csr_weight(module, transposed=True) @ grad_output.t()).t()
+        if ctx.needs_input_grad[1]:
+            state = weight_state(module)
+            if state.track_dense_grad:  # gradient growth needs the dense gradient: the mask hook masks it
+                grad_weight = grad_output.t() @ x
+            else:
+                active = th.sparse.sampled_addmm(ctx.matrix, grad_output.t(), x, beta=0.0)
+                grad_weight = th.zeros_like(weight)
+                grad_weight.view(-1).index_copy_(0, csr_layout(module).flat, active.values())
+                state.masked_grad = (grad_weight, grad_weight._version)  # the mask hook need not multiply it
+        if ctx.needs_input_grad[2] and ctx.has_bias:
+            grad_bias = grad_output.sum(0)
+        return grad_x, grad_weight, grad_bias, None
+
+
+def csr_linear(x: th.Tensor, matrix: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
+    """``x @ matrix.T + bias`` for a 2-D ``x`` and a CSR ``matrix`` (the product runs as ``matrix @ x.T``)."""
+    if bias is None:
+        return (matrix @ x.t()).t()
+    return th.addmm(bias.unsqueeze(1), matrix, x.t()).t()
+
+
+def crossover_density(device: str, training: bool, batch: int, n_weights: int) -> float:
+    """Highest density at which ``"auto"`` picks CSR for a layer of ``n_weights`` weights (0: never)."""
+    table = CROSSOVER.get(device)
+    if table is None:
+        return 0.0
+    batches = sorted(b for t, b in table if t == training)
+    index = bisect.bisect_right(batches, batch) - 1
+    if index < 0:
+        return 0.0
+    sizes = table[(training, batches[index])]
+    position = bisect.bisect_right([size for size, _ in sizes], n_weights) - 1
+    return sizes[position][1] if position >= 0 else 0.0
+
+
+class SparseLinear(nn.Linear):
+    """A masked ``nn.Linear`` whose products run on its backend (see the module docstring).
+
+    Not built directly: :func:`set_backend` turns masked ``nn.Linear`` layers into this class.
+    """
+
+    def forward(self, input: th.Tensor) -> th.Tensor:
+        training = th.is_grad_enabled() and (self.weight.requires_grad or input.requires_grad)
+        batch = input.numel() // self.in_features if input.dim() else 1
+        if layer_backend(self, batch, training) == "masked":
+            return F.linear(input, self.weight, self.bias)
+        x = input.reshape(-1, self.in_features)
+        if training:
+            out = _CsrLinear.apply(x, self.weight, self.bias, self)
+        else:
+            with th.no_grad():
+                out = csr_linear(x, csr_weight(self), self.bias)
+        return out.reshape(*input.shape[:-1], self.out_features)
+
+
+def layer_backend(module: nn.Module, batch: int, training: bool) -> str:
+    """The backend that computes the next product of ``module`` (``"masked"`` or ``"csr"``)."""
+    backend = module.__dict__.get(BACKEND_ATTRIBUTE, "masked")
+    weight = getattr(module, "weight", None)
+    if (
+        backend == "masked"
+        or not isinstance(module, SparseLinear)
+        or weight is None
+        or weight.dtype != th.float32
+        or th.onnx.is_in_onnx_export()
+        or th.jit.is_tracing()
+        or th.jit.is_scripting()
+        or th.compiler.is_compiling()
+    ):
+        return "masked"
+    if backend == "csr":
+        return "csr"
+    density = csr_layout(module).density
+    return "csr" if density <= crossover_density(weight.device.type, training, batch, weight.numel()) else "masked"
+
+
+def set_backend(root: nn.Module, backend: str) -> None:
+    """Compute every masked ``nn.Linear`` weight below ``root`` with ``backend`` (``"auto"``, ``"masked"``, ``"csr"``).
+
+    Layers that are not exactly ``nn.Linear`` (convolutions, subclasses) keep the masked backend.
+    """
+    check_choice("backend", backend, BACKENDS)
+    for _, module, name in sparse_weights(root):
+        if name != "weight" or type(module) not in (nn.Linear, SparseLinear):
+            continue
+        if backend == "masked":
+            module.__class__ = nn.Linear
+            module.__dict__.pop(BACKEND_ATTRIBUTE, None)
+        else:
+            module.__class__ = SparseLinear
+            module.__dict__[BACKEND_ATTRIBUTE] = backend
+
+
+def get_backend(module: nn.Module) -> str:
+    """The backend setting of a layer (``"masked"`` for a layer that is not sparse or not an ``nn.Linear``)."""
+    if not is_sparse(module):
+        return "masked"
+    return str(module.__dict__.get(BACKEND_ATTRIBUTE, "masked"))

@@ -1,0 +1,225 @@
+"""The compute backends give the masked backend's outputs and gradients and keep every invariant."""
+
+import copy
+import pickle
+
+import pytest
+import torch as th
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from sb3_sparse import SparseDQN, SparseSAC, SparseTD3
+from sb3_sparse.core.backends import (
+    CROSSOVER,
+    SparseLinear,
+    crossover_density,
+    get_backend,
+    layer_backend,
+    set_backend,
+)
+from sb3_sparse.core.config import ModuleConfig
+from sb3_sparse.core.masking import get_mask, sparse_weights, sparsify, track_dense_gradients, weight_state
+from sb3_sparse.core.update import init_mask
+
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+
+
+def masked_layer(n_in: int, n_out: int, density: float, bias: bool = True, seed: int = 0) -> nn.Linear:
+    th.manual_seed(seed)
+    layer = nn.Linear(n_in, n_out, bias=bias)
+    sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * n_in * n_out)), "random"))
+    return layer
+
+
+def outputs_and_gradients(layer: nn.Linear, backend: str, x: th.Tensor, grad_output: th.Tensor) -> list[th.Tensor]:
+    set_backend(layer, backend)
+    layer.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    out = layer(x)
+    out.backward(grad_output)
+    grads = [out.detach(), x.grad, layer.weight.grad]
+    return grads + ([layer.bias.grad] if layer.bias is not None else [])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_in=st.integers(1, 24),
+    n_out=st.integers(1, 24),
+    batch=st.sampled_from([(1,), (5,), (3, 4)]),
+    density=st.floats(0.02, 1.0),
+    bias=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_csr_matches_masked_outputs_and_gradients(n_in, n_out, batch, density, bias, seed):
+    layer = masked_layer(n_in, n_out, density, bias, seed)
+    x, grad_output = th.randn(*batch, n_in), th.randn(*batch, n_out)
+    expected = outputs_and_gradients(layer, "masked", x, grad_output)
+    actual = outputs_and_gradients(layer, "csr", x, grad_output)
+    for want, got in zip(expected, actual, strict=True):
+        assert got.shape == want.shape
+        th.testing.assert_close(got, want, **TOLERANCE)
+    pruned = get_mask(layer) == 0
+    assert (actual[2][pruned] == 0).all()  # exactly 0, not only close
+    with th.no_grad():
+        th.testing.assert_close(layer(x), expected[0], **TOLERANCE)
+
+
+def test_dense_gradient_for_growth_is_the_masked_backends():
+    layer = masked_layer(16, 12, 0.2)
+    x, grad_output = th.randn(8, 16), th.randn(8, 12)
+    track_dense_gradients(layer, True)
+    dense = {}
+    for backend in ("masked", "csr"):
+        grads = outputs_and_gradients(layer, backend, x, grad_output)
+        dense[backend] = weight_state(layer).last_dense_grad.clone()
+        assert (grads[2][get_mask(layer) == 0] == 0).all()
+    assert (dense["csr"][get_mask(layer) == 0] != 0).any()
+    th.testing.assert_close(dense["csr"], dense["masked"], **TOLERANCE)
+
+
+def test_a_weight_used_by_both_backends_in_one_graph_gets_the_summed_masked_gradient():
+    layer = masked_layer(10, 10, 0.3)
+    x = th.randn(4, 10)
+    set_backend(layer, "csr")
+    csr_out = layer(x)
+    set_backend(layer, "masked")
+    loss = (csr_out.sum() + layer(x).sum()) * 1.5
+    loss.backward()
+    grad = layer.weight.grad
+    assert (grad[get_mask(layer) == 0] == 0).all()
+    layer.weight.grad = None
+    (layer(x).sum() * 3.0).backward()
+    th.testing.assert_close(grad, layer.weight.grad, **TOLERANCE)
+
+
+def test_mask_changes_rebuild_the_csr_structure():
+    layer = masked_layer(8, 6, 0.5)
+    set_backend(layer, "csr")
+    x = th.randn(3, 8)
+    layer(x)
+    mask = get_mask(layer)
+    mask.zero_()
+    mask[0, 0] = 1.0
+    with th.no_grad():
+        layer.weight.mul_(mask)
+    expected = th.zeros(3, 6)
+    expected[:, 0] = x[:, 0] * layer.weight[0, 0]
+    th.testing.assert_close(layer(x) - layer.bias, expected, **TOLERANCE)
+
+
+def test_set_backend_swaps_the_class_in_place_and_back():
+    layer = masked_layer(4, 4, 0.5)
+    weight = layer.weight
+    set_backend(layer, "csr")
+    assert type(layer) is SparseLinear and get_backend(layer) == "csr" and layer.weight is weight
+    copied = copy.deepcopy(layer)
+    pickled = pickle.loads(pickle.dumps(layer))
+    for other in (copied, pickled):
+        assert type(other) is SparseLinear and get_backend(other) == "csr"
+        th.testing.assert_close(other(th.ones(2, 4)), layer(th.ones(2, 4)))
+    set_backend(layer, "masked")
+    assert type(layer) is nn.Linear and get_backend(layer) == "masked"
+    assert get_backend(nn.Linear(2, 2)) == "masked"
+    with pytest.raises(ValueError, match=r"backend='sparse' is not valid.*'auto', 'masked', 'csr'"):
+        set_backend(layer, "sparse")
+
+
+def test_layers_other_than_float32_linear_stay_masked():
+    conv = nn.Conv2d(2, 2, 3)
+    sparsify(conv, "weight")
+    set_backend(conv, "csr")
+    assert type(conv) is nn.Conv2d
+    layer = masked_layer(4, 4, 0.5).double()
+    set_backend(layer, "csr")
+    assert layer_backend(layer, 256, True) == "masked"
+    th.testing.assert_close(layer(th.ones(2, 4, dtype=th.float64)), layer.double()(th.ones(2, 4, dtype=th.float64)))
+
+
+def test_auto_follows_the_crossover_table():
+    assert crossover_density("cpu", True, 0, 10**6) == 0.0
+    assert crossover_density("cuda", True, 256, 10**7) == 0.0  # no GPU measurements: masked
+    for (training, batch), sizes in CROSSOVER["cpu"].items():
+        for n_weights, density in sizes:
+            assert crossover_density("cpu", training, batch, n_weights) == density
+    big = masked_layer(1024, 1024, 0.05)
+    small = masked_layer(32, 32, 0.05)
+    set_backend(big, "auto")
+    set_backend(small, "auto")
+    assert layer_backend(big, 256, True) == "csr"
+    assert layer_backend(small, 256, True) == "masked"
+    dense_enough = masked_layer(1024, 1024, 0.5)
+    set_backend(dense_enough, "auto")
+    assert layer_backend(dense_enough, 256, False) == "masked"
+
+
+def test_backend_is_a_validated_dst_argument():
+    assert ModuleConfig().backend == "auto"
+    with pytest.raises(ValueError, match=r"backend='cs' is not valid \(did you mean 'csr'\?\)"):
+        SparseSAC("MlpPolicy", "Pendulum-v1", backend="cs")
+
+
+def sparse_classes(policy) -> set[type]:
+    return {type(module) for _, module, _ in sparse_weights(policy)}
+
+
+@pytest.mark.parametrize("algo", [SparseSAC, SparseTD3])
+def test_training_with_csr_follows_masked_training(algo):
+    """A few gradient steps from the same seed give the same networks (to float rounding) on both backends,
+    with exact zeros and clean optimizer state at pruned positions."""
+    models = {}
+    for backend in ("masked", "csr"):
+        model = algo(
+            "MlpPolicy", "Pendulum-v1", backend=backend, sparsity=0.8, learning_starts=40, batch_size=16,
+            policy_kwargs={"net_arch": [32, 32]}, seed=3,
+        )  # fmt: skip
+        model.learn(60)
+        models[backend] = model
+    assert sparse_classes(models["masked"].policy) == {nn.Linear}
+    assert sparse_classes(models["csr"].policy) == {SparseLinear}
+    masked, csr = (dict(models[b].policy.state_dict()) for b in ("masked", "csr"))
+    for key, value in masked.items():
+        th.testing.assert_close(csr[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    policy = models["csr"].policy
+    for binding in policy.sparse_bindings().values():
+        for _, module, name in sparse_weights(binding.online):
+            pruned = get_mask(module, name) == 0
+            weight = getattr(module, name)
+            assert (weight[pruned] == 0).all()
+            state = binding.optimizer.state[weight]
+            assert (state["exp_avg"][pruned] == 0).all() and (state["exp_avg_sq"][pruned] == 0).all()
+
+
+def test_a_model_trained_with_one_backend_loads_and_continues_with_the_other(tmp_path):
+    model = SparseSAC(
+        "MlpPolicy", "Pendulum-v1", backend="csr", regime="rigl", sparsity=0.9, topology_update_interval=50,
+        learning_starts=30, batch_size=16, policy_kwargs={"net_arch": [32, 32]}, seed=0,
+    )  # fmt: skip
+    model.learn(60)
+    model.save(tmp_path / "model")
+    loaded = SparseSAC.load(tmp_path / "model", backend="masked")
+    assert loaded.dst_config["backend"] == "masked"
+    assert sparse_classes(loaded.policy) == {nn.Linear}
+    for key, value in model.policy.state_dict().items():
+        assert th.equal(loaded.policy.state_dict()[key], value), key
+    obs = th.as_tensor(model.env.observation_space.sample()).unsqueeze(0)
+    with th.no_grad():
+        th.testing.assert_close(loaded.policy.actor(obs, deterministic=True), model.policy.actor(obs, deterministic=True))
+    loaded.set_env(model.env)
+    loaded.learn(60, reset_num_timesteps=False)
+    assert loaded.dst_state["modules"]["critic"]["n_updates"] == 2
+    again = SparseSAC.load(tmp_path / "model")
+    assert sparse_classes(again.policy) == {SparseLinear}
+    again.policy.set_backend("masked")
+    assert sparse_classes(again.policy) == {nn.Linear}
+
+
+def test_sparse_dqn_runs_on_csr():
+    model = SparseDQN(
+        "MlpPolicy", "CartPole-v1", backend="csr", sparsity=0.9, learning_starts=20, batch_size=16,
+        policy_kwargs={"net_arch": [32, 32]}, seed=0,
+    )  # fmt: skip
+    model.learn(50)
+    assert sparse_classes(model.policy) == {SparseLinear}
+    for _, module, name in sparse_weights(model.policy):
+        assert (getattr(module, name)[get_mask(module, name) == 0] == 0).all()
