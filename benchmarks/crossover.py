@@ -1,7 +1,8 @@
 """Where sparse CSR products beat dense masked ones: the crossover points of ``backend="auto"``.
 
 Times one square masked ``nn.Linear`` layer with the ``"masked"`` and the ``"csr"`` backend, for
-training (forward, input and weight gradients) and inference (forward without gradients), over a
+training (forward, input and weight gradients), inference (forward without gradients) and frozen
+inference (the CSR values gathered once, as in a deployed policy), over a
 grid of widths, densities and batch sizes, interleaved, with one torch thread by default. Prints the
 time ratios and, per (mode, batch, width), the highest density up to which CSR was at least
 ``--margin`` faster at every measured density: the table :data:`sb3_sparse.core.backends.CROSSOVER` encodes::
@@ -21,17 +22,17 @@ from typing import Any
 import torch as th
 from torch import nn
 
-from sb3_sparse.core.backends import set_backend
+from sb3_sparse.core.backends import MODES, set_backend
 from sb3_sparse.core.masking import sparsify
 from sb3_sparse.core.update import init_mask
 
 
-def layer_time(layer: nn.Linear, x: th.Tensor, training: bool, repeats: int) -> float:
+def layer_time(layer: nn.Linear, x: th.Tensor, mode: str, repeats: int) -> float:
     """Median seconds of one forward (and, when training, backward) pass of ``layer`` on ``x``."""
     durations = []
     for _ in range(repeats):
         start = time.perf_counter()
-        if training:
+        if mode == "training":
             layer(x).sum().backward()
             layer.weight.grad = None
         else:
@@ -41,18 +42,18 @@ def layer_time(layer: nn.Linear, x: th.Tensor, training: bool, repeats: int) -> 
     return statistics.median(durations)
 
 
-def measure(width: int, density: float, batch: int, training: bool, repeats: int, rounds: int) -> float:
+def measure(width: int, density: float, batch: int, mode: str, repeats: int, rounds: int) -> float:
     """Median over ``rounds`` of csr time / masked time for one layer (the two backends alternate)."""
     layer = nn.Linear(width, width)
     sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * width * width)), "random"))
-    x = th.randn(batch, width, requires_grad=training)
+    x = th.randn(batch, width, requires_grad=mode == "training")
     ratios = []
     for _ in range(rounds):
         times = {}
         for backend in ("masked", "csr"):
-            set_backend(layer, backend)
-            layer_time(layer, x, training, 3)  # warm-up (and the CSR layout)
-            times[backend] = layer_time(layer, x, training, repeats)
+            set_backend(layer, backend, frozen=mode == "frozen")
+            layer_time(layer, x, mode, 3)  # warm-up (and the CSR layout)
+            times[backend] = layer_time(layer, x, mode, repeats)
         ratios.append(times["csr"] / times["masked"])
     return statistics.median(ratios)
 
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--widths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
     parser.add_argument("--densities", type=float, nargs="+", default=[0.3, 0.2, 0.15, 0.12, 0.1, 0.05, 0.02])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--repeats", type=int, default=20, help="timed passes per backend and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (the median ratio is kept)")
     parser.add_argument("--margin", type=float, default=0.9, help="CSR counts as faster below this time ratio")
@@ -81,14 +83,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     th.set_num_threads(args.threads)
     th.manual_seed(0)
     rows = []
-    for training in (True, False):
+    for mode in args.modes:
         for batch in args.batches:
             for width in args.widths:
-                ratios = {d: measure(width, d, batch, training, args.repeats, args.rounds) for d in args.densities}
+                ratios = {d: measure(width, d, batch, mode, args.repeats, args.rounds) for d in args.densities}
                 highest = crossover(ratios, args.margin)
-                rows.append({"training": training, "batch": batch, "width": width, "ratios": ratios, "crossover": highest})
+                rows.append({"mode": mode, "batch": batch, "width": width, "ratios": ratios, "crossover": highest})
                 print(
-                    f"{'training' if training else 'inference'} batch {batch} width {width}: "
+                    f"{mode} batch {batch} width {width}: "
                     + ", ".join(f"d={d}: {r:.2f}" for d, r in ratios.items())
                     + f" -> CSR up to density {rows[-1]['crossover']}"
                 )
@@ -100,8 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     lines.append("|" + "---|" * (len(args.densities) + 4))
     for row in rows:
         cells = " | ".join(f"{row['ratios'][d]:.2f}" for d in args.densities)
-        mode = "training" if row["training"] else "inference"
-        lines.append(f"| {mode} | {row['batch']} | {row['width']} | {cells} | {row['crossover']} |")
+        lines.append(f"| {row['mode']} | {row['batch']} | {row['width']} | {cells} | {row['crossover']} |")
     text = "\n".join(lines)
     print(text)
     result = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "rows": rows}

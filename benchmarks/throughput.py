@@ -53,7 +53,7 @@ import numpy as np
 import torch as th
 
 from benchmarks.methods import build_model
-from sb3_sparse.common.deploy import export_policy
+from sb3_sparse.common.deploy import export_policy, load_policy
 from sb3_sparse.core.config import BACKENDS
 from sb3_sparse.core.engine import SparseEngine
 
@@ -62,6 +62,8 @@ DENSE = "dense SB3"
 FUSED_DENSE = "dense, fused Adam"
 SBX_DENSE = "dense SBX"
 SPARSE = "sparse"
+#: A sparse model's acting network exported and loaded for inference (``export_policy`` / ``load_policy``).
+EXPORTED = "sparse, exported"
 #: The baselines every training time is divided by (SBX's when it runs).
 BASELINES = (DENSE, FUSED_DENSE, SBX_DENSE)
 LATENCY_BATCHES = (1, 256)
@@ -79,7 +81,7 @@ class Variant(NamedTuple):
 
     @property
     def label(self) -> str:
-        return f"{self.kind} {self.sparsity} {self.backend}" if self.kind == SPARSE else self.kind
+        return self.kind if self.sparsity is None else f"{self.kind} {self.sparsity} {self.backend}"
 
 
 Times = dict[Variant, list[float]]
@@ -139,16 +141,16 @@ def time_learn(model: Any, steps: int, device: th.device) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def actor_latency(model: Any, batch: int, calls: int, device: th.device) -> float:
+def actor_latency(policy: Any, batch: int, calls: int, device: th.device) -> float:
     """Median seconds of the actor's deterministic forward on ``batch`` observations, without autograd as in ``predict``."""
-    obs = th.as_tensor(np.stack([model.observation_space.sample() for _ in range(batch)]), dtype=th.float32, device=device)
-    model.policy.set_training_mode(False)
+    obs = th.as_tensor(np.stack([policy.observation_space.sample() for _ in range(batch)]), dtype=th.float32, device=device)
+    policy.set_training_mode(False)
     durations = []
     with th.no_grad():
         for _ in range(calls):
             synchronize(device)
             start = time.perf_counter()
-            model.policy.actor(obs, deterministic=True)
+            policy.actor(obs, deterministic=True)
             synchronize(device)
             durations.append(time.perf_counter() - start)
     return statistics.median(durations)
@@ -246,9 +248,12 @@ def inference_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{row['latency_us'][str(batch)]:.1f} | {fmt_ratio(row['latency_vs_dense'][str(batch)])}"
             for batch in LATENCY_BATCHES
         )
+        saved = "- | -"
+        if row["saved_bytes"] is not None:
+            saved = f"{row['saved_bytes'] / 1e6:.2f} MB | {row['saved_vs_dense']:.3f}x"
         lines.append(
             f"| {row['width']} | {row['kind']} | {cell(row['sparsity'])} | {cell(row['backend'])} | {latency} "
-            f"| {row['saved_bytes'] / 1e6:.2f} MB | {row['saved_vs_dense']:.3f}x | {row['actor_bytes'] / 1e3:.1f} kB "
+            f"| {saved} | {row['actor_bytes'] / 1e3:.1f} kB "
             f"| {row['actor_vs_dense']:.3f}x |"
         )
     return lines
@@ -273,13 +278,20 @@ def training_rows(variants: list[Variant], models: dict[Variant, Any], times: Ti
 def inference_rows(
     variants: list[Variant], models: dict[Variant, Any], args: argparse.Namespace, device: th.device
 ) -> list[dict[str, Any]]:
-    """Actor latency (interleaved) and file sizes of the torch models, each against the dense model of its width."""
+    """Actor latency (interleaved) and file sizes of the torch models, and of each sparse actor exported and loaded
+    for inference (frozen: its CSR weights gathered once), each against the dense model of its width."""
+    policies = {variant: models[variant].policy for variant in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in [v for v in variants if v.kind == SPARSE and v.backend == "auto"]:
+            path = export_policy(models[variant], Path(tmp) / f"{variant.width}-{variant.sparsity}.pt")
+            policies[variant._replace(kind=EXPORTED)] = load_policy(path, device=device)
+    measured = list(policies)
 
     def latency(batch: int) -> Callable[[Variant], float]:
-        return lambda variant: actor_latency(models[variant], batch, args.latency_calls, device)
+        return lambda variant: actor_latency(policies[variant], batch, args.latency_calls, device)
 
     latencies = {
-        batch: interleaved(variants, args.repeats, latency(batch), f"latency at batch {batch}") for batch in LATENCY_BATCHES
+        batch: interleaved(measured, args.repeats, latency(batch), f"latency at batch {batch}") for batch in LATENCY_BATCHES
     }
     saved = {variant: file_bytes(models[variant].save) for variant in variants}
     dense_actor = {
@@ -287,18 +299,18 @@ def inference_rows(
         for width in {variant.width for variant in variants}
     }
     rows = []
-    for variant in variants:
+    for variant in measured:
         dense = Variant(variant.width, DENSE)
         actor_bytes = dense_actor[variant.width]
-        if variant.kind == SPARSE:
-            actor_bytes = file_bytes(partial(export_policy, models[variant]))
+        if variant.kind != DENSE:
+            actor_bytes = file_bytes(partial(export_policy, models[variant._replace(kind=SPARSE)]))
         rows.append(
             {
                 **variant._asdict(),
                 "latency_us": {str(batch): 1e6 * statistics.median(latencies[batch][variant]) for batch in LATENCY_BATCHES},
                 "latency_vs_dense": {str(batch): ratio(latencies[batch], variant, dense) for batch in LATENCY_BATCHES},
-                "saved_bytes": saved[variant],
-                "saved_vs_dense": saved[variant] / saved[dense],
+                "saved_bytes": saved.get(variant),
+                "saved_vs_dense": saved[variant] / saved[dense] if variant in saved else None,
                 "actor_bytes": actor_bytes,
                 "actor_vs_dense": actor_bytes / dense_actor[variant.width],
             }
@@ -341,7 +353,8 @@ def report(
             "",
             *training_table(training),
             "",
-            f"Inference: the actor's deterministic forward (median of {args.latency_calls} calls per repeat); files: "
+            f"Inference: the actor's deterministic forward (median of {args.latency_calls} calls per repeat; "
+            f"'{EXPORTED}': the actor after `export_policy` / `load_policy`, frozen for inference); files: "
             "`model.save`, and the actor file (`export_policy` of a sparse model, `torch.save` of the dense actor's "
             "`state_dict`).",
             "",

@@ -132,25 +132,44 @@ def test_layers_other_than_float32_linear_stay_masked():
     assert type(conv) is nn.Conv2d
     layer = masked_layer(4, 4, 0.5).double()
     set_backend(layer, "csr")
-    assert layer_backend(layer, 256, True) == "masked"
+    assert layer_backend(layer, 256, "training") == "masked"
     th.testing.assert_close(layer(th.ones(2, 4, dtype=th.float64)), layer.double()(th.ones(2, 4, dtype=th.float64)))
 
 
 def test_auto_follows_the_crossover_table():
-    assert crossover_density("cpu", True, 0, 10**6) == 0.0
-    assert crossover_density("cuda", True, 256, 10**7) == 0.0  # no GPU measurements: masked
-    for (training, batch), sizes in CROSSOVER["cpu"].items():
-        for n_weights, density in sizes:
-            assert crossover_density("cpu", training, batch, n_weights) == density
-    big = masked_layer(1024, 1024, 0.05)
+    assert crossover_density("cpu", "training", 0, 10**6) == 0.0
+    assert crossover_density("cuda", "training", 256, 10**7) == 0.0  # no GPU measurements: masked
+    for mode, batches in CROSSOVER["cpu"].items():
+        for batch, sizes in batches.items():
+            for n_weights, density in sizes:
+                assert crossover_density("cpu", mode, batch, n_weights) == density
+                assert crossover_density("cpu", mode, batch + 1, n_weights + 1) == density
+    big = masked_layer(1024, 1024, 0.1)  # 90% sparse: its density rounds to a hair above 0.1
     small = masked_layer(32, 32, 0.05)
     set_backend(big, "auto")
     set_backend(small, "auto")
-    assert layer_backend(big, 256, True) == "csr"
-    assert layer_backend(small, 256, True) == "masked"
+    assert layer_backend(big, 256, "training") == "csr"
+    assert layer_backend(big, 1, "training") == "masked"
+    assert layer_backend(small, 256, "training") == "masked"
     dense_enough = masked_layer(1024, 1024, 0.5)
     set_backend(dense_enough, "auto")
-    assert layer_backend(dense_enough, 256, False) == "masked"
+    assert layer_backend(dense_enough, 256, "inference") == "masked"
+
+
+def test_a_frozen_layer_gathers_its_weights_once():
+    layer = masked_layer(16, 8, 0.3)
+    x = th.randn(5, 16)
+    set_backend(layer, "csr", frozen=True)
+    with th.no_grad():
+        first = layer(x)
+        assert weight_state(layer).csr_values is not None
+        cached = weight_state(layer).csr_values[1]
+        th.testing.assert_close(layer(x), first)
+        assert weight_state(layer).csr_values[1] is cached
+        layer.weight.mul_(2.0)  # a write that bumps the version (load_state_dict, an unfused optimizer) is seen
+        th.testing.assert_close(layer(x) - layer.bias, 2 * (first - layer.bias), **TOLERANCE)
+    set_backend(layer, "masked")
+    assert type(layer) is nn.Linear
 
 
 def test_backend_is_a_validated_dst_argument():

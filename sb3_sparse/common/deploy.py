@@ -167,5 +167,5 @@ def load_policy(path: str | os.PathLike[str], device: th.device | str = "auto") 
     network.load_state_dict({key.removeprefix(f"{module}."): tensor for key, tensor in state.items()})
     policy.to(get_device(device))
     policy.set_training_mode(False)
-    policy.set_backend("auto")
+    policy.set_backend("auto", frozen=True)
     return policy

@@ -88,18 +88,20 @@ class SparsePolicyMixin:
                 "a sparse algorithm restores its settings only when loaded with it (e.g. SparseSAC.load, not SAC.load)"
             ) from None
 
-    def set_backend(self, backend: str) -> None:
+    def set_backend(self, backend: str, frozen: bool = False) -> None:
         """Compute every module's sparse layers (online and target) with ``backend`` from now on.
 
         A runtime switch (results are the same up to float rounding); the ``backend`` DST argument sets the
         one a model is built and loaded with.
 
         :param backend: ``"auto"``, ``"masked"`` or ``"csr"``
+        :param frozen: the policy is only used for inference from now on (see
+            :func:`~sb3_sparse.core.backends.set_backend`)
         """
         for binding in self.sparse_bindings().values():
-            set_backend(binding.online, backend)
+            set_backend(binding.online, backend, frozen)
             if binding.target is not None:
-                set_backend(binding.target, backend)
+                set_backend(binding.target, backend, frozen)
 
     def sparse_bindings(self) -> dict[str, ModuleBinding]:
         """Where each module lives now: online and target networks and the optimizer."""

@@ -35,21 +35,38 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 #: Attribute (in the module's ``__dict__``) holding the backend name of a :class:`SparseLinear`.
 BACKEND_ATTRIBUTE = "_sparse_backend"
 
+#: How a product is used, which decides where CSR pays off: ``"training"`` (forward and backward),
+#: ``"inference"`` (no gradient; the active weights are gathered at every call because training may have
+#: changed them) and ``"frozen"`` (no gradient, in a network frozen for inference: gathered once).
+MODES = ("training", "inference", "frozen")
+
 #: Measured crossover points of ``"auto"``, per device type (``benchmarks/crossover.py``, one thread of
 #: the 2-core Xeon VM where this package is tested; see ``docs/benchmarks/crossover``):
-#: ``(training, batch at least) -> [(weights at least, highest density at which CSR is faster), ...]``.
+#: ``mode -> {batch at least: [(weights at least, highest density at which CSR is faster), ...]}``.
 #: A layer uses CSR when its density is at most the entry of the largest batch and size it reaches.
 #: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
-CROSSOVER: dict[str, dict[tuple[bool, int], list[tuple[int, float]]]] = {
+CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {
-        (True, 1): [(0, 0.0), (1024 * 1024, 0.05), (2048 * 2048, 0.1)],
-        (True, 64): [(0, 0.0), (512 * 512, 0.1), (1024 * 1024, 0.12), (2048 * 2048, 0.2)],
-        (True, 256): [(0, 0.0), (256 * 256, 0.05), (512 * 512, 0.12)],
-        (False, 1): [(0, 0.0), (1024 * 1024, 0.1)],
-        (False, 64): [(0, 0.0), (256 * 256, 0.12), (512 * 512, 0.2)],
-        (False, 256): [(0, 0.0), (256 * 256, 0.1), (512 * 512, 0.15)],
+        "training": {
+            1: [(0, 0.0), (1024 * 1024, 0.02), (2048 * 2048, 0.05)],
+            64: [(0, 0.0), (512 * 512, 0.02), (1024 * 1024, 0.12), (2048 * 2048, 0.15)],
+            256: [(0, 0.0), (256 * 256, 0.02), (512 * 512, 0.1), (1024 * 1024, 0.12), (2048 * 2048, 0.1)],
+        },
+        "inference": {
+            1: [(0, 0.0), (2048 * 2048, 0.02)],
+            64: [(0, 0.0), (512 * 512, 0.1), (1024 * 1024, 0.15), (2048 * 2048, 0.2)],
+            256: [(0, 0.0), (256 * 256, 0.02), (512 * 512, 0.12), (2048 * 2048, 0.15)],
+        },
+        "frozen": {
+            1: [(0, 0.0), (1024 * 1024, 0.1), (2048 * 2048, 0.05)],
+            64: [(0, 0.0), (256 * 256, 0.1), (512 * 512, 0.2), (2048 * 2048, 0.3)],
+            256: [(0, 0.0), (256 * 256, 0.12), (512 * 512, 0.15), (1024 * 1024, 0.12), (2048 * 2048, 0.15)],
+        },
     },
 }
+
+#: Attribute (in the module's ``__dict__``) marking a layer frozen for inference (its CSR values are cached).
+FROZEN_ATTRIBUTE = "_sparse_frozen"
 
 
 @dataclass
@@ -105,10 +122,21 @@ def csr_weight(module: nn.Module, transposed: bool = False) -> th.Tensor:
 
     Gathered at every call: fused optimizers and ``polyak_update`` write weights without bumping their
     version counter, so the values cannot be cached safely (the index structure can: masks are written
-    with ``copy_``, which does).
+    with ``copy_``, which does). A layer frozen for inference (:func:`set_backend` with ``frozen=True``)
+    keeps its values until its weight or mask is replaced.
     """
     layout = csr_layout(module)
     weight: th.Tensor = getattr(module, "weight")  # noqa: B009 (a Tensor, not the Module | Tensor of nn.Module)
+    if module.__dict__.get(FROZEN_ATTRIBUTE) and not transposed:
+        state = weight_state(module)
+        stamp = (weight.data_ptr(), weight._version, layout.stamp)
+        if state.csr_values is None or state.csr_values[0] != stamp:
+            state.csr_values = (stamp, _gather_csr(weight, layout, transposed))
+        return state.csr_values[1]
+    return _gather_csr(weight, layout, transposed)
+
+
+def _gather_csr(weight: th.Tensor, layout: CsrLayout, transposed: bool) -> th.Tensor:
     n_out, n_in = weight.shape
     with th.no_grad():
         if transposed:
@@ -158,16 +186,17 @@ def csr_linear(x: th.Tensor, matrix: th.Tensor, bias: th.Tensor | None) -> th.Te
     return th.addmm(bias.unsqueeze(1), matrix, x.t()).t()
 
 
-def crossover_density(device: str, training: bool, batch: int, n_weights: int) -> float:
-    """Highest density at which ``"auto"`` picks CSR for a layer of ``n_weights`` weights (0: never)."""
-    table = CROSSOVER.get(device)
-    if table is None:
-        return 0.0
-    batches = sorted(b for t, b in table if t == training)
+def crossover_density(device: str, mode: str, batch: int, n_weights: int) -> float:
+    """Highest density at which ``"auto"`` picks CSR for a layer of ``n_weights`` weights (0: never).
+
+    :param mode: one of :data:`MODES`
+    """
+    table = CROSSOVER.get(device, {}).get(mode, {})
+    batches = sorted(table)
     index = bisect.bisect_right(batches, batch) - 1
     if index < 0:
         return 0.0
-    sizes = table[(training, batches[index])]
+    sizes = table[batches[index]]
     position = bisect.bisect_right([size for size, _ in sizes], n_weights) - 1
     return sizes[position][1] if position >= 0 else 0.0
 
@@ -180,8 +209,9 @@ class SparseLinear(nn.Linear):
 
     def forward(self, input: th.Tensor) -> th.Tensor:
         training = th.is_grad_enabled() and (self.weight.requires_grad or input.requires_grad)
+        mode = "training" if training else "frozen" if self.__dict__.get(FROZEN_ATTRIBUTE) else "inference"
         batch = input.numel() // self.in_features if input.dim() else 1
-        if layer_backend(self, batch, training) == "masked":
+        if layer_backend(self, batch, mode) == "masked":
             return F.linear(input, self.weight, self.bias)
         x = input.reshape(-1, self.in_features)
         if training:
@@ -192,8 +222,11 @@ class SparseLinear(nn.Linear):
         return out.reshape(*input.shape[:-1], self.out_features)
 
 
-def layer_backend(module: nn.Module, batch: int, training: bool) -> str:
-    """The backend that computes the next product of ``module`` (``"masked"`` or ``"csr"``)."""
+def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
+    """The backend that computes the next product of ``module`` (``"masked"`` or ``"csr"``).
+
+    :param mode: how the product is used, one of :data:`MODES`
+    """
     backend = module.__dict__.get(BACKEND_ATTRIBUTE, "masked")
     weight = getattr(module, "weight", None)
     if (
@@ -209,14 +242,19 @@ def layer_backend(module: nn.Module, batch: int, training: bool) -> str:
         return "masked"
     if backend == "csr":
         return "csr"
-    density = csr_layout(module).density
-    return "csr" if density <= crossover_density(weight.device.type, training, batch, weight.numel()) else "masked"
+    # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
+    density = csr_layout(module).density * (1 - 1e-4)
+    return "csr" if density <= crossover_density(weight.device.type, mode, batch, weight.numel()) else "masked"
 
 
-def set_backend(root: nn.Module, backend: str) -> None:
+def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
     """Compute every masked ``nn.Linear`` weight below ``root`` with ``backend`` (``"auto"``, ``"masked"``, ``"csr"``).
 
     Layers that are not exactly ``nn.Linear`` (convolutions, subclasses) keep the masked backend.
+
+    :param frozen: the network is only used for inference from now on (a deployed policy): its active
+        weights are gathered into CSR form once instead of at every call. Weights written in place by a
+        fused optimizer or ``polyak_update`` would then go unnoticed: do not train a frozen network.
     """
     check_choice("backend", backend, BACKENDS)
     for _, module, name in sparse_weights(root):
@@ -225,9 +263,11 @@ def set_backend(root: nn.Module, backend: str) -> None:
         if backend == "masked":
             module.__class__ = nn.Linear
             module.__dict__.pop(BACKEND_ATTRIBUTE, None)
+            module.__dict__.pop(FROZEN_ATTRIBUTE, None)
         else:
             module.__class__ = SparseLinear
             module.__dict__[BACKEND_ATTRIBUTE] = backend
+            module.__dict__[FROZEN_ATTRIBUTE] = frozen
 
 
 def get_backend(module: nn.Module) -> str:

@@ -41,6 +41,7 @@ class WeightState:
         # A compute backend's index structure of the mask (see core.backends), and the gradient it returned
         # already masked (the gradient hook passes exactly that tensor through without multiplying it again).
         self.csr_layout: Any = None
+        self.csr_values: tuple[Any, th.Tensor] | None = None  # of a layer frozen for inference
         self.masked_grad: tuple[th.Tensor, int] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -52,6 +53,7 @@ class WeightState:
             "dense_grad": None,
             "hooked": None,
             "csr_layout": None,
+            "csr_values": None,
             "masked_grad": None,
         }
 
