@@ -27,13 +27,13 @@ from sb3_sparse.core.masking import sparsify
 from sb3_sparse.core.update import init_mask
 
 
-def layer_time(layer: nn.Linear, x: th.Tensor, mode: str, repeats: int) -> float:
-    """Median seconds of one forward (and, when training, backward) pass of ``layer`` on ``x``."""
+def layer_time(layer: nn.Linear, x: th.Tensor, grad: th.Tensor, mode: str, repeats: int) -> float:
+    """Median seconds of one forward (and, when training, backward with ``grad``) pass of ``layer`` on ``x``."""
     durations = []
     for _ in range(repeats):
         start = time.perf_counter()
         if mode == "training":
-            layer(x).sum().backward()
+            layer(x).backward(grad)
             layer.weight.grad = None
         else:
             with th.no_grad():
@@ -46,14 +46,17 @@ def measure(width: int, density: float, batch: int, mode: str, repeats: int, rou
     """Median over ``rounds`` of csr time / masked time for one layer (the two backends alternate)."""
     layer = nn.Linear(width, width)
     sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * width * width)), "random"))
-    x = th.randn(batch, width, requires_grad=mode == "training")
+    # inputs and gradients laid out as inside a network of sparse layers (column by column, see
+    # sb3_sparse.core.backends.column_major)
+    x = th.randn(width, batch).t().requires_grad_(mode == "training")
+    grad = th.randn(width, batch).t()
     ratios = []
     for _ in range(rounds):
         times = {}
         for backend in ("masked", "csr"):
             set_backend(layer, backend, frozen=mode == "frozen")
-            layer_time(layer, x, mode, 3)  # warm-up (and the CSR layout)
-            times[backend] = layer_time(layer, x, mode, repeats)
+            layer_time(layer, x, grad, mode, 3)  # warm-up (and the CSR layout)
+            times[backend] = layer_time(layer, x, grad, mode, repeats)
         ratios.append(times["csr"] / times["masked"])
     return statistics.median(ratios)
 

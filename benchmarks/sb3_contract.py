@@ -22,6 +22,8 @@ SB3 (and of sb3-contrib), ideally at the installed versions::
                                               replaced (PPO, A2C, DDPG, QRDQN, ...), on the originals
     --expensive                               also run the tests SB3 marks ``expensive`` (skipped by SB3's CI)
     --workdir DIR                             where the rewritten files go (default: a new temporary folder)
+    --backend csr                             build every sparse model with this compute backend (unless a test
+                                              chooses one)
 
 What it does, for each test file, in a temporary folder: copies it and rewrites its imports, so that
 ``from stable_baselines3 import A2C, SAC`` becomes ``from stable_baselines3 import A2C`` plus
@@ -42,6 +44,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from sb3_sparse.core.config import BACKENDS
 
 #: module imported from -> {name: the sparse class that replaces it (in sb3_sparse)}
 REPLACEMENTS = {
@@ -113,6 +117,9 @@ _init_dst = SparseAlgorithmMixin._init_dst
 
 def _recording_init_dst(self, arguments):
     _state["sparse"] = True  # a sparse model is being built (constructor or load)
+    backend = os.environ.get("SB3_CONTRACT_BACKEND")
+    if backend and arguments.get("backend") == "auto":  # the default: the run's --backend instead
+        arguments = {**arguments, "backend": backend}
     return _init_dst(self, arguments)
 
 
@@ -247,6 +254,8 @@ def run_file(path: Path, workdir: Path, args: argparse.Namespace) -> tuple[dict[
     env = {**os.environ, "SB3_CONTRACT_RESULTS": str(results), "PYTHONHASHSEED": "0"}
     if args.all_algorithms:
         env["SB3_CONTRACT_ALL_ALGORITHMS"] = "1"
+    if args.backend:
+        env["SB3_CONTRACT_BACKEND"] = args.backend
     start = time.perf_counter()
     process = subprocess.run(command, cwd=path.parent, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
@@ -274,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-algorithms", action="store_true", help="keep the cases of algorithms not replaced")
     parser.add_argument("--expensive", action="store_true", help="also run the tests SB3 marks expensive")
     parser.add_argument("--workdir", type=Path, help="folder for the rewritten files (default: a temporary one)")
+    parser.add_argument("--backend", choices=BACKENDS, help="compute backend of the sparse models (default: their default)")
     args = parser.parse_args(argv)
     if args.sb3_tests is None and args.contrib_tests is None:
         parser.error("give --sb3-tests DIR and/or --contrib-tests DIR (see the docstring for how to get them)")

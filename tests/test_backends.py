@@ -141,14 +141,16 @@ def test_auto_follows_the_crossover_table():
     assert crossover_density("cuda", "training", 256, 10**7) == 0.0  # no GPU measurements: masked
     for mode, batches in CROSSOVER["cpu"].items():
         for batch, sizes in batches.items():
-            for n_weights, density in sizes:
-                assert crossover_density("cpu", mode, batch, n_weights) == density
-                assert crossover_density("cpu", mode, batch + 1, n_weights + 1) == density
+            for width, density in sizes:
+                assert crossover_density("cpu", mode, batch, width) == density
+                assert crossover_density("cpu", mode, batch + 1, width + 1) == density
     big = masked_layer(1024, 1024, 0.1)  # 90% sparse: its density rounds to a hair above 0.1
     small = masked_layer(32, 32, 0.05)
-    set_backend(big, "auto")
-    set_backend(small, "auto")
+    narrow_input = masked_layer(17, 1024, 0.1)  # counts as wide: it feeds the wide CSR layers
+    for layer in (big, small, narrow_input):
+        set_backend(layer, "auto")
     assert layer_backend(big, 256, "training") == "csr"
+    assert layer_backend(narrow_input, 256, "training") == "csr"
     assert layer_backend(big, 1, "training") == "masked"
     assert layer_backend(small, 256, "training") == "masked"
     dense_enough = masked_layer(1024, 1024, 0.5)
@@ -242,3 +244,17 @@ def test_sparse_dqn_runs_on_csr():
     assert sparse_classes(model.policy) == {SparseLinear}
     for _, module, name in sparse_weights(model.policy):
         assert (getattr(module, name)[get_mask(module, name) == 0] == 0).all()
+
+
+def test_column_major_inputs_and_gradients_give_the_same_results():
+    """CSR products run on column-major operands; row-major, column-major and strided inputs all give the same."""
+    layer = masked_layer(12, 9, 0.3)
+    base = th.randn(6, 12)
+    grad_output = th.randn(6, 9)
+    expected = outputs_and_gradients(layer, "masked", base, grad_output)
+    for x, grad in ((base, grad_output), (base.t().contiguous().t(), grad_output.t().contiguous().t())):
+        for got, want in zip(outputs_and_gradients(layer, "csr", x, grad), expected, strict=True):
+            th.testing.assert_close(got, want, **TOLERANCE)
+    strided = th.randn(6, 24)[:, ::2]
+    set_backend(layer, "csr")
+    th.testing.assert_close(layer(strided), strided @ layer.weight.t() + layer.bias, **TOLERANCE)

@@ -32,6 +32,7 @@ from stable_baselines3.common.utils import get_device
 from torch import nn
 
 from sb3_sparse.common.policies import SparsePolicyMixin, sparse_policy_of
+from sb3_sparse.core.backends import CsrLayout
 from sb3_sparse.core.masking import mask_name, sparse_weights
 
 FORMAT = "sb3_sparse.policy"
@@ -45,16 +46,14 @@ def _index_dtype(largest: int) -> th.dtype:
 
 def _to_csr(weight: th.Tensor, mask: th.Tensor) -> dict[str, Any]:
     """The weight's entries at the mask's active positions, row by row (a weight of any rank as ``shape[0]`` rows)."""
-    active = mask.reshape(len(mask), -1) != 0
-    counts = active.sum(dim=1)
-    crow = th.cat([counts.new_zeros(1), counts.cumsum(0)])
-    col = active.nonzero()[:, 1]
+    matrix = mask.reshape(len(mask), -1)
+    layout = CsrLayout.of(matrix)
     # copy=True: a compact tensor of its own (torch.save writes a view's whole storage)
     return {
         "shape": tuple(weight.shape),
-        "crow_indices": crow.to("cpu", _index_dtype(int(crow[-1])), copy=True),
-        "col_indices": col.to("cpu", _index_dtype(active.shape[1] - 1), copy=True),
-        "values": weight.reshape(active.shape)[active].cpu(),
+        "crow_indices": layout.crow.to("cpu", _index_dtype(len(layout.flat)), copy=True),
+        "col_indices": layout.col.to("cpu", _index_dtype(matrix.shape[1] - 1), copy=True),
+        "values": weight.reshape(-1)[layout.flat].cpu(),
     }
 
 
@@ -148,8 +147,8 @@ def load_policy(path: str | os.PathLike[str], device: th.device | str = "auto") 
     The policy is built from its class and constructor parameters (as SB3's ``BasePolicy.load`` does), then
     its acting network gets the saved weights and masks. Its other networks (critics, target networks)
     keep the fresh initialisation of the constructor: ``predict`` does not use them, so do not train the
-    loaded policy. It is returned in evaluation mode, with the ``"auto"`` compute backend (inference batches
-    differ from training ones; ``policy.set_backend`` picks another).
+    loaded policy. It is returned in evaluation mode, with the ``"auto"`` compute backend and its layers frozen for
+    inference (their CSR weights gathered once; ``policy.set_backend`` picks another backend).
 
     :param path: a file written by :func:`export_policy`
     :param device: where to put the policy (``"auto"``: the GPU if there is one)

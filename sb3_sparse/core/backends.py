@@ -42,25 +42,27 @@ MODES = ("training", "inference", "frozen")
 
 #: Measured crossover points of ``"auto"``, per device type (``benchmarks/crossover.py``, one thread of
 #: the 2-core Xeon VM where this package is tested; see ``docs/benchmarks/crossover``):
-#: ``mode -> {batch at least: [(weights at least, highest density at which CSR is faster), ...]}``.
-#: A layer uses CSR when its density is at most the entry of the largest batch and size it reaches.
+#: ``mode -> {batch at least: [(width at least, highest density at which CSR is faster), ...]}``.
+#: A layer uses CSR when its density is at most the entry of the largest batch and width it reaches. The
+#: width is the layer's larger dimension: a narrow input layer of a wide network counts as wide, because
+#: its CSR output comes in the layout the next layer's CSR kernels run fastest on (measured on SAC steps).
 #: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
 CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {
         "training": {
-            1: [(0, 0.0), (1024 * 1024, 0.02), (2048 * 2048, 0.05)],
-            64: [(0, 0.0), (512 * 512, 0.02), (1024 * 1024, 0.12), (2048 * 2048, 0.15)],
-            256: [(0, 0.0), (256 * 256, 0.02), (512 * 512, 0.1), (1024 * 1024, 0.12), (2048 * 2048, 0.1)],
+            1: [(0, 0.0), (2048, 0.02)],
+            64: [(0, 0.0), (512, 0.05), (1024, 0.12), (2048, 0.15)],
+            256: [(0, 0.0), (256, 0.05), (512, 0.12), (1024, 0.15), (2048, 0.12)],
         },
         "inference": {
-            1: [(0, 0.0), (2048 * 2048, 0.02)],
-            64: [(0, 0.0), (512 * 512, 0.1), (1024 * 1024, 0.15), (2048 * 2048, 0.2)],
-            256: [(0, 0.0), (256 * 256, 0.02), (512 * 512, 0.12), (2048 * 2048, 0.15)],
+            1: [(0, 0.0), (1024, 0.02)],
+            64: [(0, 0.0), (256, 0.1), (512, 0.15), (2048, 0.2)],
+            256: [(0, 0.0), (128, 0.05), (256, 0.15)],
         },
         "frozen": {
-            1: [(0, 0.0), (1024 * 1024, 0.1), (2048 * 2048, 0.05)],
-            64: [(0, 0.0), (256 * 256, 0.1), (512 * 512, 0.2), (2048 * 2048, 0.3)],
-            256: [(0, 0.0), (256 * 256, 0.12), (512 * 512, 0.15), (1024 * 1024, 0.12), (2048 * 2048, 0.15)],
+            1: [(0, 0.0), (1024, 0.1), (2048, 0.05)],
+            64: [(0, 0.0), (256, 0.15), (512, 0.2), (1024, 0.3)],
+            256: [(0, 0.0), (128, 0.12), (256, 0.2), (2048, 0.15)],
         },
     },
 }
@@ -151,6 +153,7 @@ class _CsrLinear(th.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None, module: nn.Module) -> th.Tensor:
+        x = column_major(x)
         matrix = csr_weight(module)
         ctx.save_for_backward(x, weight)
         ctx.module = module
@@ -161,6 +164,7 @@ class _CsrLinear(th.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: th.Tensor) -> tuple[th.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
+        grad_output = column_major(grad_output)
         module = ctx.module
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
@@ -179,6 +183,12 @@ class _CsrLinear(th.autograd.Function):
         return grad_x, grad_weight, grad_bias, None
 
 
+def column_major(x: th.Tensor) -> th.Tensor:
+    """``x`` (2-D) laid out column by column: the CSR kernels run 15-20% faster on it than on rows (measured),
+    and their own outputs come out that way, so only the first of a chain of sparse layers copies."""
+    return x if x.stride(0) == 1 else x.t().contiguous().t()
+
+
 def csr_linear(x: th.Tensor, matrix: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
     """``x @ matrix.T + bias`` for a 2-D ``x`` and a CSR ``matrix`` (the product runs as ``matrix @ x.T``)."""
     if bias is None:
@@ -186,8 +196,8 @@ def csr_linear(x: th.Tensor, matrix: th.Tensor, bias: th.Tensor | None) -> th.Te
     return th.addmm(bias.unsqueeze(1), matrix, x.t()).t()
 
 
-def crossover_density(device: str, mode: str, batch: int, n_weights: int) -> float:
-    """Highest density at which ``"auto"`` picks CSR for a layer of ``n_weights`` weights (0: never).
+def crossover_density(device: str, mode: str, batch: int, width: int) -> float:
+    """Highest density at which ``"auto"`` picks CSR for a layer whose larger dimension is ``width`` (0: never).
 
     :param mode: one of :data:`MODES`
     """
@@ -197,7 +207,7 @@ def crossover_density(device: str, mode: str, batch: int, n_weights: int) -> flo
     if index < 0:
         return 0.0
     sizes = table[batches[index]]
-    position = bisect.bisect_right([size for size, _ in sizes], n_weights) - 1
+    position = bisect.bisect_right([size for size, _ in sizes], width) - 1
     return sizes[position][1] if position >= 0 else 0.0
 
 
@@ -218,7 +228,7 @@ class SparseLinear(nn.Linear):
             out = _CsrLinear.apply(x, self.weight, self.bias, self)
         else:
             with th.no_grad():
-                out = csr_linear(x, csr_weight(self), self.bias)
+                out = csr_linear(column_major(x), csr_weight(self), self.bias)
         return out.reshape(*input.shape[:-1], self.out_features)
 
 
@@ -244,7 +254,7 @@ def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
         return "csr"
     # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
     density = csr_layout(module).density * (1 - 1e-4)
-    return "csr" if density <= crossover_density(weight.device.type, mode, batch, weight.numel()) else "masked"
+    return "csr" if density <= crossover_density(weight.device.type, mode, batch, max(weight.shape)) else "masked"
 
 
 def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
