@@ -12,7 +12,6 @@ time ratios and, per (mode, batch, width), the highest density up to which CSR w
 """
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import torch as th
 from torch import nn
 
+from benchmarks.runner import plain_args, write_results
 from sb3_sparse.core.backends import MODES, set_backend
 from sb3_sparse.core.masking import sparsify
 from sb3_sparse.core.update import init_mask
@@ -108,11 +108,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lines.append(f"| {row['mode']} | {row['batch']} | {row['width']} | {cells} | {row['crossover']} |")
     text = "\n".join(lines)
     print(text)
-    result = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "rows": rows}
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "crossover.json").write_text(json.dumps(result, indent=1))
-        (args.out / "crossover.md").write_text(text + "\n")
+    result = {"args": plain_args(args), "rows": rows}
+    write_results(args.out, "crossover", result, text)
     return result
 
 

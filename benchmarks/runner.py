@@ -9,6 +9,7 @@ Layout of a run directory (``<results>/<algo>/<env>/<label>/seed<k>/``):
   checkpoint made for a different spec (the profile entry changed) is set aside and the run redone.
 """
 
+import argparse
 import json
 import os
 import platform
@@ -32,6 +33,20 @@ from sb3_sparse import flops_report, module_sparsity
 from sb3_sparse.common.buffers import DynamicReplayBuffer, MultiStepReplayBuffer
 
 EVAL_SEED_OFFSET = 10_000
+
+
+def plain_args(args: argparse.Namespace) -> dict[str, Any]:
+    """A script's command-line arguments as JSON values (paths as text)."""
+    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+
+
+def write_results(out: Path | None, stem: str, result: dict[str, Any], text: str) -> None:
+    """A measurement script's ``<stem>.json`` (``result``) and ``<stem>.md`` (``text``) in ``out`` (if given)."""
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"{stem}.json", result)
+    (out / f"{stem}.md").write_text(text + "\n")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -33,7 +33,6 @@ one run (process) per thread count.
 import argparse
 import importlib
 import importlib.util
-import json
 import os
 import platform
 import shlex
@@ -53,6 +52,7 @@ import numpy as np
 import torch as th
 
 from benchmarks.methods import build_model
+from benchmarks.runner import plain_args, write_results
 from sb3_sparse.common.deploy import export_policy, load_policy
 from sb3_sparse.core.config import BACKENDS
 from sb3_sparse.core.engine import SparseEngine
@@ -403,12 +403,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     context = describe(args, argv, device, sbx)
     text = report(args, context, training, inference)
     print(text)
-    args_record = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    result = {"context": context, "args": args_record, "training": training, "inference": inference}
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(result, indent=1))
-        (args.out / "results.md").write_text(text + "\n")
+    result = {"context": context, "args": plain_args(args), "training": training, "inference": inference}
+    write_results(args.out, "results", result, text)
     return result
 
 

@@ -183,3 +183,21 @@ def test_throughput_sbx(monkeypatch: pytest.MonkeyPatch):
     assert all(row["vs"][SBX_DENSE]["median"] > 0 for row in result["training"])
     assert result["context"]["sbx"].startswith("sbx ")
     assert (ONE_XLA_THREAD in result["context"]["xla_flags"]) == (threads == 1)
+
+
+def test_crossover_measures_each_mode_and_writes_its_table(tmp_path):
+    from benchmarks import crossover
+
+    tiny = ["--widths", "16", "--densities", "0.5", "0.1", "--batches", "4", "--repeats", "2", "--rounds", "1"]
+    result = crossover.main([*tiny, "--out", str(tmp_path)])
+    assert [row["mode"] for row in result["rows"]] == ["training", "inference", "frozen"]
+    assert all(set(row["ratios"]) == {0.5, 0.1} and row["ratios"][0.1] > 0 for row in result["rows"])
+    assert (tmp_path / "crossover.json").exists() and "| frozen | 4 | 16 |" in (tmp_path / "crossover.md").read_text()
+
+
+def test_crossover_is_the_highest_density_below_which_csr_always_won():
+    from benchmarks.crossover import crossover
+
+    assert crossover({0.3: 1.2, 0.2: 0.8, 0.1: 0.95, 0.05: 0.5}, 0.9) == 0.05
+    assert crossover({0.3: 0.5, 0.1: 0.4}, 0.9) == 0.3
+    assert crossover({0.1: 1.0}, 0.9) == 0.0
