@@ -301,6 +301,8 @@ def test_best_trial_export_round_trips():
         ({"actor_sparsity": 0.8}, "'actor_sparsity' is no longer an argument of SparseSAC: use modules: {actor: {sparsity"),
         ({"drop_fraction_schedule": "linear"}, "drop_fraction_schedule='linear' is not valid"),
         ({"topology_update_interval": 0}, "topology_update_interval=0 is not valid"),
+        ({"backend": "sparse"}, "backend='sparse' is not valid; choose one of 'auto', 'masked', 'csr'"),
+        ({"modules": {"critic": {"backend": "cs"}}}, "backend='cs' is not valid (did you mean 'csr'?)"),
         ({"erdos_renyi_lambdas": [7, 64]}, "erdos_renyi_lambdas is only valid with sparsity_distribution='erdos_renyi'"),
         ({"policy_kwargs": {"sparsity": 0.9}}, "policy_kwargs sets ['sparsity']; make them top-level keys"),
         ({"seed": 3}, "'seed' is set by rl-zoo3 from the command line"),
@@ -313,6 +315,10 @@ def test_validation_messages(entry, message):
     assert message in str(error.value)
     if "modules" not in entry:  # a top-level value is every module's: no module named in the message
         assert "(module " not in str(error.value)
+
+
+def test_backend_is_a_file_setting():
+    check_hyperparams(SparseSAC, {"policy": "MlpPolicy", "backend": "csr", "modules": {"actor": {"backend": "masked"}}}, "x")
 
 
 def test_validation_of_other_algorithms():
