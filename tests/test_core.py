@@ -711,3 +711,20 @@ def test_dense_gradients_are_kept_only_just_before_a_gradient_update(lookahead):
     assert [step for step, keep in enumerate(kept, start=1) if keep] == [
         step for step in range(1, 31) if 10 - step % 10 <= lookahead
     ]
+
+
+def test_state_dict_holds_masks_as_bool_and_loads_them_back():
+    """Masks are saved as bool (a quarter of the float buffer); loading restores the float buffer exactly."""
+    th.manual_seed(0)
+    layer = nn.Linear(6, 4)
+    sparsify(layer, "weight", init_mask(layer.weight, 9, "random"))
+    state = layer.state_dict()
+    assert state["weight_mask"].dtype == th.bool and int(state["weight_mask"].sum()) == 9
+    other = nn.Linear(6, 4)
+    sparsify(other, "weight")
+    other.load_state_dict(state)
+    assert get_mask(other).dtype == th.float32
+    assert th.equal(get_mask(other), get_mask(layer)) and th.equal(other.weight, layer.weight)
+    buffer = io.BytesIO()
+    th.save(state, buffer)
+    assert th.equal(th.load(io.BytesIO(buffer.getvalue()))["weight_mask"], state["weight_mask"])

@@ -19,7 +19,7 @@ Only ``float32`` ``nn.Linear`` layers use CSR; other layers, ONNX export and tra
 
 import bisect
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch as th
@@ -84,6 +84,8 @@ class CsrLayout:
     crow_t: th.Tensor
     col_t: th.Tensor
     density: float
+    #: the auto backend's choice per (device type, mode, batch), kept until the mask changes
+    choices: dict[tuple[str, str, int], str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, mask: th.Tensor) -> "CsrLayout":
@@ -252,9 +254,15 @@ def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
         return "masked"
     if backend == "csr":
         return "csr"
-    # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
-    density = csr_layout(module).density * (1 - 1e-4)
-    return "csr" if density <= crossover_density(weight.device.type, mode, batch, max(weight.shape)) else "masked"
+    layout = csr_layout(module)
+    key = (weight.device.type, mode, batch)
+    choice = layout.choices.get(key)
+    if choice is None:
+        # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
+        density = layout.density * (1 - 1e-4)
+        highest = crossover_density(weight.device.type, mode, batch, max(weight.shape))
+        choice = layout.choices[key] = "csr" if density <= highest else "masked"
+    return choice
 
 
 def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:

@@ -5,13 +5,18 @@ hooks that belong to the module, so they travel with it through ``deepcopy``, pi
 ``torch.save``, and do not depend on the optimizer:
 
 - a forward pre-hook that zeroes the pruned weights whenever the weight tensor was written since it
-  last did (an optimizer step, ``load_state_dict``, a polyak update, any in-place write): every
-  forward sees exact zeros, at the cost of one multiply per actual change;
+  last did, as its version counter tells (``load_state_dict``, an unfused optimizer step, any in-place
+  write), at the cost of one multiply per change;
 - a gradient hook that zeroes the gradient at pruned positions, so optimizer moments stay clean and
   no optimizer moves a pruned weight. It keeps the unmasked (dense) gradient when asked to, for
   gradient-based growth.
 
-A ``state_dict`` pre-hook applies the masks too, so saved weights hold exact zeros.
+PyTorch's fused and ``foreach`` kernels (fused Adam, SB3's ``polyak_update``) write without bumping the
+version counter; pruned weights stay exactly 0 through them all the same, because their gradients and
+optimizer state are 0 and a polyak update of zeros is zero.
+
+A ``state_dict`` pre-hook applies the masks too, so saved weights hold exact zeros; the ``state_dict``
+holds the masks as ``bool`` tensors (loading accepts any dtype: non-zero is active).
 """
 
 from collections.abc import Iterator
@@ -116,6 +121,17 @@ class _EnforceMasks:
             enforce_mask(module, name)
 
 
+class _CompactMasks:
+    """``state_dict`` hook: masks are saved as ``bool`` (a quarter of their float size on disk); a loaded mask is
+    turned back into the buffer's dtype by :class:`_BinarizeLoadedMasks`."""
+
+    def __call__(self, module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        for name in _weight_states(module):
+            key = prefix + mask_name(name)
+            if key in state_dict:
+                state_dict[key] = state_dict[key] != 0
+
+
 class _BinarizeLoadedMasks:
     """``load_state_dict`` pre-hook: a loaded mask is 0/1 whatever the state dict holds (non-zero is active)."""
 
@@ -144,6 +160,7 @@ def sparsify(module: nn.Module, name: str = "weight", mask: th.Tensor | None = N
         hook = _EnforceMasks()
         module.register_forward_pre_hook(hook)
         module.register_state_dict_pre_hook(hook)
+        module._register_state_dict_hook(_CompactMasks())
         module._register_load_state_dict_pre_hook(_BinarizeLoadedMasks(), with_module=True)
     states[name] = WeightState()
     # The mask has the weight's dtype: multiplying by a float mask is several times faster than by a bool one.
