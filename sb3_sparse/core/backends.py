@@ -46,18 +46,21 @@ MODES = ("training", "inference", "frozen")
 #: A layer uses CSR when its density is at most the entry of the largest batch and width it reaches. The
 #: width is the layer's larger dimension: a narrow input layer of a wide network counts as wide, because
 #: its CSR output comes in the layout the next layer's CSR kernels run fastest on (measured on SAC steps).
+#: Whole SAC steps also set two limits that single layers do not show: in training networks, layers
+#: narrower than 512 stay masked (at width 256, CSR's per-call overhead made steps up to 1.2x slower), and
+#: so does batch-1 inference below width 2048 (acting at width 1024: 1.3x slower at 98% sparsity).
 #: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
 CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {
         "training": {
             1: [(0, 0.0), (2048, 0.02)],
             64: [(0, 0.0), (512, 0.05), (1024, 0.12), (2048, 0.15)],
-            256: [(0, 0.0), (256, 0.05), (512, 0.12), (1024, 0.15), (2048, 0.12)],
+            256: [(0, 0.0), (512, 0.12), (1024, 0.15), (2048, 0.12)],
         },
         "inference": {
-            1: [(0, 0.0), (1024, 0.02)],
-            64: [(0, 0.0), (256, 0.1), (512, 0.15), (2048, 0.2)],
-            256: [(0, 0.0), (128, 0.05), (256, 0.15)],
+            1: [(0, 0.0), (2048, 0.02)],
+            64: [(0, 0.0), (512, 0.15), (2048, 0.2)],
+            256: [(0, 0.0), (512, 0.15)],
         },
         "frozen": {
             1: [(0, 0.0), (1024, 0.1), (2048, 0.05)],
