@@ -87,8 +87,8 @@ class CsrLayout:
     crow_t: th.Tensor
     col_t: th.Tensor
     density: float
-    #: the auto backend's choice per (device type, mode, batch), kept until the mask changes
-    choices: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    #: the backend's choice per (mode, batch), kept until the mask changes
+    choices: dict[tuple[str, int], str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, mask: th.Tensor) -> "CsrLayout":
@@ -223,49 +223,50 @@ class SparseLinear(nn.Linear):
     """
 
     def forward(self, input: th.Tensor) -> th.Tensor:
-        training = th.is_grad_enabled() and (self.weight.requires_grad or input.requires_grad)
+        weight, bias = self.weight, self.bias
+        training = th.is_grad_enabled() and (weight.requires_grad or input.requires_grad)
         mode = "training" if training else "frozen" if self.__dict__.get(FROZEN_ATTRIBUTE) else "inference"
         batch = input.numel() // self.in_features if input.dim() else 1
         if layer_backend(self, batch, mode) == "masked":
-            return F.linear(input, self.weight, self.bias)
+            return F.linear(input, weight, bias)
         x = input.reshape(-1, self.in_features)
         if training:
-            out = _CsrLinear.apply(x, self.weight, self.bias, self)
+            out = _CsrLinear.apply(x, weight, bias, self)
         else:
             with th.no_grad():
-                out = csr_linear(column_major(x), csr_weight(self), self.bias)
+                out = csr_linear(column_major(x), csr_weight(self), bias)
         return out.reshape(*input.shape[:-1], self.out_features)
 
 
 def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
     """The backend that computes the next product of ``module`` (``"masked"`` or ``"csr"``).
 
+    Runs before every product of a :class:`SparseLinear`, so the choice is cached with the layer's CSR layout
+    (a new mask, device or dtype brings a new layout) per ``(mode, batch)``. ONNX export, tracing and
+    ``torch.compile`` always get the masked (dense) product.
+
     :param mode: how the product is used, one of :data:`MODES`
     """
     backend = module.__dict__.get(BACKEND_ATTRIBUTE, "masked")
+    if backend == "masked" or th.jit.is_tracing() or th.compiler.is_compiling():
+        return "masked"
+    layout = csr_layout(module)
+    choice = layout.choices.get((mode, batch))
+    if choice is None:
+        choice = layout.choices[(mode, batch)] = _choose(module, backend, batch, mode, layout)
+    return choice
+
+
+def _choose(module: nn.Module, backend: str, batch: int, mode: str, layout: CsrLayout) -> str:
     weight = getattr(module, "weight", None)
-    if (
-        backend == "masked"
-        or not isinstance(module, SparseLinear)
-        or weight is None
-        or weight.dtype != th.float32
-        or th.onnx.is_in_onnx_export()
-        or th.jit.is_tracing()
-        or th.jit.is_scripting()
-        or th.compiler.is_compiling()
-    ):
+    if not isinstance(module, SparseLinear) or weight is None or weight.dtype != th.float32:
         return "masked"
     if backend == "csr":
         return "csr"
-    layout = csr_layout(module)
-    key = (weight.device.type, mode, batch)
-    choice = layout.choices.get(key)
-    if choice is None:
-        # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
-        density = layout.density * (1 - 1e-4)
-        highest = crossover_density(weight.device.type, mode, batch, max(weight.shape))
-        choice = layout.choices[key] = "csr" if density <= highest else "masked"
-    return choice
+    # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
+    density = layout.density * (1 - 1e-4)
+    highest = crossover_density(weight.device.type, mode, batch, max(weight.shape))
+    return "csr" if density <= highest else "masked"
 
 
 def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
