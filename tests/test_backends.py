@@ -231,6 +231,8 @@ def test_a_model_trained_with_one_backend_loads_and_continues_with_the_other(tmp
     assert loaded.dst_state["modules"]["critic"]["n_updates"] == 2
     again = SparseSAC.load(tmp_path / "model")
     assert sparse_classes(again.policy) == {SparseLinear}
+    with pytest.raises(ValueError, match=r"backend='dense' is not valid"):
+        SparseSAC.load(tmp_path / "model", backend="dense")
     again.policy.set_backend("masked")
     assert sparse_classes(again.policy) == {nn.Linear}
 
