@@ -713,13 +713,13 @@ def test_dense_gradients_are_kept_only_just_before_a_gradient_update(lookahead):
     ]
 
 
-def test_state_dict_holds_masks_as_bool_and_loads_them_back():
-    """Masks are saved as bool (a quarter of the float buffer); loading restores the float buffer exactly."""
+def test_state_dict_holds_masks_as_bytes_and_loads_them_back():
+    """Masks are saved as uint8 (a quarter of the float buffer); loading restores the float buffer exactly."""
     th.manual_seed(0)
     layer = nn.Linear(6, 4)
     sparsify(layer, "weight", init_mask(layer.weight, 9, "random"))
     state = layer.state_dict()
-    assert state["weight_mask"].dtype == th.bool and int(state["weight_mask"].sum()) == 9
+    assert state["weight_mask"].dtype == th.uint8 and int(state["weight_mask"].sum()) == 9
     other = nn.Linear(6, 4)
     sparsify(other, "weight")
     other.load_state_dict(state)
@@ -728,3 +728,17 @@ def test_state_dict_holds_masks_as_bool_and_loads_them_back():
     buffer = io.BytesIO()
     th.save(state, buffer)
     assert th.equal(th.load(io.BytesIO(buffer.getvalue()))["weight_mask"], state["weight_mask"])
+
+
+def test_a_state_dict_perturbed_entry_by_entry_loads_back():
+    """sb3-contrib's save/load test fills every non-float entry of get_parameters() with randint_like: masks included."""
+    layer = nn.Linear(5, 3)
+    sparsify(layer, "weight", init_mask(layer.weight, 6, "random"))
+    state = {
+        key: th.rand_like(value) if value.is_floating_point() else th.randint_like(value, high=10)
+        for key, value in layer.state_dict().items()
+    }
+    layer.load_state_dict(state)
+    mask = get_mask(layer)
+    assert mask.dtype == th.float32 and th.equal(mask, (state["weight_mask"] != 0).float())
+    assert (layer.state_dict()["weight"][mask == 0] == 0).all()  # stored (and used) weights are masked

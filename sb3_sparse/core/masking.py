@@ -16,7 +16,7 @@ version counter; pruned weights stay exactly 0 through them all the same, becaus
 optimizer state are 0 and a polyak update of zeros is zero.
 
 A ``state_dict`` pre-hook applies the masks too, so saved weights hold exact zeros; the ``state_dict``
-holds the masks as ``bool`` tensors (loading accepts any dtype: non-zero is active).
+holds the masks as ``uint8`` tensors (loading accepts any dtype: non-zero is active).
 """
 
 from collections.abc import Iterator
@@ -122,14 +122,15 @@ class _EnforceMasks:
 
 
 class _CompactMasks:
-    """``state_dict`` hook: masks are saved as ``bool`` (a quarter of their float size on disk); a loaded mask is
-    turned back into the buffer's dtype by :class:`_BinarizeLoadedMasks`."""
+    """``state_dict`` hook: masks are saved as ``uint8`` (a quarter of their float size on disk; an integer
+    type, as code that perturbs every entry of a ``state_dict`` expects of non-float tensors); a loaded mask
+    is turned back into the buffer's dtype by :class:`_BinarizeLoadedMasks`."""
 
     def __call__(self, module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         for name in _weight_states(module):
             key = prefix + mask_name(name)
             if key in state_dict:
-                state_dict[key] = state_dict[key] != 0
+                state_dict[key] = (state_dict[key] != 0).to(th.uint8)
 
 
 class _BinarizeLoadedMasks:
