@@ -713,31 +713,26 @@ def test_dense_gradients_are_kept_only_just_before_a_gradient_update(lookahead):
     ]
 
 
-def test_state_dict_holds_masks_as_bytes_and_loads_them_back():
-    """Masks are saved as uint8 (a quarter of the float buffer); loading restores the float buffer exactly."""
+def test_loaded_masks_of_any_dtype_become_the_float_buffer():
+    """Masks are saved in the weight's dtype; a mask given as bool or integers loads as the 0/1 float buffer."""
     th.manual_seed(0)
     layer = nn.Linear(6, 4)
     sparsify(layer, "weight", init_mask(layer.weight, 9, "random"))
     state = layer.state_dict()
-    assert state["weight_mask"].dtype == th.uint8 and int(state["weight_mask"].sum()) == 9
-    other = nn.Linear(6, 4)
-    sparsify(other, "weight")
-    other.load_state_dict(state)
-    assert get_mask(other).dtype == th.float32
-    assert th.equal(get_mask(other), get_mask(layer)) and th.equal(other.weight, layer.weight)
-    buffer = io.BytesIO()
-    th.save(state, buffer)
-    assert th.equal(th.load(io.BytesIO(buffer.getvalue()))["weight_mask"], state["weight_mask"])
+    assert state["weight_mask"].dtype == th.float32
+    for dtype in (th.bool, th.uint8, th.float64):
+        other = nn.Linear(6, 4)
+        sparsify(other, "weight")
+        other.load_state_dict({**state, "weight_mask": (state["weight_mask"] * 3).to(dtype)})
+        assert get_mask(other).dtype == th.float32
+        assert th.equal(get_mask(other), get_mask(layer)) and th.equal(other.weight, layer.weight)
 
 
 def test_a_state_dict_perturbed_entry_by_entry_loads_back():
-    """sb3-contrib's save/load test fills every non-float entry of get_parameters() with randint_like: masks included."""
+    """SB3's save/load tests fill every entry of get_parameters() with random values: masks included."""
     layer = nn.Linear(5, 3)
     sparsify(layer, "weight", init_mask(layer.weight, 6, "random"))
-    state = {
-        key: th.rand_like(value) if value.is_floating_point() else th.randint_like(value, high=10)
-        for key, value in layer.state_dict().items()
-    }
+    state = {key: th.rand_like(value) for key, value in layer.state_dict().items()}
     layer.load_state_dict(state)
     mask = get_mask(layer)
     assert mask.dtype == th.float32 and th.equal(mask, (state["weight_mask"] != 0).float())

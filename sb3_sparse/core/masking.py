@@ -15,8 +15,9 @@ PyTorch's fused and ``foreach`` kernels (fused Adam, SB3's ``polyak_update``) wr
 version counter; pruned weights stay exactly 0 through them all the same, because their gradients and
 optimizer state are 0 and a polyak update of zeros is zero.
 
-A ``state_dict`` pre-hook applies the masks too, so saved weights hold exact zeros; the ``state_dict``
-holds the masks as ``uint8`` tensors (loading accepts any dtype: non-zero is active).
+A ``state_dict`` pre-hook applies the masks too, so saved weights hold exact zeros. Masks are saved in
+the weight's dtype, as SB3's own save/load tests expect of every ``state_dict`` entry; loading accepts
+any dtype (non-zero is active).
 """
 
 from collections.abc import Iterator
@@ -121,18 +122,6 @@ class _EnforceMasks:
             enforce_mask(module, name)
 
 
-class _CompactMasks:
-    """``state_dict`` hook: masks are saved as ``uint8`` (a quarter of their float size on disk; an integer
-    type, as code that perturbs every entry of a ``state_dict`` expects of non-float tensors); a loaded mask
-    is turned back into the buffer's dtype by :class:`_BinarizeLoadedMasks`."""
-
-    def __call__(self, module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        for name in _weight_states(module):
-            key = prefix + mask_name(name)
-            if key in state_dict:
-                state_dict[key] = (state_dict[key] != 0).to(th.uint8)
-
-
 class _BinarizeLoadedMasks:
     """``load_state_dict`` pre-hook: a loaded mask is 0/1 whatever the state dict holds (non-zero is active)."""
 
@@ -161,7 +150,6 @@ def sparsify(module: nn.Module, name: str = "weight", mask: th.Tensor | None = N
         hook = _EnforceMasks()
         module.register_forward_pre_hook(hook)
         module.register_state_dict_pre_hook(hook)
-        module._register_state_dict_hook(_CompactMasks())
         module._register_load_state_dict_pre_hook(_BinarizeLoadedMasks(), with_module=True)
     states[name] = WeightState()
     # The mask has the weight's dtype: multiplying by a float mask is several times faster than by a bool one.
