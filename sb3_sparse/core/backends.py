@@ -145,12 +145,12 @@ def csr_weight(module: nn.Module, transposed: bool = False) -> th.Tensor:
 
 def _gather_csr(weight: th.Tensor, layout: CsrLayout, transposed: bool) -> th.Tensor:
     n_out, n_in = weight.shape
+    if transposed:
+        index, crow, col, shape = layout.gather_t, layout.crow_t, layout.col_t, (n_in, n_out)
+    else:
+        index, crow, col, shape = layout.gather, layout.crow, layout.col, (n_out, n_in)
     with th.no_grad():
-        if transposed:
-            values = weight.view(-1).index_select(0, layout.gather_t)
-            return th.sparse_csr_tensor(layout.crow_t, layout.col_t, values, (n_in, n_out), check_invariants=False)
-        values = weight.view(-1).index_select(0, layout.gather)
-        return th.sparse_csr_tensor(layout.crow, layout.col, values, (n_out, n_in), check_invariants=False)
+        return th.sparse_csr_tensor(crow, col, weight.view(-1).index_select(0, index), shape, check_invariants=False)
 
 
 class _CsrLinear(th.autograd.Function):
