@@ -74,7 +74,13 @@ class SparseAlgorithmMixin:
                 f"policy_kwargs sets 'dst_config': pass the DST settings as arguments of {type(self).__name__} instead"
             )
         flat = {name: arguments[name] for name in MODULE_SETTINGS}
-        resolve_modules(tuple(policy_class.sparse_modules), flat, arguments["modules"], policy_class.module_defaults)
+        resolve_modules(
+            tuple(policy_class.sparse_modules),
+            flat,
+            arguments["modules"],
+            policy_class.module_defaults,
+            policy_class.explicit_modules,
+        )
         self.dst_config = {**flat, "modules": arguments["modules"]}
         self.__dict__.setdefault(STATE_ATTRIBUTE, {})
 
@@ -104,7 +110,13 @@ class SparseAlgorithmMixin:
         config = {**self.dst_config, **overrides}
         flat = {name: config.get(name) for name in MODULE_SETTINGS}
         modules = config.get("modules")
-        resolve_modules(tuple(self.policy_class.sparse_modules), flat, modules, self.policy_class.module_defaults)
+        resolve_modules(
+            tuple(self.policy_class.sparse_modules),
+            flat,
+            modules,
+            self.policy_class.module_defaults,
+            self.policy_class.explicit_modules,
+        )
         self.dst_config = {**flat, "modules": modules}
 
     def _setup_model(self) -> None:

@@ -41,6 +41,8 @@ class SparsePolicyMixin:
     inference_module: ClassVar[str] = "actor"
     #: per-module defaults of this algorithm family that the user's settings override
     module_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: modules that stay dense unless ``modules`` names them (the flat DST settings do not reach them alone)
+    explicit_modules: ClassVar[tuple[str, ...]] = ()
     #: modules trained once every ``policy_delay`` gradient steps of the algorithm (TD3's and CrossQ's actor)
     delayed_modules: ClassVar[tuple[str, ...]] = ()
     #: parts of the networks left out of the FLOPs (dense feature extractors)
@@ -53,7 +55,9 @@ class SparsePolicyMixin:
         """Validate ``dst_config`` and resolve it per module (call before building the networks)."""
         config = dict(dst_config or {})
         modules = config.pop("modules", None)
-        self.module_configs = resolve_modules(tuple(self.sparse_modules), config, modules, self.module_defaults)
+        self.module_configs = resolve_modules(
+            tuple(self.sparse_modules), config, modules, self.module_defaults, self.explicit_modules
+        )
         self.dst_config = dict(dst_config or {})
 
     def module_sparse_config(self, module: str) -> dict[str, Any] | None:

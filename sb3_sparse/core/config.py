@@ -210,6 +210,7 @@ def resolve_modules(
     flat: Mapping[str, Any],
     modules: Mapping[str, Mapping[str, Any]] | None = None,
     module_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    explicit_modules: Sequence[str] = (),
 ) -> dict[str, ModuleConfig]:
     """One :class:`ModuleConfig` per module: built-in defaults, then ``module_defaults`` (an
     algorithm's, e.g. TD3's drop fraction), then the flat ``flat`` settings, then the per-module ``modules``.
@@ -218,6 +219,8 @@ def resolve_modules(
     :param flat: settings for every module (the algorithm's flat arguments); ``None`` values are skipped
     :param modules: per-module overrides, ``{"critic": {"regime": "rigl", "sparsity": 0.8}}``
     :param module_defaults: defaults per module that the flat settings override
+    :param explicit_modules: modules that stay dense unless ``modules`` names them (then the flat settings
+        reach them too), e.g. an encoder, which MST keeps dense while the actor and critic are sparse
     :return: ``{module name: ModuleConfig}``
     """
     check_unknown("DST arguments", flat, MODULE_SETTINGS)
@@ -237,6 +240,9 @@ def resolve_modules(
         ModuleConfig(**{key: value for key, value in flat.items() if value is not None})  # a flat mistake: say it untagged
     configs = {}
     for name in module_names:
+        if name in explicit_modules and name not in modules:
+            configs[name] = ModuleConfig(regime="dense")
+            continue
         settings = {**(module_defaults or {}).get(name, {})}
         settings.update({key: value for key, value in flat.items() if value is not None})
         settings.update(modules.get(name, {}))

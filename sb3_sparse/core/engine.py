@@ -7,6 +7,7 @@ state is a plain dict of numbers (:attr:`SparseEngine.state`), so it can be save
 """
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,13 +81,16 @@ class ModuleBinding:
 
     :param online: the network that is trained
     :param target: its target network (same structure), or ``None``
-    :param optimizer: the optimizer that steps ``online``'s weights
+    :param optimizer: the optimizer that steps ``online``'s weights (its steps are the module's clock)
+    :param other_optimizers: optimizers that step some of ``online``'s weights too (e.g. the actor's, for
+        an encoder of which the actor and the critic each have a copy): their state is reset as well
     :param exclude: names of sub-modules of ``online`` left out of the FLOPs (e.g. a shared features extractor)
     """
 
     online: nn.Module
     target: nn.Module | None = None
     optimizer: th.optim.Optimizer | None = None
+    other_optimizers: tuple[th.optim.Optimizer, ...] = ()
     exclude: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -107,13 +111,15 @@ def new_module_state() -> dict[str, Any]:
 class _OptimizerStepHook:
     """Optimizer pre-step hook: count the module's steps and keep the dense gradients of this step's loss."""
 
-    def __init__(self, state: dict[str, Any], online: nn.Module, track_gradients: bool):
+    def __init__(self, state: dict[str, Any], online: nn.Module, track_gradients: bool, clock: bool = True):
         self.state = state
         self.online = online
         self.track_gradients = track_gradients
+        self.clock = clock
 
     def __call__(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        self.state["optimizer_steps"] += 1
+        if self.clock:
+            self.state["optimizer_steps"] += 1
         if self.track_gradients:
             commit_dense_gradients(self.online)
 
@@ -164,30 +170,42 @@ class SparseEngine:
         return self.state["modules"][name]
 
     def attach(self, bindings: Mapping[str, ModuleBinding]) -> None:
-        """Hook each module's optimizer (again, if it was replaced) and turn dense-gradient tracking on or off."""
+        """Hook each module's optimizers (again, if they were replaced) and turn dense-gradient tracking on or off."""
         for name, binding in bindings.items():
             if name not in self.configs or binding.optimizer is None:
                 continue
+            optimizers = (binding.optimizer, *binding.other_optimizers)
             previous = self._hooks.get(name)
-            if previous is not None and previous[0] is binding.optimizer:
+            if (
+                previous is not None
+                and len(previous[0]) == len(optimizers)
+                and all(map(operator.is_, previous[0], optimizers))
+            ):
                 continue  # attached already (this runs every env step: keep it cheap)
             if previous is not None:
-                previous[1].remove()
+                for handle in previous[1]:
+                    handle.remove()
             regime = get_regime(self.configs[name].regime)
             if regime.dynamic:  # every update resets the state of dropped (and grown) weights
-                check_optimizer(binding.optimizer, name)
+                for optimizer in optimizers:
+                    check_optimizer(optimizer, name)
             track = regime.dynamic and regime.uses_gradient()
             if not track:
                 track_dense_gradients(binding.online, False)
             if regime.dormant_threshold is not None:
                 track_activity(binding.online)
-            hook = _OptimizerStepHook(self.module_state(name), binding.online, track)
-            self._hooks[name] = (binding.optimizer, binding.optimizer.register_step_pre_hook(hook))
+            state = self.module_state(name)
+            handles = [
+                optimizer.register_step_pre_hook(_OptimizerStepHook(state, binding.online, track, clock=index == 0))
+                for index, optimizer in enumerate(optimizers)
+            ]
+            self._hooks[name] = (optimizers, handles)
 
     def detach(self) -> None:
         """Remove the optimizer hooks (at the end of training)."""
-        for _, handle in self._hooks.values():
-            handle.remove()
+        for _, handles in self._hooks.values():
+            for handle in handles:
+                handle.remove()
         self._hooks.clear()
 
     def window(self, name: str, horizon: int) -> tuple[int, int]:
@@ -303,7 +321,9 @@ class SparseEngine:
             dropped, grown = update_mask(weight, mask, n_target, n_swap, regime.drop_score, regime.grow_score, dense_grad)
             set_mask(module, weight_name, mask)
             if binding.optimizer is not None:
-                reset_state(binding.optimizer, weight, th.cat([dropped, grown, self._dormant(regime, module, weight)]))
+                changed_positions = th.cat([dropped, grown, self._dormant(regime, module, weight)])
+                for optimizer in (binding.optimizer, *binding.other_optimizers):
+                    reset_state(optimizer, weight, changed_positions)
             changed += max(dropped.numel(), grown.numel())
             before += n_active
         self.sync_target(binding)
@@ -329,13 +349,18 @@ class SparseEngine:
     @staticmethod
     @th.no_grad()
     def sync_target(binding: ModuleBinding) -> None:
-        """Copy the online masks into the target network and zero its newly pruned weights (RLx2's rule)."""
+        """Copy the online masks into the target network and zero its newly pruned weights (RLx2's rule).
+
+        Online weights without a target copy (a module whose target network covers only part of it, such as
+        the actor's copy of an encoder in SAC) are skipped.
+        """
         if binding.target is None:
             return
         target_weights = {qualified: (module, name) for qualified, module, name in sparse_weights(binding.target)}
         for qualified, module, name in sparse_weights(binding.online):
-            target_module, target_name = target_weights[qualified]
-            set_mask(target_module, target_name, get_mask(module, name))
+            if qualified in target_weights:
+                target_module, target_name = target_weights[qualified]
+                set_mask(target_module, target_name, get_mask(module, name))
 
     def account(self, name: str, binding: ModuleBinding) -> None:
         """Add the training FLOPs of the module's optimizer steps since the last call, at its current density."""
