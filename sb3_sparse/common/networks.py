@@ -7,6 +7,7 @@ configuration is a constructor argument saved by ``_get_constructor_parameters``
 structure, and the masks themselves come back from the ``state_dict``.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -22,7 +23,7 @@ def linear_layers(module: nn.Module | None) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
 
-def chain_candidates(body: list[nn.Linear], heads: list[nn.Linear]) -> list[Candidate]:
+def chain_candidates(body: Sequence[nn.Module], heads: Sequence[nn.Module]) -> list[Candidate]:
     """Candidates of one MLP: the first body layer is ``input``, the others ``hidden``, the heads ``output``."""
     candidates: list[Candidate] = [(layer, "weight", "input" if i == 0 else "hidden", i) for i, layer in enumerate(body)]
     return candidates + [(layer, "weight", "output", len(body)) for layer in heads]
@@ -42,6 +43,13 @@ def q_network_candidates(q_networks: list[nn.Module]) -> list[Candidate]:
         layers = linear_layers(q_net)
         candidates += chain_candidates(layers[:-1], layers[-1:])
     return candidates
+
+
+def encoder_candidates(extractor: nn.Module) -> list[Candidate]:
+    """Candidates of a features extractor (an encoder): its linear and convolution layers in definition order,
+    the first one ``input``, the others ``hidden`` (an encoder has no output layer)."""
+    layers = [module for module in extractor.modules() if isinstance(module, (nn.Linear, nn.Conv2d))]
+    return chain_candidates(layers, [])
 
 
 class SparseNetworkMixin:

@@ -6,9 +6,10 @@ from typing import Any, ClassVar, NamedTuple
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from torch import nn
 
+from sb3_sparse.common.networks import encoder_candidates
 from sb3_sparse.core.backends import set_backend
 from sb3_sparse.core.config import ModuleConfig, resolve_modules
-from sb3_sparse.core.engine import ModuleBinding
+from sb3_sparse.core.engine import ModuleBinding, sparsify_module
 from sb3_sparse.core.optim import check_optimizer, prefer_fused, register_optimizer
 from sb3_sparse.core.regimes import get_regime
 
@@ -17,11 +18,19 @@ register_optimizer(RMSpropTFLike, {"square_avg": 1.0, "momentum_buffer": 0.0, "g
 
 
 class ModuleSpec(NamedTuple):
-    """Where a module lives in a policy: attribute paths of its online network, target network, optimizer."""
+    """Where a module lives in a policy: attribute paths of its online network, target network, optimizer
+    (and of other optimizers that train some of its weights)."""
 
     online: str
     target: str | None
     optimizer: str
+    other_optimizers: tuple[str, ...] = ()
+
+
+#: The encoder of an actor-critic policy: the features extractors of the critic and the actor (one, when
+#: shared), with their target copies. The critic's optimizer is its clock; the actor's trains its copy
+#: (or, as in SB3, the shared one).
+ENCODER = ModuleSpec("encoders", "encoder_targets", "critic.optimizer", ("actor.optimizer",))
 
 
 class SparsePolicyMixin:
@@ -64,6 +73,39 @@ class SparsePolicyMixin:
         """Constructor argument ``sparse_config`` of the network of ``module`` (``None``: dense)."""
         config = self.module_configs[module]
         return None if config.regime == "dense" else config.as_dict()
+
+    def network_kwargs(self, module: str) -> dict[str, Any]:
+        """The network of ``module`` gets its DST settings too (see
+        :class:`~sb3_sparse.common.architectures.ResidualPolicyMixin`)."""
+        return {**super().network_kwargs(module), "sparse_config": self.module_sparse_config(module)}  # type: ignore[misc]
+
+    def make_features_extractor(self) -> Any:
+        """SB3's features extractor, made sparse by the ``encoder`` module's settings (a policy that has one)."""
+        extractor = super().make_features_extractor()  # type: ignore[misc]
+        config = self.module_sparse_config("encoder") if "encoder" in self.sparse_modules else None
+        if config is not None:
+            sparsify_module(ModuleConfig(**config), encoder_candidates(extractor))
+        return extractor
+
+    @property
+    def encoders(self) -> nn.ModuleDict:
+        """The features extractors of the critic and the actor (the critic's first: one entry when shared)."""
+        return self._extractor_view({"critic": "critic", "actor": "actor"})
+
+    @property
+    def encoder_targets(self) -> nn.ModuleDict | None:
+        """The features extractors of the target networks, under the names of their online networks (``None``:
+        no target networks, as in CrossQ)."""
+        view = self._extractor_view({"critic": "critic_target", "actor": "actor_target"})
+        return view if len(view) else None
+
+    def _extractor_view(self, networks: dict[str, str]) -> nn.ModuleDict:
+        view: dict[str, nn.Module] = {}
+        for key, attribute in networks.items():
+            network = getattr(self, attribute, None)
+            if network is not None and not any(network.features_extractor is seen for seen in view.values()):
+                view[key] = network.features_extractor
+        return nn.ModuleDict(view)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
@@ -116,7 +158,8 @@ class SparsePolicyMixin:
                 online=online,
                 target=attrgetter(spec.target)(self) if spec.target else None,
                 optimizer=attrgetter(spec.optimizer)(self),
-                exclude=self.flops_exclude,
+                other_optimizers=tuple(attrgetter(path)(self) for path in spec.other_optimizers),
+                exclude=() if spec is ENCODER else self.flops_exclude,
             )
         return bindings
 

@@ -13,8 +13,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from sb3_sparse.common.architectures import ArchitectureMixin, ResidualNetworkMixin, ResidualPolicyMixin
 from sb3_sparse.common.networks import SparseNetworkMixin, gaussian_actor_candidates, q_network_candidates
-from sb3_sparse.common.policies import ModuleSpec, SparsePolicyMixin
+from sb3_sparse.common.policies import ENCODER, ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
 
 #: Variance below which the renormalisation's mean correction has no gradient (see :class:`SparseBatchRenorm1d`).
@@ -63,7 +64,20 @@ def use_sparse_batch_renorm(network: nn.Module) -> None:
             module.__class__ = SparseBatchRenorm1d
 
 
-class SparseCrossQActor(SparseNetworkMixin, Actor):
+class ResidualCrossQActor(ResidualNetworkMixin, Actor):
+    """sb3-contrib's CrossQ :class:`~sb3_contrib.crossq.policies.Actor` whose latent MLP (BatchRenorm layers included)
+    is a residual network (``architecture``), whose LayerNorms take the place of the BatchRenorm layers."""
+
+    mlp_attributes = {"latent_pi": False}
+
+
+class ResidualCrossQCritic(ResidualNetworkMixin, CrossQCritic):
+    """sb3-contrib's :class:`~sb3_contrib.crossq.policies.CrossQCritic` whose Q-networks are residual networks."""
+
+    mlp_attributes = {"q_networks": True}
+
+
+class SparseCrossQActor(SparseNetworkMixin, ResidualCrossQActor):
     """sb3-contrib's CrossQ :class:`~sb3_contrib.crossq.policies.Actor` with sparse weights (``sparse_config``).
 
     Roles: the latent MLP's first linear layer is ``input``, its others ``hidden``; ``mu`` and ``log_std`` are
@@ -79,7 +93,7 @@ class SparseCrossQActor(SparseNetworkMixin, Actor):
         return gaussian_actor_candidates(self)
 
 
-class SparseCrossQCritic(SparseNetworkMixin, CrossQCritic):
+class SparseCrossQCritic(SparseNetworkMixin, ResidualCrossQCritic):
     """sb3-contrib's :class:`~sb3_contrib.crossq.policies.CrossQCritic` with sparse linear weights (``sparse_config``).
 
     The BatchRenorm layers are not candidates; when sparse, they are :class:`SparseBatchRenorm1d`.
@@ -94,7 +108,36 @@ class SparseCrossQCritic(SparseNetworkMixin, CrossQCritic):
         return q_network_candidates(self.q_networks)
 
 
-class SparseCrossQPolicy(SparsePolicyMixin, CrossQPolicy):
+class ResidualCrossQPolicy(ResidualPolicyMixin, CrossQPolicy):
+    """sb3-contrib's :class:`~sb3_contrib.crossq.policies.CrossQPolicy` whose actor and critics are residual
+    networks of the class attribute ``architecture`` (``None``: SB3's MLPs);
+    see :class:`SimbaCrossQPolicy` and :class:`BroCrossQPolicy`."""
+
+    actor_class = ResidualCrossQActor
+    critic_class = ResidualCrossQCritic
+
+
+class SimbaCrossQPolicy(ArchitectureMixin, ResidualCrossQPolicy):
+    """Dense CrossQ policy with SimBa networks, for the dense ``CrossQ``: ``CrossQ(SimbaCrossQPolicy, env)``.
+
+    Defaults (each replaced when given): ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual
+    block), AdamW with weight decay 1e-2, and a :class:`~sb3_sparse.common.architectures.ResidualEncoder` that
+    normalises observations (RSNorm).
+    """
+
+    architecture = "simba"
+
+
+class BroCrossQPolicy(ArchitectureMixin, ResidualCrossQPolicy):
+    """Dense CrossQ policy with BRO networks (BroNet), for the dense ``CrossQ``: ``CrossQ(BroCrossQPolicy, env)``.
+
+    Defaults (each replaced when given): ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2.
+    """
+
+    architecture = "bro"
+
+
+class SparseCrossQPolicy(SparsePolicyMixin, ResidualCrossQPolicy):
     """
     CrossQ policy whose actor and critics are sparse, each with its own DST settings.
 
@@ -138,6 +181,8 @@ class SparseCrossQPolicy(SparsePolicyMixin, CrossQPolicy):
         "actor": ModuleSpec("actor", None, "actor.optimizer"),
         "critic": ModuleSpec("critic", None, "critic.optimizer"),
     }
+    actor_class = SparseCrossQActor
+    critic_class = SparseCrossQCritic
     delayed_modules = ("actor",)
 
     def __init__(
@@ -188,13 +233,29 @@ class SparseCrossQPolicy(SparsePolicyMixin, CrossQPolicy):
             share_features_extractor=share_features_extractor,
         )
 
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseCrossQActor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return SparseCrossQActor(**actor_kwargs, sparse_config=self.module_sparse_config("actor")).to(self.device)
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseCrossQCritic:
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return SparseCrossQCritic(**critic_kwargs, sparse_config=self.module_sparse_config("critic")).to(self.device)
-
 
 MlpPolicy = SparseCrossQPolicy
+
+
+class SparseResidualCrossQPolicy(SparseCrossQPolicy):
+    """:class:`SparseCrossQPolicy` whose features extractors form a module of their own, ``encoder`` (dense unless
+    ``modules`` names it): the base of the SimBa and BRO policies."""
+
+    sparse_modules = {**SparseCrossQPolicy.sparse_modules, "encoder": ENCODER}
+    explicit_modules = ("encoder",)
+
+
+class SparseSimbaCrossQPolicy(ArchitectureMixin, SparseResidualCrossQPolicy):
+    """:class:`SparseCrossQPolicy` with SimBa networks and SimBa's defaults (see :class:`SimbaCrossQPolicy`)."""
+
+    architecture = "simba"
+
+
+class SparseBroCrossQPolicy(ArchitectureMixin, SparseResidualCrossQPolicy):
+    """:class:`SparseCrossQPolicy` with BRO networks and BRO's defaults (see :class:`BroCrossQPolicy`)."""
+
+    architecture = "bro"
+
+
+SimbaPolicy = SparseSimbaCrossQPolicy
+BroPolicy = SparseBroCrossQPolicy

@@ -1,4 +1,5 @@
-"""Sparse SAC policies: SB3's SAC actor and critics, made sparse per module (``actor``, ``critic``)."""
+"""SAC policies: SB3's SAC actor and critics as SimBa / BRO residual networks (dense, for SB3's ``SAC``), and
+all of them made sparse per module (``encoder``, ``actor``, ``critic``) for :class:`~sb3_sparse.SparseSAC`."""
 
 from typing import Any
 
@@ -10,12 +11,54 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
+from sb3_sparse.common.architectures import ArchitectureMixin, ResidualNetworkMixin, ResidualPolicyMixin
 from sb3_sparse.common.networks import SparseNetworkMixin, gaussian_actor_candidates, q_network_candidates
-from sb3_sparse.common.policies import ModuleSpec, SparsePolicyMixin
+from sb3_sparse.common.policies import ENCODER, ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
 
 
-class SparseActor(SparseNetworkMixin, Actor):
+class ResidualActor(ResidualNetworkMixin, Actor):
+    """SB3's SAC :class:`~stable_baselines3.sac.policies.Actor` whose latent MLP is a residual network
+    (``architecture``; ``None``: SB3's MLP)."""
+
+    mlp_attributes = {"latent_pi": False}
+
+
+class ResidualContinuousCritic(ResidualNetworkMixin, ContinuousCritic):
+    """SB3's :class:`~stable_baselines3.common.policies.ContinuousCritic` whose Q-networks are residual networks."""
+
+    mlp_attributes = {"q_networks": True}
+
+
+class ResidualSACPolicy(ResidualPolicyMixin, SACPolicy):
+    """SB3's :class:`~stable_baselines3.sac.policies.SACPolicy` whose actor and critics are residual networks of
+    the class attribute ``architecture`` (``None``: SB3's MLPs); see :class:`SimbaSACPolicy` and :class:`BroSACPolicy`."""
+
+    actor_class = ResidualActor
+    critic_class = ResidualContinuousCritic
+
+
+class SimbaSACPolicy(ArchitectureMixin, ResidualSACPolicy):
+    """Dense SAC policy with SimBa networks, for SB3's ``SAC``: ``SAC(SimbaSACPolicy, env)``.
+
+    Defaults (each replaced when given): ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per
+    residual block), AdamW with weight decay 1e-2, and a :class:`~sb3_sparse.common.architectures.ResidualEncoder`
+    that normalises observations (RSNorm). Takes every argument of :class:`~stable_baselines3.sac.policies.SACPolicy`.
+    """
+
+    architecture = "simba"
+
+
+class BroSACPolicy(ArchitectureMixin, ResidualSACPolicy):
+    """Dense SAC policy with BRO networks (BroNet), for SB3's ``SAC``: ``SAC(BroSACPolicy, env)``.
+
+    Defaults (each replaced when given): ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2.
+    """
+
+    architecture = "bro"
+
+
+class SparseActor(SparseNetworkMixin, ResidualActor):
     """SB3's SAC :class:`~stable_baselines3.sac.policies.Actor` with sparse weights (``sparse_config``).
 
     Roles: the latent MLP's first layer is ``input``, its others ``hidden``; ``mu`` and ``log_std`` are ``output``.
@@ -25,14 +68,14 @@ class SparseActor(SparseNetworkMixin, Actor):
         return gaussian_actor_candidates(self)
 
 
-class SparseContinuousCritic(SparseNetworkMixin, ContinuousCritic):
+class SparseContinuousCritic(SparseNetworkMixin, ResidualContinuousCritic):
     """SB3's :class:`~stable_baselines3.common.policies.ContinuousCritic` with sparse weights (``sparse_config``)."""
 
     def sparse_candidates(self) -> list[Candidate]:
         return q_network_candidates(self.q_networks)
 
 
-class SparseSACPolicy(SparsePolicyMixin, SACPolicy):
+class SparseSACPolicy(SparsePolicyMixin, ResidualSACPolicy):
     """
     SAC policy whose actor and critics are sparse, each with its own DST settings.
 
@@ -70,6 +113,8 @@ class SparseSACPolicy(SparsePolicyMixin, SACPolicy):
         "actor": ModuleSpec("actor", None, "actor.optimizer"),
         "critic": ModuleSpec("critic", "critic_target", "critic.optimizer"),
     }
+    actor_class = SparseActor
+    critic_class = SparseContinuousCritic
 
     def __init__(
         self,
@@ -111,14 +156,6 @@ class SparseSACPolicy(SparsePolicyMixin, SACPolicy):
             share_features_extractor=share_features_extractor,
         )
 
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseActor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return SparseActor(**actor_kwargs, sparse_config=self.module_sparse_config("actor")).to(self.device)
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseContinuousCritic:
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return SparseContinuousCritic(**critic_kwargs, sparse_config=self.module_sparse_config("critic")).to(self.device)
-
 
 MlpPolicy = SparseSACPolicy
 
@@ -137,3 +174,27 @@ class MultiInputPolicy(SparseSACPolicy):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule, **kwargs: Any):
         kwargs.setdefault("features_extractor_class", CombinedExtractor)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+
+class SparseResidualSACPolicy(SparseSACPolicy):
+    """:class:`SparseSACPolicy` whose features extractors form a module of their own, ``encoder`` (dense unless
+    ``modules`` names it): the base of the SimBa and BRO policies."""
+
+    sparse_modules = {**SparseSACPolicy.sparse_modules, "encoder": ENCODER}
+    explicit_modules = ("encoder",)
+
+
+class SparseSimbaSACPolicy(ArchitectureMixin, SparseResidualSACPolicy):
+    """:class:`SparseSACPolicy` with SimBa networks and SimBa's defaults (see :class:`SimbaSACPolicy`)."""
+
+    architecture = "simba"
+
+
+class SparseBroSACPolicy(ArchitectureMixin, SparseResidualSACPolicy):
+    """:class:`SparseSACPolicy` with BRO networks and BRO's defaults (see :class:`BroSACPolicy`)."""
+
+    architecture = "bro"
+
+
+SimbaPolicy = SparseSimbaSACPolicy
+BroPolicy = SparseBroSACPolicy

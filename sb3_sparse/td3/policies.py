@@ -9,13 +9,20 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
+from sb3_sparse.common.architectures import ArchitectureMixin, ResidualNetworkMixin, ResidualPolicyMixin
 from sb3_sparse.common.networks import SparseNetworkMixin, chain_candidates, linear_layers
-from sb3_sparse.common.policies import ModuleSpec, SparsePolicyMixin
+from sb3_sparse.common.policies import ENCODER, ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
-from sb3_sparse.sac.policies import SparseContinuousCritic
+from sb3_sparse.sac.policies import ResidualContinuousCritic, SparseContinuousCritic
 
 
-class SparseTD3Actor(SparseNetworkMixin, Actor):
+class ResidualTD3Actor(ResidualNetworkMixin, Actor):
+    """SB3's TD3 :class:`~stable_baselines3.td3.policies.Actor` whose MLP is a residual network (``architecture``)."""
+
+    mlp_attributes = {"mu": True}
+
+
+class SparseTD3Actor(SparseNetworkMixin, ResidualTD3Actor):
     """SB3's TD3 :class:`~stable_baselines3.td3.policies.Actor` with sparse weights (``sparse_config``)."""
 
     def sparse_candidates(self) -> list[Candidate]:
@@ -23,7 +30,36 @@ class SparseTD3Actor(SparseNetworkMixin, Actor):
         return chain_candidates(layers[:-1], layers[-1:])
 
 
-class SparseTD3Policy(SparsePolicyMixin, TD3Policy):
+class ResidualTD3Policy(ResidualPolicyMixin, TD3Policy):
+    """SB3's :class:`~stable_baselines3.td3.policies.TD3Policy` whose actor and critics are residual
+    networks of the class attribute ``architecture`` (``None``: SB3's MLPs);
+    see :class:`SimbaTD3Policy` and :class:`BroTD3Policy`."""
+
+    actor_class = ResidualTD3Actor
+    critic_class = ResidualContinuousCritic
+
+
+class SimbaTD3Policy(ArchitectureMixin, ResidualTD3Policy):
+    """Dense TD3 policy with SimBa networks, for the dense ``TD3``: ``TD3(SimbaTD3Policy, env)``.
+
+    Defaults (each replaced when given): ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual
+    block), AdamW with weight decay 1e-2, and a :class:`~sb3_sparse.common.architectures.ResidualEncoder` that
+    normalises observations (RSNorm).
+    """
+
+    architecture = "simba"
+
+
+class BroTD3Policy(ArchitectureMixin, ResidualTD3Policy):
+    """Dense TD3 policy with BRO networks (BroNet), for the dense ``TD3``: ``TD3(BroTD3Policy, env)``.
+
+    Defaults (each replaced when given): ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2.
+    """
+
+    architecture = "bro"
+
+
+class SparseTD3Policy(SparsePolicyMixin, ResidualTD3Policy):
     """
     TD3 policy whose actor and critics (with their targets) are sparse, each with its own DST settings.
 
@@ -54,6 +90,8 @@ class SparseTD3Policy(SparsePolicyMixin, TD3Policy):
         "actor": ModuleSpec("actor", "actor_target", "actor.optimizer"),
         "critic": ModuleSpec("critic", "critic_target", "critic.optimizer"),
     }
+    actor_class = SparseTD3Actor
+    critic_class = SparseContinuousCritic
     delayed_modules = ("actor",)
 
     def __init__(
@@ -88,14 +126,6 @@ class SparseTD3Policy(SparsePolicyMixin, TD3Policy):
             share_features_extractor=share_features_extractor,
         )
 
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseTD3Actor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return SparseTD3Actor(**actor_kwargs, sparse_config=self.module_sparse_config("actor")).to(self.device)
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseContinuousCritic:
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return SparseContinuousCritic(**critic_kwargs, sparse_config=self.module_sparse_config("critic")).to(self.device)
-
 
 MlpPolicy = SparseTD3Policy
 
@@ -114,3 +144,27 @@ class MultiInputPolicy(SparseTD3Policy):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule, **kwargs: Any):
         kwargs.setdefault("features_extractor_class", CombinedExtractor)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+
+class SparseResidualTD3Policy(SparseTD3Policy):
+    """:class:`SparseTD3Policy` whose features extractors form a module of their own, ``encoder`` (dense unless
+    ``modules`` names it): the base of the SimBa and BRO policies."""
+
+    sparse_modules = {**SparseTD3Policy.sparse_modules, "encoder": ENCODER}
+    explicit_modules = ("encoder",)
+
+
+class SparseSimbaTD3Policy(ArchitectureMixin, SparseResidualTD3Policy):
+    """:class:`SparseTD3Policy` with SimBa networks and SimBa's defaults (see :class:`SimbaTD3Policy`)."""
+
+    architecture = "simba"
+
+
+class SparseBroTD3Policy(ArchitectureMixin, SparseResidualTD3Policy):
+    """:class:`SparseTD3Policy` with BRO networks and BRO's defaults (see :class:`BroTD3Policy`)."""
+
+    architecture = "bro"
+
+
+SimbaPolicy = SparseSimbaTD3Policy
+BroPolicy = SparseBroTD3Policy

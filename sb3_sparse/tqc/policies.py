@@ -9,12 +9,25 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Combine
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from sb3_sparse.common.architectures import ArchitectureMixin, ResidualNetworkMixin, ResidualPolicyMixin
 from sb3_sparse.common.networks import SparseNetworkMixin, gaussian_actor_candidates, q_network_candidates
-from sb3_sparse.common.policies import ModuleSpec, SparsePolicyMixin
+from sb3_sparse.common.policies import ENCODER, ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
 
 
-class SparseTQCActor(SparseNetworkMixin, Actor):
+class ResidualTQCActor(ResidualNetworkMixin, Actor):
+    """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Actor` whose latent MLP is a residual network (``architecture``)."""
+
+    mlp_attributes = {"latent_pi": False}
+
+
+class ResidualTQCCritic(ResidualNetworkMixin, Critic):
+    """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Critic` whose quantile networks are residual networks."""
+
+    mlp_attributes = {"q_networks": True}
+
+
+class SparseTQCActor(SparseNetworkMixin, ResidualTQCActor):
     """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Actor` with sparse weights (``sparse_config``).
 
     Roles: the latent MLP's first layer is ``input``, its others ``hidden``; ``mu`` and ``log_std`` are ``output``.
@@ -24,7 +37,7 @@ class SparseTQCActor(SparseNetworkMixin, Actor):
         return gaussian_actor_candidates(self)
 
 
-class SparseTQCCritic(SparseNetworkMixin, Critic):
+class SparseTQCCritic(SparseNetworkMixin, ResidualTQCCritic):
     """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Critic` with sparse weights (``sparse_config``).
 
     Each quantile network is one chain: its first layer is ``input``, its last (the ``n_quantiles`` outputs) ``output``.
@@ -34,7 +47,36 @@ class SparseTQCCritic(SparseNetworkMixin, Critic):
         return q_network_candidates([*self.q_networks])
 
 
-class SparseTQCPolicy(SparsePolicyMixin, TQCPolicy):
+class ResidualTQCPolicy(ResidualPolicyMixin, TQCPolicy):
+    """sb3-contrib's :class:`~sb3_contrib.tqc.policies.TQCPolicy` whose actor and critics are residual
+    networks of the class attribute ``architecture`` (``None``: SB3's MLPs);
+    see :class:`SimbaTQCPolicy` and :class:`BroTQCPolicy`."""
+
+    actor_class = ResidualTQCActor
+    critic_class = ResidualTQCCritic
+
+
+class SimbaTQCPolicy(ArchitectureMixin, ResidualTQCPolicy):
+    """Dense TQC policy with SimBa networks, for the dense ``TQC``: ``TQC(SimbaTQCPolicy, env)``.
+
+    Defaults (each replaced when given): ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual
+    block), AdamW with weight decay 1e-2, and a :class:`~sb3_sparse.common.architectures.ResidualEncoder` that
+    normalises observations (RSNorm).
+    """
+
+    architecture = "simba"
+
+
+class BroTQCPolicy(ArchitectureMixin, ResidualTQCPolicy):
+    """Dense TQC policy with BRO networks (BroNet), for the dense ``TQC``: ``TQC(BroTQCPolicy, env)``.
+
+    Defaults (each replaced when given): ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2.
+    """
+
+    architecture = "bro"
+
+
+class SparseTQCPolicy(SparsePolicyMixin, ResidualTQCPolicy):
     """
     TQC policy whose actor and quantile critics are sparse, each with its own DST settings.
 
@@ -73,6 +115,8 @@ class SparseTQCPolicy(SparsePolicyMixin, TQCPolicy):
         "actor": ModuleSpec("actor", None, "actor.optimizer"),
         "critic": ModuleSpec("critic", "critic_target", "critic.optimizer"),
     }
+    actor_class = SparseTQCActor
+    critic_class = SparseTQCCritic
 
     def __init__(
         self,
@@ -116,14 +160,6 @@ class SparseTQCPolicy(SparsePolicyMixin, TQCPolicy):
             share_features_extractor=share_features_extractor,
         )
 
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseTQCActor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return SparseTQCActor(**actor_kwargs, sparse_config=self.module_sparse_config("actor")).to(self.device)
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> SparseTQCCritic:
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return SparseTQCCritic(**critic_kwargs, sparse_config=self.module_sparse_config("critic")).to(self.device)
-
 
 MlpPolicy = SparseTQCPolicy
 
@@ -142,3 +178,27 @@ class MultiInputPolicy(SparseTQCPolicy):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule, **kwargs: Any):
         kwargs.setdefault("features_extractor_class", CombinedExtractor)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+
+class SparseResidualTQCPolicy(SparseTQCPolicy):
+    """:class:`SparseTQCPolicy` whose features extractors form a module of their own, ``encoder`` (dense unless
+    ``modules`` names it): the base of the SimBa and BRO policies."""
+
+    sparse_modules = {**SparseTQCPolicy.sparse_modules, "encoder": ENCODER}
+    explicit_modules = ("encoder",)
+
+
+class SparseSimbaTQCPolicy(ArchitectureMixin, SparseResidualTQCPolicy):
+    """:class:`SparseTQCPolicy` with SimBa networks and SimBa's defaults (see :class:`SimbaTQCPolicy`)."""
+
+    architecture = "simba"
+
+
+class SparseBroTQCPolicy(ArchitectureMixin, SparseResidualTQCPolicy):
+    """:class:`SparseTQCPolicy` with BRO networks and BRO's defaults (see :class:`BroTQCPolicy`)."""
+
+    architecture = "bro"
+
+
+SimbaPolicy = SparseSimbaTQCPolicy
+BroPolicy = SparseBroTQCPolicy
