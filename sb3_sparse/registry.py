@@ -6,7 +6,7 @@ table can be read without importing every algorithm (or rl-zoo3). Add an entry w
 """
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,15 @@ class AlgorithmEntry:
     :param sparse: dotted path of the sparse algorithm class
     :param dense: dotted path of the dense algorithm it extends
     :param zoo_sampler: dotted path of rl-zoo3's sampler of the base hyperparameters (``None``: DST knobs only)
+    :param dense_policies: policy aliases of the sparse class that the dense class lacks -> dotted path of
+        their dense counterpart (``"SimbaPolicy"`` -> ``SimbaSACPolicy`` for SB3's ``SAC``)
     """
 
     name: str
     sparse: str
     dense: str
     zoo_sampler: str | None
+    dense_policies: dict[str, str] = field(default_factory=dict)
 
     @property
     def sparse_class(self) -> type[Any]:
@@ -41,6 +44,10 @@ class AlgorithmEntry:
     @property
     def dense_class(self) -> type[Any]:
         return _import(self.dense)
+
+    def dense_policy(self, policy: Any) -> Any:
+        """``policy`` for the dense class: the dense counterpart of an alias it lacks (``"SimbaPolicy"``), else unchanged."""
+        return _import(self.dense_policies[policy]) if isinstance(policy, str) and policy in self.dense_policies else policy
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -61,11 +68,26 @@ def register_algorithm(entry: AlgorithmEntry) -> None:
 
 
 _ZOO = "rl_zoo3.hyperparams_opt"
+
+
+def _residual(algo: str, prefix: str) -> dict[str, str]:
+    """The dense SimBa and BRO policies of an actor-critic algorithm package."""
+    return {f"{name}Policy": f"sb3_sparse.{algo}.policies.{name}{prefix}Policy" for name in ("Simba", "Bro")}
+
+
 for _entry in (
-    AlgorithmEntry("sparse_sac", "sb3_sparse.sac.SparseSAC", "stable_baselines3.SAC", f"{_ZOO}.sample_sac_params"),
-    AlgorithmEntry("sparse_td3", "sb3_sparse.td3.SparseTD3", "stable_baselines3.TD3", f"{_ZOO}.sample_td3_params"),
-    AlgorithmEntry("sparse_tqc", "sb3_sparse.tqc.SparseTQC", "sb3_contrib.TQC", f"{_ZOO}.sample_tqc_params"),
-    AlgorithmEntry("sparse_crossq", "sb3_sparse.crossq.SparseCrossQ", "sb3_contrib.CrossQ", None),
+    AlgorithmEntry(
+        "sparse_sac", "sb3_sparse.sac.SparseSAC", "stable_baselines3.SAC", f"{_ZOO}.sample_sac_params", _residual("sac", "SAC")
+    ),
+    AlgorithmEntry(
+        "sparse_td3", "sb3_sparse.td3.SparseTD3", "stable_baselines3.TD3", f"{_ZOO}.sample_td3_params", _residual("td3", "TD3")
+    ),
+    AlgorithmEntry(
+        "sparse_tqc", "sb3_sparse.tqc.SparseTQC", "sb3_contrib.TQC", f"{_ZOO}.sample_tqc_params", _residual("tqc", "TQC")
+    ),
+    AlgorithmEntry(
+        "sparse_crossq", "sb3_sparse.crossq.SparseCrossQ", "sb3_contrib.CrossQ", None, _residual("crossq", "CrossQ")
+    ),
     AlgorithmEntry("sparse_dqn", "sb3_sparse.dqn.SparseDQN", "stable_baselines3.DQN", f"{_ZOO}.sample_dqn_params"),
 ):
     register_algorithm(_entry)

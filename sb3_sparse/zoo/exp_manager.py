@@ -3,7 +3,8 @@
 A subclass, not a fork: for ``--algo sac`` / ``td3`` (or any algorithm that is not ours) every method
 behaves as rl-zoo3's, except that a file may name the package's replay buffers
 (``replay_buffer_class: 'DualReplayBuffer'``, found before rl-zoo3 evaluates the string), which are then
-attached to the model by a :class:`~sb3_sparse.common.buffers.ReplayBufferCallback`. For the sparse
+attached to the model by a :class:`~sb3_sparse.common.buffers.ReplayBufferCallback`, and may name the
+package's policies (``policy: 'SimbaPolicy'``: the dense ``SimbaSACPolicy`` for ``--algo sac``). For the sparse
 algorithms (``sparse_sac``, ``sparse_dqn``, ...: those of :data:`sb3_sparse.registry.ALGORITHMS`) it
 also
 
@@ -125,6 +126,10 @@ class SparseExperimentManager(ExperimentManager):
         if buffer_class is not None:
             hyperparams["replay_buffer_class"] = buffer_class
         if not self.sparse:
+            entry = registry.ALGORITHMS.get(f"sparse_{self.algo}")
+            policy = hyperparams.get("policy")
+            if entry is not None and policy in entry.dense_policies:  # --algo sac with policy: SimbaPolicy
+                hyperparams["policy"] = entry.dense_policies[policy]  # a dotted path, which rl-zoo3 imports
             result = super()._preprocess_hyperparams(hyperparams)
             if buffer_class is not None:  # a plain algorithm (--algo sac): attach the model to the buffer
                 result[2].append(ReplayBufferCallback())

@@ -2,7 +2,7 @@
 
 The usual hyperparameters are sampled by rl-zoo3's own samplers (same names, same ranges), so studies
 of dense and sparse agents compare directly. The DST knobs are sampled under their constructor names;
-``actor_sparsity`` (actor-critic algorithms) becomes ``modules={"actor": {"sparsity": ...}}``, so a
+``actor_sparsity`` and ``actor_regime`` (actor-critic algorithms) become ``modules={"actor": {...}}``, so a
 trial's parameters are (after :func:`convert_sparse_params`) keyword arguments of the algorithm.
 The value-learning knobs (:data:`VALUE_SEARCH_SPACE`: replay buffer, n-step returns, target operator)
 become ``replay_buffer_class`` / ``replay_buffer_kwargs`` and the algorithm's own arguments.
@@ -22,7 +22,10 @@ from sb3_sparse.registry import AlgorithmEntry, _import
 #: ``sparsity`` applies to every module; ``actor_sparsity`` is the actor's own, tuned apart because the
 #: critic usually needs more weights (Graesser et al. 2022; RLx2).
 DST_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
-    "regime": ("categorical", ["set", "rigl", "static"]),
+    # the three transitions: sparse-to-sparse (set, rigl, static), dense-to-sparse (gmp), sparse-to-dense (ne)
+    "regime": ("categorical", ["set", "rigl", "static", "gmp", "ne"]),
+    # the actor's own regime ("same": the flat regime), e.g. a static actor with a dynamic critic (MST)
+    "actor_regime": ("categorical", ["same", "dense", "static", "set", "rigl", "gmp", "ne"]),
     "sparsity": ("float", 0.2, 0.95, False),
     "actor_sparsity": ("float", 0.2, 0.95, False),
     # ERK is Erdos-Renyi made feasible (a layer that would need density > 1 becomes dense and the rest
@@ -34,7 +37,9 @@ DST_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
 }
 
 #: Trial parameters that are one module's setting: name -> (module, setting).
-MODULE_PARAMS = {"actor_sparsity": ("actor", "sparsity")}
+MODULE_PARAMS = {"actor_sparsity": ("actor", "sparsity"), "actor_regime": ("actor", "regime")}
+#: A per-module trial value that means "no override: the flat setting".
+SAME = "same"
 
 #: The value-learning search space (same spec format): ``replay_buffer`` is a name of
 #: :data:`sb3_sparse.common.buffers.REPLAY_BUFFERS`; ``recent_fraction`` is sampled for the dual buffer only,
@@ -109,7 +114,7 @@ def module_params_to_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     """Move per-module trial parameters (``actor_sparsity``) into ``modules``."""
     kwargs = {name: value for name, value in params.items() if name not in MODULE_PARAMS}
     for name, (module, setting) in MODULE_PARAMS.items():
-        if name in params:
+        if name in params and params[name] != SAME:
             kwargs.setdefault("modules", {}).setdefault(module, {})[setting] = params[name]
     return kwargs
 
