@@ -64,6 +64,14 @@ setup(
             "gymnasium[classic-control]",
             "psycopg2-binary",
         ],
+        # DeepMind Control Suite tasks as dmc/<domain>-<task>-v0 (sb3_sparse.common.envs), through shimmy.
+        # dm_control 1.0.50 is built for MuJoCo 3.17: MuJoCo 4 removed model fields it reads, so MuJoCo stays
+        # below 4 (gymnasium's MuJoCo v5 envs run on it too).
+        "dmc": [
+            "dm_control>=1.0.50",
+            "mujoco>=3.17,<4",
+            "shimmy[dm-control]>=2.0,<3",
+        ],
     },
     entry_points={"console_scripts": ["sb3-sparse=sb3_sparse.zoo.cli:main"]},
     license="MIT",

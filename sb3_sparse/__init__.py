@@ -3,6 +3,7 @@
 import os
 
 from sb3_sparse.common.callbacks import TopologyUpdateCallback
+from sb3_sparse.common.envs import register_dmc_envs
 from sb3_sparse.common.flops import flops_report, module_sparsity
 from sb3_sparse.common.recipes import sparse_recipe
 from sb3_sparse.core.config import ModuleConfig
@@ -15,6 +16,9 @@ from sb3_sparse.tqc import SparseTQC, SparseTQCPolicy
 
 with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handler:
     __version__ = file_handler.read().strip()
+
+# gymnasium ids dmc/<domain>-<task>-v0 (DeepMind Control, flat observations); dm_control is imported only by gym.make
+register_dmc_envs()
 
 __all__ = [
     "ModuleConfig",

@@ -172,7 +172,9 @@ def test_tune_exports_best_trial(tmp_path, monkeypatch):
     best_file = tmp_path / "logs" / "sparse_sac" / "best_Pendulum-v1.yml"
     entry = yaml.safe_load(best_file.read_text())["Pendulum-v1"]
     assert entry["sparsity"] == study.best_trial.params["sparsity"]
-    assert entry["modules"] == {"actor": {"sparsity": study.best_trial.params["actor_sparsity"]}}
+    best = study.best_trial.params
+    own_regime = {} if best["actor_regime"] == "same" else {"regime": best["actor_regime"]}
+    assert entry["modules"] == {"actor": {"sparsity": best["actor_sparsity"], **own_regime}}
     assert entry["learning_starts"] == 100 and entry["policy"] == "MlpPolicy" and entry["n_timesteps"] == 20000
     assert entry["sparse_layers"] == ["input", "hidden"]  # the YAML's DST settings that were not tuned
 
@@ -208,7 +210,9 @@ def test_tune_exports_best_trial(tmp_path, monkeypatch):
     config = yaml.unsafe_load((tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_2" / "Pendulum-v1" / "config.yml").read_text())
     assert config["sparsity"] == study.trials[0].params["sparsity"]
     assert config["regime"] == study.trials[0].params["regime"]
-    assert config["modules"] == {"actor": {"sparsity": study.trials[0].params["actor_sparsity"]}}
+    first = study.trials[0].params
+    own_regime = {} if first["actor_regime"] == "same" else {"regime": first["actor_regime"]}
+    assert config["modules"] == {"actor": {"sparsity": first["actor_sparsity"], **own_regime}}
     with zipfile.ZipFile(tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "Pendulum-v1.zip") as archive:
         assert "policy.pth" in archive.namelist()
 
