@@ -22,7 +22,9 @@ class TopologyUpdateCallback(BaseCallback):
     ``SAC(SparseSACPolicy, env).learn(n, callback=TopologyUpdateCallback())``; the sparse algorithms
     (:class:`~sb3_sparse.SparseSAC`, ...) add it themselves. The schedule state is kept on the model
     (``model.dst_state``), so it is saved with it and a later ``learn(..., reset_num_timesteps=False)``
-    continues it. Logs sparsity, changed fraction and FLOPs ratios under ``sparse/``.
+    continues it. Logs sparsity, changed fraction and FLOPs ratios under ``sparse/``, and each module's
+    plasticity diagnostics under ``plasticity/<module>_<metric>`` when the engine measures them (once per
+    ``topology_update_interval``, unless ``plasticity_metrics=False``; see :mod:`sb3_sparse.core.plasticity`).
 
     :param verbose: 1 to print each mask update
     """
@@ -35,6 +37,8 @@ class TopologyUpdateCallback(BaseCallback):
         self.bindings: dict[str, ModuleBinding] = {}
         # sparsity and FLOPs only change with the masks: computed after updates, logged every rollout
         self.mask_metrics: dict[str, float] = {}
+        # the boundary of the last plasticity measurement of each module that was logged
+        self._plasticity_logged: dict[str, Any] = {}
 
     @property
     def sparse_policy(self) -> SparsePolicyMixin:
@@ -54,6 +58,8 @@ class TopologyUpdateCallback(BaseCallback):
         self.lookahead = {name: self._lookahead(name) for name in self.bindings}
         for name in self.bindings:
             self._notice_if_no_update(name)
+        # measurements of an earlier run of learn were logged then
+        self._plasticity_logged = {name: self.engine.module_state(name).get("plasticity_step") for name in self.engine.configs}
         self._refresh_mask_metrics()
         self._record_metrics()
 
@@ -85,10 +91,11 @@ class TopologyUpdateCallback(BaseCallback):
         if getattr(getattr(train_freq, "unit", None), "value", "step") != "step":
             return config.topology_update_interval  # trained at the end of episodes: any step may be the last
         delay = getattr(model, "policy_delay", 1) if name in self.sparse_policy.delayed_modules else 1
+        n_envs = getattr(model, "n_envs", 1) or 1  # one call per step of all the envs, which trains every frequency calls
         if config.schedule_unit == "env_steps":
-            return frequency * delay
+            return frequency * delay * n_envs
         gradient_steps = getattr(model, "gradient_steps", 1)
-        return max(1, frequency if gradient_steps < 0 else gradient_steps)
+        return max(1, frequency * n_envs if gradient_steps < 0 else gradient_steps)
 
     def _notice_if_no_update(self, name: str) -> None:
         """Say once (through the logger, shown with verbose >= 1) when no update can happen in this run."""
@@ -117,6 +124,7 @@ class TopologyUpdateCallback(BaseCallback):
     def _on_step(self) -> bool:
         assert self.engine is not None
         updated = self.engine.step(self.bindings, self.num_timesteps, self.horizons, self.lookahead)
+        self._record_plasticity()
         if updated:
             self._refresh_mask_metrics()
             self._record_metrics()
@@ -138,6 +146,17 @@ class TopologyUpdateCallback(BaseCallback):
         self.mask_metrics = {f"sparse/{name}_sparsity": value for name, value in module_sparsity(self.sparse_policy).items()}
         self.mask_metrics["sparse/train_flops_ratio"] = report["training_flops_ratio"]
         self.mask_metrics["sparse/inference_flops_ratio"] = report["inference_flops_ratio"]
+
+    def _record_plasticity(self) -> None:
+        """Log each new plasticity measurement of the engine once (``plasticity/<module>_<metric>``)."""
+        assert self.engine is not None
+        for name in self.engine.configs:
+            state = self.engine.module_state(name)
+            step = state.get("plasticity_step")
+            if step is not None and step != self._plasticity_logged.get(name):
+                self._plasticity_logged[name] = step
+                for metric, value in state["plasticity"].items():
+                    self.logger.record(f"plasticity/{name}_{metric}", value)
 
     def _record_metrics(self) -> None:
         assert self.engine is not None

@@ -64,6 +64,13 @@ def check_sparsity(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """A switch: ``True`` or ``False`` (NumPy's too), nothing else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} is not valid; give True or False")
+    return bool(value)
+
+
 def check_positive_int(name: str, value: Any) -> int:
     if not is_integer(value) or value <= 0:
         raise ValueError(f"{name}={value!r} is not valid; it must be a positive integer (steps)")
@@ -137,6 +144,14 @@ class ModuleConfig:
     :param backend: what computes the sparse layers' products: ``"masked"`` (dense products on the masked
         weights), ``"csr"`` (sparse products of the active weights) or ``"auto"`` (per layer and batch,
         whichever was measured faster); every backend gives the same results up to float rounding
+    :param plasticity_metrics: measure the module's plasticity diagnostics (dormant-unit ratio, near-zero
+        fraction, feature rank, weight and gradient norms; see :mod:`sb3_sparse.core.plasticity`) once per
+        ``topology_update_interval``, logged under ``plasticity/``; ``False``: no hook is ever set
+    :param dormant_threshold: ReDo's tau in [0, 1): a unit whose mean ``|activity|`` over a batch, divided
+        by its layer's mean, is at most this is dormant (for the dormant ratio, ``recycle_dormant`` and ``ne``)
+    :param recycle_dormant: at each update of the module (each ``topology_update_interval`` inside the update
+        window, for any regime, ``static`` and ``dense`` included), recycle its dormant units as ReDo does:
+        fresh incoming weights (pruned positions stay 0), zero outgoing weights, fresh optimizer state
     """
 
     regime: str = "set"
@@ -153,6 +168,9 @@ class ModuleConfig:
     topology_update_end: StepOrFraction = 0.95
     schedule_unit: str = "env_steps"
     backend: str = "auto"
+    plasticity_metrics: bool = True
+    dormant_threshold: float = 0.1
+    recycle_dormant: bool = False
 
     def __post_init__(self) -> None:
         from sb3_sparse.core.regimes import get_regime  # regimes validate against this class
@@ -183,6 +201,11 @@ class ModuleConfig:
             raise ValueError(f"topology_update_end={end!r} is before topology_update_start={start!r}")
         check_choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
         check_choice("backend", self.backend, BACKENDS)
+        set_(self, "plasticity_metrics", check_bool("plasticity_metrics", self.plasticity_metrics))
+        if not is_number(self.dormant_threshold) or not 0.0 <= self.dormant_threshold < 1.0:
+            raise ValueError(f"dormant_threshold={self.dormant_threshold!r} is not valid; it must be a number in [0, 1)")
+        set_(self, "dormant_threshold", float(self.dormant_threshold))
+        set_(self, "recycle_dormant", check_bool("recycle_dormant", self.recycle_dormant))
         get_regime(self.regime).check(self)
 
     @property
@@ -241,7 +264,7 @@ def resolve_modules(
     configs = {}
     for name in module_names:
         if name in explicit_modules and name not in modules:
-            configs[name] = ModuleConfig(regime="dense")
+            configs[name] = ModuleConfig(regime="dense", sparsity=0.0)
             continue
         settings = {**(module_defaults or {}).get(name, {})}
         settings.update({key: value for key, value in flat.items() if value is not None})

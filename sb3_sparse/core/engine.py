@@ -4,6 +4,11 @@ It knows nothing of SB3: an adapter hands it, for each named module, the online 
 target network (whose masks follow the online ones) and the optimizer that trains it
 (:class:`ModuleBinding`), and calls :meth:`SparseEngine.step` with the env step. The engine's whole
 state is a plain dict of numbers (:attr:`SparseEngine.state`), so it can be saved as JSON.
+
+At each interval boundary it also reads the module's plasticity diagnostics
+(:mod:`sb3_sparse.core.plasticity`): a probe armed just before the boundary (as far ahead as dense
+gradients are kept) records one training batch, from which come the ``plasticity`` metrics of the
+module's state and its dormant units (for ``ne`` and ``recycle_dormant``).
 """
 
 import math
@@ -29,6 +34,7 @@ from sb3_sparse.core.masking import (
     weight_state,
 )
 from sb3_sparse.core.optim import check_optimizer, reset_state
+from sb3_sparse.core.plasticity import PlasticityProbe, incoming_indices, recycle_units
 from sb3_sparse.core.regimes import get_regime
 from sb3_sparse.core.schedules import window_progress
 from sb3_sparse.core.update import init_mask, update_mask
@@ -124,28 +130,9 @@ class _OptimizerStepHook:
             commit_dense_gradients(self.online)
 
 
-class _ActivityHook:
-    """Forward hook: keep the mean ``|output|`` of each unit over the batch (for dormant-unit scores)."""
-
-    def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
-        if isinstance(output, th.Tensor) and output.dim() == 2:
-            module.__dict__["_sparse_activity"] = output.detach().abs().mean(dim=0)
-
-
-def track_activity(online: nn.Module) -> None:
-    """Hook (once) every module of ``online`` that owns a sparse weight to keep its units' activity."""
-    for _, module, _ in sparse_weights(online):
-        if not any(isinstance(hook, _ActivityHook) for hook in module._forward_hooks.values()):
-            module.register_forward_hook(_ActivityHook())
-
-
-@th.no_grad()
-def dormant_rows(module: nn.Module, threshold: float) -> th.Tensor | None:
-    """Indices of the units of ``module`` whose ReDo score (activity / mean activity) is at most ``threshold``."""
-    activity = module.__dict__.get("_sparse_activity")
-    if activity is None or activity.mean() <= 0:
-        return None
-    return (activity / activity.mean() <= threshold).nonzero().squeeze(1)
+def uses_probe(config: ModuleConfig) -> bool:
+    """Whether a module needs the activity of its units: for its plasticity metrics, recycling, or its regime."""
+    return config.plasticity_metrics or config.recycle_dormant or get_regime(config.regime).resets_dormant
 
 
 class SparseEngine:
@@ -165,6 +152,10 @@ class SparseEngine:
         self._hooks: dict[str, Any] = {}
         self._step_flops: dict[str, tuple[int, int]] = {}  # per training step, until the masks change
         self._keeping: dict[str, tuple[nn.Module, bool]] = {}  # whether each module keeps dense gradients now
+        # the activity recorders of the modules that use them, when each was last read, and the dormant units found
+        self._probes = {name: PlasticityProbe() for name, config in self.configs.items() if uses_probe(config)}
+        self._measured: dict[str, int] = {}
+        self._dormant: dict[str, dict[Any, th.Tensor]] = {}
 
     def module_state(self, name: str) -> dict[str, Any]:
         return self.state["modules"][name]
@@ -186,14 +177,12 @@ class SparseEngine:
                 for handle in previous[1]:
                     handle.remove()
             regime = get_regime(self.configs[name].regime)
-            if regime.dynamic:  # every update resets the state of dropped (and grown) weights
+            if regime.dynamic or self.configs[name].recycle_dormant:  # updates reset the state of changed weights
                 for optimizer in optimizers:
                     check_optimizer(optimizer, name)
             track = regime.dynamic and regime.uses_gradient()
             if not track:
                 track_dense_gradients(binding.online, False)
-            if regime.dormant_threshold is not None:
-                track_activity(binding.online)
             state = self.module_state(name)
             handles = [
                 optimizer.register_step_pre_hook(_OptimizerStepHook(state, binding.online, track, clock=index == 0))
@@ -202,11 +191,13 @@ class SparseEngine:
             self._hooks[name] = (optimizers, handles)
 
     def detach(self) -> None:
-        """Remove the optimizer hooks (at the end of training)."""
+        """Remove the optimizer hooks and any armed plasticity probe (at the end of training)."""
         for _, handles in self._hooks.values():
             for handle in handles:
                 handle.remove()
         self._hooks.clear()
+        for probe in self._probes.values():
+            probe.reset()
 
     def window(self, name: str, horizon: int) -> tuple[int, int]:
         """First and last step (in the module's unit) of its updates for a run of ``horizon`` steps."""
@@ -237,7 +228,13 @@ class SparseEngine:
         An update is due when the module's clock has crossed a multiple ``b`` of its interval with
         ``start <= b`` and ``b - interval < end`` (the interval began inside the window; a regime whose
         sparsity changes keeps updating after ``end`` until it has reached its final count), and the
-        module has been trained since its last update.
+        module has been trained since its last update. A module with ``recycle_dormant`` recycles its dormant
+        units at each of its updates; a ``static`` or ``dense`` one (never updated otherwise) at each boundary
+        inside its window.
+
+        At every boundary, the module's plasticity metrics are read from the training batch recorded just
+        before it (by a probe armed ``lookahead`` steps ahead; none before training starts) into its state
+        (``"plasticity"``, with ``"plasticity_step"``: the boundary).
 
         A gradient-grown regime needs the dense gradient of the last training step before the update,
         which costs a dense product on a sparse compute backend: dense gradients are kept only while the
@@ -248,7 +245,7 @@ class SparseEngine:
             (the training frequency); 1 by default
         :return: the names of the modules updated
         """
-        updated = []
+        updated: list[str] = []
         for name, binding in bindings.items():
             if name not in self.configs:
                 continue
@@ -260,22 +257,91 @@ class SparseEngine:
             interval = config.topology_update_interval
             crossed = clock // interval > state["checked_step"] // interval
             checked, state["checked_step"] = state["checked_step"], clock
-            if crossed and regime.dynamic:
+            ahead = (lookahead or {}).get(name, 1)
+            if crossed:
                 boundary = clock // interval * interval
-                start, end = self.window(name, horizons[name])
-                progress = window_progress(boundary, start, end)
-                in_window = start <= boundary and boundary - interval < end
-                trained = state["optimizer_steps"] > state["optimizer_steps_at_update"] or binding.optimizer is None
-                if trained and (in_window or (boundary >= end and not self.reached_final(name, binding))):
-                    if self.update(name, binding, progress, boundary):
-                        updated.append(name)
-                    else:  # no dense gradient yet: retry at the next call, with gradients kept
-                        state["checked_step"] = checked
+                self._measure(name, boundary)
+                if self._update_if_due(name, binding, boundary, horizons[name], updated):
+                    state["checked_step"] = checked  # no dense gradient yet: retry at the next call, with gradients kept
+                else:
+                    self._dormant.pop(name, None)
             if regime.dynamic and regime.uses_gradient():
                 waiting = state["checked_step"] // interval < clock // interval
-                ahead = (lookahead or {}).get(name, 1)
                 self._keep_dense_gradients(name, binding, waiting or interval - clock % interval <= ahead)
+            probe = self._probes.get(name)
+            if probe is not None and not probe.armed and interval - clock % interval <= ahead:
+                probe.arm(binding.online, binding.optimizer, binding.exclude)
         return updated
+
+    def _measure(self, name: str, boundary: int) -> None:
+        """Read the module's probe at an interval boundary: its plasticity metrics and its dormant units."""
+        probe = self._probes.get(name)
+        if probe is None or not probe.armed or self._measured.get(name) == boundary:
+            return
+        config = self.configs[name]
+        if probe.recorded:
+            state = self.module_state(name)
+            if config.plasticity_metrics:
+                metrics = probe.metrics(config.dormant_threshold)
+                if metrics:
+                    state["plasticity"] = metrics
+                    state["plasticity_step"] = boundary
+            self._dormant[name] = probe.dormant(config.dormant_threshold)
+        self._measured[name] = boundary
+        probe.reset()
+
+    def _update_if_due(self, name: str, binding: ModuleBinding, boundary: int, horizon: int, updated: list[str]) -> bool:
+        """Update (and recycle the dormant units of) the module at ``boundary`` if that is due.
+
+        :return: whether the update must be retried at the next call (a gradient-scored update without a dense gradient)
+        """
+        config = self.configs[name]
+        regime = get_regime(config.regime)
+        if not (regime.dynamic or config.recycle_dormant):
+            return False
+        state = self.module_state(name)
+        start, end = self.window(name, horizon)
+        in_window = start <= boundary and boundary - config.topology_update_interval < end
+        trained = state["optimizer_steps"] > state["optimizer_steps_at_update"] or binding.optimizer is None
+        if not trained:
+            return False
+        dormant = self._dormant.get(name, {})
+        if regime.dynamic:
+            if not (in_window or (boundary >= end and not self.reached_final(name, binding))):
+                return False
+            resets = {layer.producer: incoming_indices(layer, units) for layer, units in dormant.items()}
+            if not self.update(name, binding, window_progress(boundary, start, end), boundary, resets):
+                return True
+            updated.append(name)
+        elif not in_window:
+            return False
+        if config.recycle_dormant:
+            self.recycle(name, binding, dormant)
+        return False
+
+    @th.no_grad()
+    def recycle(self, name: str, binding: ModuleBinding, dormant: Mapping[Any, th.Tensor]) -> int:
+        """Recycle the module's dormant units as ReDo does (:func:`~sb3_sparse.core.plasticity.recycle_units`).
+
+        Masks do not change (pruned positions stay 0); the target network's masks are synced all the same and
+        its weights follow the online ones by the algorithm's own target updates.
+
+        :param dormant: the dormant units of each neuron layer, in forward order (:meth:`PlasticityProbe.dormant
+            <sb3_sparse.core.plasticity.PlasticityProbe.dormant>`)
+        :return: the number of units recycled
+        """
+        optimizers = () if binding.optimizer is None else (binding.optimizer, *binding.other_optimizers)
+        count = 0
+        # deepest first: an entry that is both incoming (of a deeper unit) and outgoing (of a shallower one) ends 0
+        for layer, units in reversed(list(dormant.items())):
+            recycle_units(layer, units, optimizers)
+            count += units.numel()
+        self.sync_target(binding)
+        state = self.module_state(name)
+        state["optimizer_steps_at_update"] = state["optimizer_steps"]
+        if state.get("plasticity_step") is not None and self._measured.get(name) == state["plasticity_step"]:
+            state["plasticity"]["recycled_units"] = count
+        return count
 
     def _keep_dense_gradients(self, name: str, binding: ModuleBinding, keep: bool) -> None:
         """Turn dense-gradient tracking of the module on or off (only when that changes: this runs every step)."""
@@ -299,9 +365,18 @@ class SparseEngine:
         return counts == self.targets(name, binding.online, 1.0)
 
     @th.no_grad()
-    def update(self, name: str, binding: ModuleBinding, progress: float, step: int) -> bool:
+    def update(
+        self,
+        name: str,
+        binding: ModuleBinding,
+        progress: float,
+        step: int,
+        dormant: Mapping[nn.Module, th.Tensor] | None = None,
+    ) -> bool:
         """Update the masks of module ``name`` now (target counts and swaps at ``progress``); sync its target.
 
+        :param dormant: per layer, flat indices of weights whose optimizer state is reset too when the regime
+            resets dormant units (``ne``: the incoming weights of its dormant units)
         :return: whether a gradient-scored update could run (it needs a captured dense gradient)
         """
         config = self.configs[name]
@@ -321,7 +396,8 @@ class SparseEngine:
             dropped, grown = update_mask(weight, mask, n_target, n_swap, regime.drop_score, regime.grow_score, dense_grad)
             set_mask(module, weight_name, mask)
             if binding.optimizer is not None:
-                changed_positions = th.cat([dropped, grown, self._dormant(regime, module, weight)])
+                extra = (dormant or {}).get(module) if regime.resets_dormant and weight_name == "weight" else None
+                changed_positions = th.cat([dropped, grown, *([] if extra is None else [extra.to(dropped.device)])])
                 for optimizer in (binding.optimizer, *binding.other_optimizers):
                     reset_state(optimizer, weight, changed_positions)
             changed += max(dropped.numel(), grown.numel())
@@ -334,17 +410,6 @@ class SparseEngine:
         state["optimizer_steps_at_update"] = state["optimizer_steps"]
         state["changed_fraction"] = changed / max(1, before)
         return True
-
-    @staticmethod
-    def _dormant(regime: Any, module: nn.Module, weight: th.Tensor) -> th.Tensor:
-        """Flat indices of the incoming weights of the dormant units of ``module`` (none if not tracked)."""
-        none = th.empty(0, dtype=th.long, device=weight.device)
-        if regime.dormant_threshold is None or weight.dim() != 2:
-            return none
-        rows = dormant_rows(module, regime.dormant_threshold)
-        if rows is None or rows.numel() == 0:
-            return none
-        return (rows.unsqueeze(1) * weight.shape[1] + th.arange(weight.shape[1], device=weight.device)).flatten()
 
     @staticmethod
     @th.no_grad()

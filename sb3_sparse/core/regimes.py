@@ -33,8 +33,9 @@ class Regime:
     grow_score: ClassVar[str | None] = None
     dynamic: ClassVar[bool] = False
     sparsity_schedule: ClassVar[str] = "constant"
-    #: reset the optimizer state of the incoming weights of dormant units at each update (ReDo score <= this)
-    dormant_threshold: ClassVar[float | None] = None
+    #: reset the optimizer state of the incoming weights of the module's dormant units at each update (a unit is
+    #: dormant when its ReDo score is at most the module's ``dormant_threshold``)
+    resets_dormant: ClassVar[bool] = False
 
     @classmethod
     def check(cls, config: "ModuleConfig") -> None:
@@ -130,15 +131,18 @@ class NE(Regime):
     grown count of the smallest weights. An update that grows nothing (the count already at its
     target) exchanges connections by the drop fraction schedule, as RigL.
     At every update the optimizer state of the incoming weights of dormant units is reset: a unit is
-    dormant when its mean ``|output|`` over the last batch, divided by the layer's mean, is at most
-    ``dormant_threshold`` (ReDo's score; the output is taken before the activation function).
+    dormant when its mean ``|activity|`` over the last training batch before the update, divided by its
+    layer's mean, is at most the module's ``dormant_threshold`` (default 0.1; ReDo's score, the same as the
+    ``plasticity/`` dormant ratio and ``recycle_dormant``, see :mod:`sb3_sparse.core.plasticity`). The
+    activity is taken after the activation function (the input of the next linear layer), for the hidden
+    layers; earlier versions scored every sparse layer's output before the activation.
     """
 
     name = "ne"
     grow_score = "gradient"
     dynamic = True
     sparsity_schedule = "cubic"
-    dormant_threshold = 0.1
+    resets_dormant = True
     PRUNE_RATIO: ClassVar[float] = 0.4
 
     @classmethod

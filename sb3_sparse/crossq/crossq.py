@@ -11,7 +11,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
 from sb3_sparse.common.algorithm import SparseAlgorithmMixin
-from sb3_sparse.crossq.policies import MlpPolicy, SparseCrossQPolicy
+from sb3_sparse.crossq.policies import BroPolicy, MlpPolicy, SimbaPolicy, SparseCrossQPolicy
 
 SelfSparseCrossQ = TypeVar("SelfSparseCrossQ", bound="SparseCrossQ")
 
@@ -76,6 +76,14 @@ class SparseCrossQ(SparseAlgorithmMixin, CrossQ):
     :param schedule_unit: ``"env_steps"`` or ``"gradient_steps"`` (each module's own optimizer steps)
     :param backend: what computes the sparse layers' products: ``"auto"`` (per layer and batch, CSR sparse
         products where they were measured faster, dense masked products elsewhere), ``"masked"`` or ``"csr"``
+    :param plasticity_metrics: log each module's plasticity diagnostics (dormant-unit ratio, near-zero weight
+        fraction, feature rank, weight and gradient norms) under ``plasticity/`` once per
+        ``topology_update_interval``; ``False`` switches them off (no hook is set at all)
+    :param dormant_threshold: ReDo's tau, in [0, 1): a unit whose mean ``|activity|`` over a batch, divided by
+        its layer's mean, is at most this is dormant (dormant ratio, ``recycle_dormant``, ``ne``)
+    :param recycle_dormant: recycle the dormant units at each update of a module, as ReDo does (fresh incoming
+        weights, zero outgoing weights, fresh optimizer state), whatever its regime (``static`` and ``dense``
+        modules at each ``topology_update_interval`` of their update window)
     :param modules: per-module overrides of the settings above, e.g.
         ``{"actor": {"regime": "static"}, "critic": {"regime": "rigl", "sparsity": 0.8}}``; modules:
         ``"actor"``, ``"critic"``
@@ -84,6 +92,8 @@ class SparseCrossQ(SparseAlgorithmMixin, CrossQ):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": MlpPolicy,
+        "SimbaPolicy": SimbaPolicy,
+        "BroPolicy": BroPolicy,
     }
     policy: SparseCrossQPolicy
 
@@ -129,6 +139,9 @@ class SparseCrossQ(SparseAlgorithmMixin, CrossQ):
         topology_update_end: int | float = 0.95,
         schedule_unit: str = "env_steps",
         backend: str = "auto",
+        plasticity_metrics: bool = True,
+        dormant_threshold: float = 0.1,
+        recycle_dormant: bool = False,
         modules: dict[str, dict[str, Any]] | None = None,
         _init_setup_model: bool = True,
     ):

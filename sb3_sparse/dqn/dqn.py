@@ -77,6 +77,14 @@ class SparseDQN(SparseAlgorithmMixin, DQN):
     :param schedule_unit: ``"env_steps"`` or ``"gradient_steps"`` (each module's own optimizer steps)
     :param backend: what computes the sparse layers' products: ``"auto"`` (per layer and batch, CSR sparse
         products where they were measured faster, dense masked products elsewhere), ``"masked"`` or ``"csr"``
+    :param plasticity_metrics: log each module's plasticity diagnostics (dormant-unit ratio, near-zero weight
+        fraction, feature rank, weight and gradient norms) under ``plasticity/`` once per
+        ``topology_update_interval``; ``False`` switches them off (no hook is set at all)
+    :param dormant_threshold: ReDo's tau, in [0, 1): a unit whose mean ``|activity|`` over a batch, divided by
+        its layer's mean, is at most this is dormant (dormant ratio, ``recycle_dormant``, ``ne``)
+    :param recycle_dormant: recycle the dormant units at each update of a module, as ReDo does (fresh incoming
+        weights, zero outgoing weights, fresh optimizer state), whatever its regime (``static`` and ``dense``
+        modules at each ``topology_update_interval`` of their update window)
     :param modules: per-module overrides of the settings above, e.g.
         ``{"q_net": {"regime": "rigl", "sparsity": 0.8}}``; modules: ``"q_net"``
     :param target_operator: how the TD target reduces the target network's next Q-values over the actions:
@@ -139,6 +147,9 @@ class SparseDQN(SparseAlgorithmMixin, DQN):
         topology_update_end: int | float = 0.95,
         schedule_unit: str = "env_steps",
         backend: str = "auto",
+        plasticity_metrics: bool = True,
+        dormant_threshold: float = 0.1,
+        recycle_dormant: bool = False,
         modules: dict[str, dict[str, Any]] | None = None,
         target_operator: str = "max",
         mellowmax_omega: float = 10.0,

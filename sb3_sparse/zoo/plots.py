@@ -1,7 +1,7 @@
 """Figures rl-zoo3 lacks, saved to PNG: one run's return with its sparsity and topology changes, and dense vs sparse curves.
 
 Both read rl-zoo3's run folders (``<log folder>/<algo>/<env>_<n>/``): ``0.monitor.csv`` (training
-episodes), ``evaluations.npz`` (``--eval-freq``) and our ``sparsity.csv``
+episodes), ``evaluations.npz`` (``--eval-freq``) and our ``sparsity.csv`` and ``plasticity.csv``
 (:class:`~sb3_sparse.zoo.callbacks.SparsityLogCallback`). Matplotlib draws off-screen (no display needed).
 """
 
@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from sb3_sparse.core.plasticity import NEAR_ZERO_THRESHOLD
 from sb3_sparse.zoo import ZooError, is_sparse_algo
-from sb3_sparse.zoo.callbacks import SPARSITY_FILE
+from sb3_sparse.zoo.callbacks import PLASTICITY_FILE, SPARSITY_FILE
 
 Curve = tuple[np.ndarray, np.ndarray]
 
@@ -100,6 +101,69 @@ def sparsity_history(run_dir: str) -> dict[str, np.ndarray] | None:
     return {key: np.array([float(row[key]) if row[key] not in ("", None) else math.nan for row in rows]) for key in rows[0]}
 
 
+def plasticity_history(run_dir: str) -> dict[str, dict[str, np.ndarray]] | None:
+    """The run's ``plasticity.csv`` per module: ``{module: {column: float array}}`` (empty cells -> NaN)."""
+    path = os.path.join(run_dir, PLASTICITY_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows:
+        return None
+    history: dict[str, dict[str, np.ndarray]] = {}
+    for module in dict.fromkeys(row["module"] for row in rows):
+        own = [row for row in rows if row["module"] == module]
+        history[module] = {
+            key: np.array([float(row[key]) if row[key] not in ("", None) else math.nan for row in own])
+            for key in own[0]
+            if key != "module"
+        }
+    return history
+
+
+#: The plasticity panels of ``plot run``: column of ``plasticity.csv``, title, y label.
+PLASTICITY_PANELS = (
+    ("dormant_ratio", "dormant units (ReDo score <= tau)", "dormant-unit ratio"),
+    ("feature_rank", "feature rank of the last hidden layer (srank)", "srank"),
+    ("near_zero_fraction", f"active weights with |w| < {NEAR_ZERO_THRESHOLD:g}", "near-zero fraction"),
+)
+
+
+def _plasticity_panels(axes: Sequence[Any], run_dir: str, missing: str | None, notes: list[str]) -> None:
+    """Draw one line per module in each plasticity panel, or say in the panel why it is empty.
+
+    :param missing: why the run has no sparsity log at all (its panels say it already), or ``None``
+    """
+    history = plasticity_history(run_dir)
+    for ax, (column, title, label) in zip(axes, PLASTICITY_PANELS, strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(label)
+        if history is None:
+            continue
+        for index, (module, values) in enumerate(history.items()):
+            metric = values.get(column)
+            if metric is not None and not np.all(np.isnan(metric)):
+                measured = ~np.isnan(metric)
+                style = ("-", "--", "-.", ":")[index % 4]
+                ax.plot(values["timesteps"][measured], metric[measured], style, marker=".", label=module)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize=8)
+        else:
+            notes.append(f"{PLASTICITY_FILE} has no {column} measurement (no hidden layer was recorded)")
+            _empty_panel(ax, notes[-1])
+    if history is None:
+        if missing is None:
+            notes.append(
+                f"no {PLASTICITY_FILE} in {run_dir}: the plasticity metrics were switched off "
+                "(plasticity_metrics=False) or none was measured (one per topology_update_interval once training starts)"
+            )
+            missing = notes[-1]
+        for ax in axes:
+            _empty_panel(ax, missing)
+    axes[0].set_ylim(0, 1)
+    axes[2].set_ylim(bottom=0.0, top=max(0.05, axes[2].get_ylim()[1]))
+
+
 def _empty_panel(ax: Any, text: str) -> None:
     """Say in the panel itself why it has nothing to show (a blank panel reads as a bug)."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", wrap=True, fontsize=9, color="0.35")
@@ -135,8 +199,8 @@ def run_figure(run_dir: str, window: int = 10) -> tuple[Figure, list[str]]:
     if history is None and train is None and evaluation is None:
         raise ZooError(f"{run_dir} has no monitor file, evaluations.npz or {SPARSITY_FILE} to plot")
     notes: list[str] = []
-    fig = Figure(figsize=(8, 9), layout="constrained")
-    axes = fig.subplots(3, 1, sharex=True)
+    fig = Figure(figsize=(8, 15), layout="constrained")
+    axes = fig.subplots(3 + len(PLASTICITY_PANELS), 1, sharex=True)
     fig.suptitle(os.path.relpath(run_dir))
     episodes = training_episodes(run_dir)
     if episodes is not None:
@@ -152,9 +216,11 @@ def run_figure(run_dir: str, window: int = 10) -> tuple[Figure, list[str]]:
     axes[0].set_ylabel("return")
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(loc="best", fontsize=8)
+    missing = None
     if history is None:
         notes.append(no_sparsity_reason(run_dir))
-        for ax in axes[1:]:
+        missing = notes[-1]
+        for ax in axes[1:3]:
             _empty_panel(ax, notes[-1])
     else:
         steps = history["timesteps"]
@@ -186,14 +252,16 @@ def run_figure(run_dir: str, window: int = 10) -> tuple[Figure, list[str]]:
     axes[2].set_ylabel("fraction of active\nconnections changed")
     axes[2].set_ylim(bottom=0.0, top=max(0.05, axes[2].get_ylim()[1] * 1.1))
     axes[2].ticklabel_format(axis="y", useOffset=False)
-    axes[2].set_xlabel("env steps")
     if axes[2].get_legend_handles_labels()[0]:
         axes[2].legend(loc="best", fontsize=8)
+    _plasticity_panels(axes[3:], run_dir, missing, notes)
+    axes[-1].set_xlabel("env steps")
     return fig, notes
 
 
 def plot_run(run_dir: str, output: str, window: int = 10) -> str:
-    """Return (training and evaluation), sparsity, and fraction of connections changed per topology update, over training.
+    """Return (training and evaluation), sparsity, fraction of connections changed per topology update, and the
+    plasticity diagnostics (dormant-unit ratio, feature rank, near-zero weights) of each module, over training.
 
     What the run lacks (e.g. ``sparsity.csv`` of a dense run) is said in the empty panel and on stderr.
 
@@ -340,9 +408,9 @@ def run_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sb3-sparse plot run",
         description="For one run: training and evaluation return, sparsity of each sparse module (actor and "
-        "critic; sparse_dqn: q_net), and the fraction of connections changed by each topology update, against "
-        "env steps (PNG). A dense run (e.g. --algo sac) "
-        "has only the return panel filled; the others say why.",
+        "critic; sparse_dqn: q_net), the fraction of connections changed by each topology update, and each "
+        "module's dormant-unit ratio, feature rank and fraction of near-zero weights, against env steps (PNG). "
+        "A dense run (e.g. --algo sac) has only the return panel filled; the others say why.",
     )
     parser.add_argument("-f", "--folder", default="logs", help="rl-zoo3 log folder")
     parser.add_argument("--algo", default="sparse_sac", help="algorithm (a sparse one, for the sparsity panels)")
