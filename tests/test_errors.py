@@ -235,7 +235,8 @@ def test_dense_policy_class(cls):
 
 def test_unknown_policy_alias():
     with pytest.raises(
-        ValueError, match=r"SparseSAC needs a sparse policy \(MlpPolicy, CnnPolicy, MultiInputPolicy, SimbaPolicy, BroPolicy .*got 'DensePolicy'"
+        ValueError,
+        match=r"SparseSAC needs a sparse policy \(MlpPolicy, CnnPolicy, MultiInputPolicy, SimbaPolicy, BroPolicy .*got 'Dense",
     ):
         SparseSAC("DensePolicy", "Pendulum-v1")
 

@@ -17,12 +17,13 @@ REGIMES = ["dense", "static", "set", "rigl", "gmp", "ne"]
 
 
 def networks(policy: Any) -> dict[str, tuple[str, Any]]:
-    """Every online and target network of the sparse modules: ``{network: (module, net)}``."""
+    """The masked weights of every online and target network of the sparse modules: ``{network: (module, weights)}``
+    (a module's weights only: not those of another module inside its network, such as an encoder)."""
     result = {}
     for module, binding in policy.sparse_bindings().items():
-        result[module] = (module, binding.online)
+        result[module] = (module, binding.weights())
         if binding.target is not None:
-            result[f"{module}_target"] = (module, binding.target)
+            result[f"{module}_target"] = (module, binding.weights(target=True))
     return result
 
 
@@ -37,7 +38,7 @@ def masks(policy: Any) -> dict[str, th.Tensor]:
     return {
         f"{network}.{name}": mask_of(module, weight).clone()
         for network, (_, net) in networks(policy).items()
-        for name, module, weight in sparse_weights(net)
+        for name, module, weight in net
     }
 
 
@@ -48,21 +49,22 @@ def active_counts(policy: Any) -> dict[str, int]:
 def check_exact_zeros(policy: Any) -> None:
     """Pruned weights are exactly 0 (as stored) in every online and target network."""
     for network, (_, net) in networks(policy).items():
-        for name, module, weight in sparse_weights(net):
+        for name, module, weight in net:
             pruned = getattr(module, weight)[~mask_of(module, weight)]
             assert (pruned == 0).all(), f"{network}.{name}: {int((pruned != 0).sum())} pruned weights are not 0"
 
 
 def check_targets_match(policy: Any) -> None:
     """Target masks equal the online masks (same layers)."""
-    for binding in policy.sparse_bindings().values():
+    for module_name, binding in policy.sparse_bindings().items():
         if binding.target is None:
             continue
-        online = {name: get_mask(module, weight) for name, module, weight in sparse_weights(binding.online)}
-        target = {name: get_mask(module, weight) for name, module, weight in sparse_weights(binding.target)}
-        assert online.keys() == target.keys()
-        for name, mask in online.items():
-            assert th.equal(target[name], mask), name
+        online = {name: get_mask(module, weight) for name, module, weight in binding.weights()}
+        target = {name: get_mask(module, weight) for name, module, weight in binding.weights(target=True)}
+        # the same layers; only an encoder may have an online copy without target (SAC's actor's encoder)
+        assert target.keys() == online.keys() or (module_name == "encoder" and target.keys() < online.keys())
+        for name, mask in target.items():
+            assert th.equal(online[name], mask), name
 
 
 class InvariantChecker(BaseCallback):
@@ -84,7 +86,7 @@ class InvariantChecker(BaseCallback):
     def _on_training_start(self) -> None:
         policy = self.model.policy
         for network, (module, net) in networks(policy).items():
-            for name, owner, weight in sparse_weights(net):
+            for name, owner, weight in net:
                 # Per-layer active count matches its initial density within one weight.
                 n_active = int(mask_of(owner, weight).sum())
                 assert abs(n_active - self.expected_density[module] * getattr(owner, weight).numel()) <= 1, (network, name)
@@ -214,7 +216,7 @@ def test_every_regime_keeps_the_invariants(algo, regime, backend):
     else:
         # gmp and ne reached their final sparsity at the end of the window (step 120).
         for network, (_, net) in networks(model.policy).items():
-            for name, owner, weight in sparse_weights(net):
+            for name, owner, weight in net:
                 shape = tuple(getattr(owner, weight).shape)
                 assert final_counts[f"{network}.{name}"] == active_count(shape, 1 - sparsity), (network, name)
 
@@ -297,7 +299,9 @@ def test_masked_layers(algo, sparse_layers):
     actor_names, critic_names = (SAC_LAYERS if algo == "sac" else TD3_LAYERS)[sparse_layers]
     assert masked_names(model) == {"actor": actor_names, "critic": critic_names}
     # The other linear layers stay dense; target networks mask the same layers.
-    for module, (_, net) in networks(model.policy).items():
+    nets = {name: binding.online for name, binding in model.policy.sparse_bindings().items()}
+    nets |= {f"{name}_target": b.target for name, b in model.policy.sparse_bindings().items() if b.target is not None}
+    for module, net in nets.items():
         linear = {name for name, m in net.named_modules() if isinstance(m, th.nn.Linear)}
         sparse = {name for name, m in net.named_modules() if isinstance(m, th.nn.Linear) and is_sparse(m)}
         assert sparse == set(masked_names(model)[module.removesuffix("_target")])

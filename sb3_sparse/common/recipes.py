@@ -157,11 +157,12 @@ RECIPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     ),
     # Static sparse training: a random mask fixed at initialisation.
     "static": (ALL, {"regime": "static", "sparsity": 0.5}),
-    # MST (2025), module-specific DST for residual LayerNorm networks (use it with "SimbaPolicy", whose encoder
-    # is dense unless `modules` names it): critic dynamic-sparse, actor static-sparse, sparsity 0.6 with ER-style layer densities ("erk": ER with the
-    # densities that would exceed 1 redistributed, which SimBa's small input projections need). The paper does
-    # not publish the critic's growth criterion or schedule: RigL with Graesser et al.'s SAC schedule is used
-    # (an update every 1000 steps, drop fraction 0.5 decaying by cosine, last update at 80% of the run).
+    # MST (2025), module-specific DST for residual LayerNorm networks (use it with "SimbaPolicy", whose
+    # encoder is dense unless `modules` names it): critic dynamic-sparse, actor static-sparse, sparsity 0.6
+    # with ER-style layer densities ("erk": ER with any density that would exceed 1 redistributed, which
+    # SimBa's narrow input projections need). The paper does not publish the critic's growth criterion or
+    # schedule: RigL with Graesser et al.'s SAC schedule is used (an update every 1000 steps, drop fraction
+    # 0.5 decaying by cosine, last update at 80% of the run).
     "mst": (
         ACTOR_CRITIC,
         {

@@ -243,7 +243,8 @@ def resolve_modules(
     :param modules: per-module overrides, ``{"critic": {"regime": "rigl", "sparsity": 0.8}}``
     :param module_defaults: defaults per module that the flat settings override
     :param explicit_modules: modules that stay dense unless ``modules`` names them (then the flat settings
-        reach them too), e.g. an encoder, which MST keeps dense while the actor and critic are sparse
+        reach them too; otherwise only those that are not about their masks, e.g. ``plasticity_metrics``), e.g.
+        an encoder, which MST keeps dense while the actor and critic are sparse
     :return: ``{module name: ModuleConfig}``
     """
     check_unknown("DST arguments", flat, MODULE_SETTINGS)
@@ -263,8 +264,9 @@ def resolve_modules(
         ModuleConfig(**{key: value for key, value in flat.items() if value is not None})  # a flat mistake: say it untagged
     configs = {}
     for name in module_names:
-        if name in explicit_modules and name not in modules:
-            configs[name] = ModuleConfig(regime="dense", sparsity=0.0)
+        if name in explicit_modules and name not in modules:  # dense; the flat settings that are not about masks
+            given = {key: value for key, value in flat.items() if value is not None}
+            configs[name] = ModuleConfig(**{**given, "regime": "dense", "sparsity": 0.0, "initial_sparsity": None})
             continue
         settings = {**(module_defaults or {}).get(name, {})}
         settings.update({key: value for key, value in flat.items() if value is not None})

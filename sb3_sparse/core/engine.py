@@ -90,7 +90,8 @@ class ModuleBinding:
     :param optimizer: the optimizer that steps ``online``'s weights (its steps are the module's clock)
     :param other_optimizers: optimizers that step some of ``online``'s weights too (e.g. the actor's, for
         an encoder of which the actor and the critic each have a copy): their state is reset as well
-    :param exclude: names of sub-modules of ``online`` left out of the FLOPs (e.g. a shared features extractor)
+    :param exclude: names of sub-modules of ``online`` (and of ``target``) that are not part of the module:
+        left out of its masks, updates and FLOPs (e.g. a features extractor, dense or a module of its own)
     """
 
     online: nn.Module
@@ -98,6 +99,11 @@ class ModuleBinding:
     optimizer: th.optim.Optimizer | None = None
     other_optimizers: tuple[th.optim.Optimizer, ...] = ()
     exclude: tuple[str, ...] = field(default_factory=tuple)
+
+    def weights(self, target: bool = False) -> list[tuple[str, nn.Module, str]]:
+        """The module's masked weights in its online (or target) network, as :func:`sparse_weights` gives them."""
+        network = self.target if target else self.online
+        return [] if network is None else list(sparse_weights(network, exclude=self.exclude))
 
 
 def new_module_state() -> dict[str, Any]:
@@ -117,9 +123,9 @@ def new_module_state() -> dict[str, Any]:
 class _OptimizerStepHook:
     """Optimizer pre-step hook: count the module's steps and keep the dense gradients of this step's loss."""
 
-    def __init__(self, state: dict[str, Any], online: nn.Module, track_gradients: bool, clock: bool = True):
+    def __init__(self, state: dict[str, Any], binding: ModuleBinding, track_gradients: bool, clock: bool = True):
         self.state = state
-        self.online = online
+        self.binding = binding
         self.track_gradients = track_gradients
         self.clock = clock
 
@@ -127,7 +133,7 @@ class _OptimizerStepHook:
         if self.clock:
             self.state["optimizer_steps"] += 1
         if self.track_gradients:
-            commit_dense_gradients(self.online)
+            commit_dense_gradients(self.binding.online, self.binding.exclude)
 
 
 def uses_probe(config: ModuleConfig) -> bool:
@@ -182,10 +188,10 @@ class SparseEngine:
                     check_optimizer(optimizer, name)
             track = regime.dynamic and regime.uses_gradient()
             if not track:
-                track_dense_gradients(binding.online, False)
+                track_dense_gradients(binding.online, False, binding.exclude)
             state = self.module_state(name)
             handles = [
-                optimizer.register_step_pre_hook(_OptimizerStepHook(state, binding.online, track, clock=index == 0))
+                optimizer.register_step_pre_hook(_OptimizerStepHook(state, binding, track, clock=index == 0))
                 for index, optimizer in enumerate(optimizers)
             ]
             self._hooks[name] = (optimizers, handles)
@@ -347,22 +353,22 @@ class SparseEngine:
         """Turn dense-gradient tracking of the module on or off (only when that changes: this runs every step)."""
         if self._keeping.get(name) == (binding.online, keep):
             return
-        track_dense_gradients(binding.online, keep)
+        track_dense_gradients(binding.online, keep, binding.exclude)
         self._keeping[name] = (binding.online, keep)
 
-    def targets(self, name: str, online: nn.Module, progress: float) -> list[int]:
+    def targets(self, name: str, binding: ModuleBinding, progress: float) -> list[int]:
         """The active count n(t) of each sparse weight of the module at ``progress``."""
         config = self.configs[name]
         regime = get_regime(config.regime)
-        weights = list(sparse_weights(online))
+        weights = binding.weights()
         if regime.sparsity_schedule == "constant":
             return [int(get_mask(module, weight).sum().item()) for _, module, weight in weights]
         shapes = [matrix_shape(getattr(module, weight)) for _, module, weight in weights]
         return layer_targets(config, shapes, regime.sparsity_at(config, progress), [0] * len(shapes))
 
     def reached_final(self, name: str, binding: ModuleBinding) -> bool:
-        counts = [int(get_mask(module, weight).sum().item()) for _, module, weight in sparse_weights(binding.online)]
-        return counts == self.targets(name, binding.online, 1.0)
+        counts = [int(get_mask(module, weight).sum().item()) for _, module, weight in binding.weights()]
+        return counts == self.targets(name, binding, 1.0)
 
     @th.no_grad()
     def update(
@@ -381,13 +387,13 @@ class SparseEngine:
         """
         config = self.configs[name]
         regime = get_regime(config.regime)
-        weights = list(sparse_weights(binding.online))
+        weights = binding.weights()
         if not weights:
             return False
         if regime.uses_gradient() and any(weight_state(m, w).dense_grad is None for _, m, w in weights):
             return False
         changed = before = 0
-        for (_, module, weight_name), n_target in zip(weights, self.targets(name, binding.online, progress), strict=True):
+        for (_, module, weight_name), n_target in zip(weights, self.targets(name, binding, progress), strict=True):
             weight = getattr(module, weight_name)
             mask = get_mask(module, weight_name)
             n_active = int(mask.sum().item())
@@ -421,8 +427,8 @@ class SparseEngine:
         """
         if binding.target is None:
             return
-        target_weights = {qualified: (module, name) for qualified, module, name in sparse_weights(binding.target)}
-        for qualified, module, name in sparse_weights(binding.online):
+        target_weights = {qualified: (module, name) for qualified, module, name in binding.weights(target=True)}
+        for qualified, module, name in binding.weights():
             if qualified in target_weights:
                 target_module, target_name = target_weights[qualified]
                 set_mask(target_module, target_name, get_mask(module, name))

@@ -20,7 +20,7 @@ the weight's dtype, as SB3's own save/load tests expect of every ``state_dict`` 
 any dtype (non-zero is active).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch as th
@@ -181,11 +181,23 @@ def weight_state(module: nn.Module, name: str = "weight") -> WeightState:
     return _weight_states(module)[name]
 
 
-def sparse_weights(root: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module, str]]:
-    """``(qualified name, owning module, weight name)`` of every masked weight below ``root``, in order."""
-    for module_name, module in root.named_modules(prefix=prefix):
+def is_excluded(name: str, exclude: Sequence[str]) -> bool:
+    """Whether the sub-module ``name`` is, or is inside, one of the sub-modules named in ``exclude``."""
+    return any(name == prefix or name.startswith(f"{prefix}.") for prefix in exclude)
+
+
+def sparse_weights(root: nn.Module, prefix: str = "", exclude: Sequence[str] = ()) -> Iterator[tuple[str, nn.Module, str]]:
+    """``(qualified name, owning module, weight name)`` of every masked weight below ``root``, in order.
+
+    :param prefix: put before every qualified name
+    :param exclude: names of sub-modules of ``root`` (and what they hold) to leave out
+    """
+    for module_name, module in root.named_modules():
+        if exclude and is_excluded(module_name, exclude):
+            continue
+        qualified = ".".join(part for part in (prefix, module_name) if part)
         for name in _weight_states(module):
-            yield (f"{module_name}.{name}" if module_name else name), module, name
+            yield (f"{qualified}.{name}" if qualified else name), module, name
 
 
 def apply_masks(root: nn.Module) -> None:
@@ -194,20 +206,20 @@ def apply_masks(root: nn.Module) -> None:
         enforce_mask(module, name)
 
 
-def track_dense_gradients(root: nn.Module, enabled: bool) -> None:
-    """Keep (or stop keeping) the dense gradient of every masked weight below ``root``."""
-    for _, module, name in sparse_weights(root):
+def track_dense_gradients(root: nn.Module, enabled: bool, exclude: Sequence[str] = ()) -> None:
+    """Keep (or stop keeping) the dense gradient of every masked weight below ``root`` (not under ``exclude``)."""
+    for _, module, name in sparse_weights(root, exclude=exclude):
         state = weight_state(module, name)
         state.track_dense_grad = enabled
         if not enabled:
             state.last_dense_grad = state.dense_grad = None
 
 
-def commit_dense_gradients(root: nn.Module) -> None:
+def commit_dense_gradients(root: nn.Module, exclude: Sequence[str] = ()) -> None:
     """Keep the last backward pass's dense gradients as the ones to grow by (called before an optimizer step:
     a later backward through the same module for another loss, e.g. SAC's actor loss through the critic,
     does not count)."""
-    for _, module, name in sparse_weights(root):
+    for _, module, name in sparse_weights(root, exclude=exclude):
         state = weight_state(module, name)
         if state.track_dense_grad and state.last_dense_grad is not None:
             state.dense_grad = state.last_dense_grad

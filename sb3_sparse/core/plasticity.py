@@ -37,7 +37,7 @@ import torch as th
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from sb3_sparse.core.masking import get_mask, is_sparse
+from sb3_sparse.core.masking import get_mask, is_excluded, is_sparse
 from sb3_sparse.core.optim import reset_state
 
 #: A weight counts as near zero when ``|w|`` is below this (about 1.6% of the initial range of a
@@ -91,11 +91,6 @@ class NeuronLayer:
     consumers: list[nn.Linear] = field(default_factory=list)
     chain: str = ""
     tail: nn.Sequential | None = None
-
-
-def is_excluded(name: str, exclude: Sequence[str]) -> bool:
-    """Whether the sub-module ``name`` is, or is inside, one of the sub-modules named in ``exclude``."""
-    return any(name == prefix or name.startswith(f"{prefix}.") for prefix in exclude)
 
 
 def neuron_layers(network: nn.Module, exclude: Sequence[str] = ()) -> list[NeuronLayer]:
