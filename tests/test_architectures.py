@@ -345,3 +345,19 @@ def test_simba_and_mst_from_the_zoo_cli(tmp_path):
     )
     assert dense.returncode == 0
     assert type(SAC.load(tmp_path / "logs" / "sac" / "Pendulum-v1_1" / "Pendulum-v1.zip").policy) is SimbaSACPolicy
+
+
+def test_inference_flops_include_the_actors_encoder():
+    from sb3_sparse import flops_report
+
+    model = SparseSAC(
+        "SimbaPolicy",
+        "Pendulum-v1",
+        modules={"encoder": {"regime": "static", "sparsity": 0.5}},
+        policy_kwargs={**TINY, "features_extractor_kwargs": {"net_arch": [8]}},
+    )
+    report = flops_report(model)
+    encoder = 3 * 8 + 8 * 32 + 32 * 8  # projection, then one SimBa block (8 -> 32 -> 8)
+    actor = 8 * 8 + 8 * 32 + 32 * 8 + 2 * 8  # the same on the encoder's 8 features, then mu and log_std
+    assert report["dense_inference_flops"] == encoder + actor
+    assert report["inference_flops"] < report["dense_inference_flops"]

@@ -13,8 +13,8 @@ def flops_report(model_or_policy: Any) -> dict[str, Any]:
     :return: a dict with ``"layers"`` (one dict per weight matrix: ``module``, ``layer``, ``shape``, ``sparse``,
         ``weights``, ``active_weights``, ``density``), the totals ``weights``, ``active_weights``,
         ``sparsity`` (over the sparse layers), ``inference_flops`` / ``dense_inference_flops`` /
-        ``inference_flops_ratio`` (one forward pass of the acting module), ``training_flops`` /
-        ``dense_training_flops`` / ``training_flops_ratio`` (one training step of every module at the current
+        ``inference_flops_ratio`` (one forward pass of the acting module, with its encoder if the policy has
+        one), ``training_flops`` / ``dense_training_flops`` / ``training_flops_ratio`` (one training step of every module at the current
         masks), ``integrated_training_flops_ratio`` (the training FLOPs of the run so far over dense,
         charging every phase at the density it had; ``None`` before training) and ``table`` (readable text)
     """
@@ -31,6 +31,10 @@ def flops_report(model_or_policy: Any) -> dict[str, Any]:
         training[1] += dense
     active, total = count_active(rows)
     inference = forward[policy.inference_module]
+    if "encoder" in forward:  # the acting network reads observations through its copy of the encoder
+        extractor = getattr(policy, policy.inference_module).features_extractor
+        encoder = forward_flops(weight_rows("encoder", extractor))
+        inference = (inference[0] + encoder[0], inference[1] + encoder[1])
     report: dict[str, Any] = {
         "layers": rows,
         "weights": sum(row["weights"] for row in rows),
