@@ -14,9 +14,10 @@ def flops_report(model_or_policy: Any) -> dict[str, Any]:
         ``weights``, ``active_weights``, ``density``), the totals ``weights``, ``active_weights``,
         ``sparsity`` (over the sparse layers), ``inference_flops`` / ``dense_inference_flops`` /
         ``inference_flops_ratio`` (one forward pass of the acting module, with its encoder if the policy has
-        one), ``training_flops`` / ``dense_training_flops`` / ``training_flops_ratio`` (one training step of every module at the current
-        masks), ``integrated_training_flops_ratio`` (the training FLOPs of the run so far over dense,
-        charging every phase at the density it had; ``None`` before training) and ``table`` (readable text)
+        one), ``training_flops`` / ``dense_training_flops`` / ``training_flops_ratio`` (one training step of
+        every module at the current masks), ``integrated_training_flops_ratio`` (the training FLOPs of the run
+        so far over dense, charging every phase at the density it had; ``None`` before training) and
+        ``table`` (readable text)
     """
     policy = sparse_policy_of(model_or_policy, "flops_report")
     rows: list[dict[str, Any]] = []
