@@ -219,12 +219,13 @@ def test_running_statistics_follow_into_the_targets(algo):
 
 
 def combinations() -> list[tuple[str, str, str, str]]:
-    """(algorithm, encoder, actor, critic regimes): every regime in every module at least once, spread over the
-    four algorithms (a Latin square over the six regimes, each row on one algorithm in turn)."""
+    """(algorithm, encoder, actor, critic regimes): a Latin square over the six regimes (the three transitions
+    among them), so every pair of regimes meets in any two modules; the algorithm rotates over the four."""
     rows = []
-    for i in range(len(REGIMES)):
-        encoder, actor, critic = (REGIMES[(i + k) % len(REGIMES)] for k in range(3))
-        rows.append((list(SPARSE)[i % len(SPARSE)], encoder, actor, critic))
+    for i, actor in enumerate(REGIMES):
+        for j, critic in enumerate(REGIMES):
+            index = i * len(REGIMES) + j
+            rows.append((list(SPARSE)[index % len(SPARSE)], REGIMES[(i + j) % len(REGIMES)], actor, critic))
     return rows
 
 
@@ -241,9 +242,9 @@ def test_every_module_regime_combination_keeps_the_invariants(algo, encoder, act
     kwargs = dict(
         learning_starts=20,
         batch_size=16,
-        topology_update_interval=30,
+        topology_update_interval=20,
         drop_fraction=0.3,
-        topology_update_end=90,
+        topology_update_end=60,
         sparse_layers="all",
         modules={name: {k: v for k, v in module_settings(r).items() if v is not None} for name, r in regimes.items()},
         policy_kwargs={**TINY, "features_extractor_kwargs": {"net_arch": [8]}},
@@ -256,9 +257,9 @@ def test_every_module_regime_combination_keeps_the_invariants(algo, encoder, act
     }
     trend = {name: {"gmp": "down", "ne": "up"}.get(r, "constant") for name, r in regimes.items()}
     checker = InvariantChecker(density, trend)
-    model.learn(120, callback=checker)
+    model.learn(80, callback=checker)
     for name, regime in regimes.items():
-        assert model.dst_state["modules"][name]["n_updates"] == (0 if regime in ("dense", "static") else 3), name
+        assert model.dst_state["modules"][name]["n_updates"] == (0 if regime in ("dense", "static") else 2), name  # 40, 60
     model.save(tmp_path / "model")
     loaded = SPARSE[algo].load(tmp_path / "model", env=gym.make("Pendulum-v1"))
     assert {k: v.tolist() for k, v in masks(loaded.policy).items()} == {k: v.tolist() for k, v in masks(model.policy).items()}
@@ -267,8 +268,8 @@ def test_every_module_regime_combination_keeps_the_invariants(algo, encoder, act
     check_targets_match(loaded.policy)
     counts = active_counts(loaded.policy)
     final = {name: 1.0 if r == "dense" else 1 - float(module_settings(r)["sparsity"]) for name, r in regimes.items()}
-    loaded.learn(40, reset_num_timesteps=False, callback=InvariantChecker(final, {n: "constant" for n in regimes}))
-    assert active_counts(loaded.policy) == counts  # the windows ended at step 90: nothing changes any more
+    loaded.learn(20, reset_num_timesteps=False, callback=InvariantChecker(final, {n: "constant" for n in regimes}))
+    assert active_counts(loaded.policy) == counts  # the windows ended at step 60: nothing changes any more
     buffer = io.BytesIO()
     pickle.dump(loaded.policy, buffer)
     check_exact_zeros(copy.deepcopy(loaded.policy))
