@@ -5,6 +5,10 @@ CrossQ); every other method is a recipe name (:func:`sb3_sparse.sparse_recipe`: 
 ``rigl``, ``gmp``, ``ne``, ``rlx2``, ``mst``, ``ds_sac``, ...), so a method means the same thing in the
 benchmarks, the docs and user code. Algorithms come from :mod:`sb3_sparse.registry` (``sac`` is ``sparse_sac``).
 A profile entry may override the recipe's ``sparsity`` and add ``kwargs``.
+
+A ``policy`` is a policy alias of the sparse algorithm (``MlpPolicy``, ``SimbaPolicy``, ``BroPolicy``); the
+``dense`` method gets its dense counterpart from the registry (``SimbaPolicy`` -> ``SimbaSACPolicy``). A
+``width`` sets ``policy_kwargs.net_arch`` by the policy's kind (:func:`width_net_arch`).
 """
 
 from typing import Any
@@ -29,6 +33,40 @@ def model_class(algo: str, method: str) -> type[BaseAlgorithm]:
     return entry.dense_class if method == "dense" else entry.sparse_class
 
 
+def resolve_policy(algo: str, method: str, policy: str = "MlpPolicy") -> Any:
+    """The policy given to the model's class: ``policy`` for a sparse method, its dense counterpart for ``dense``."""
+    return get_algorithm(registry_name(algo)).dense_policy(policy) if method == "dense" else policy
+
+
+def policy_architecture(algo: str, method: str, policy: str = "MlpPolicy") -> str | None:
+    """The residual architecture of ``policy`` (``"simba"``, ``"bro"``), or ``None`` for an MLP policy."""
+    resolved = resolve_policy(algo, method, policy)
+    cls = model_class(algo, method)
+    policy_class = cls.policy_aliases.get(resolved) if isinstance(resolved, str) else resolved
+    if policy_class is None:
+        valid = ", ".join(get_algorithm(registry_name(algo)).sparse_class.policy_aliases)
+        raise ValueError(f"policy {policy!r} is not valid for {cls.__name__}; choose one of {valid}")
+    return getattr(policy_class, "architecture", None)
+
+
+def width_net_arch(width: int, residual: bool, algo: str = "sac") -> Any:
+    """``policy_kwargs.net_arch`` of a network of width ``width``.
+
+    - MLP: two hidden layers of width ``w`` for the actor and the critic (``{"pi": [w, w], "qf": [w, w]}``;
+      DQN: ``[w, w]``);
+    - residual (SimBa, BRO): a critic of 2 blocks of width ``w`` and an actor of 1 block of width
+      ``max(1, w // 4)``: SimBa's actor:critic width ratio of 1:4 (its defaults: actor 128 x 1 block, critic
+      512 x 2 blocks).
+    """
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    if residual:
+        return {"pi": [max(1, width // 4)], "qf": [width, width]}
+    if registry_name(algo) == "sparse_dqn":
+        return [width, width]
+    return {"pi": [width, width], "qf": [width, width]}
+
+
 def method_kwargs(method: str, env_id: str, sparsity: float | None, algo: str = "sac") -> dict[str, Any]:
     """Constructor arguments of ``method`` (a recipe name, or ``dense``) at ``sparsity`` on ``env_id``."""
     if method == "dense":
@@ -51,12 +89,16 @@ def build_model(
     algo_kwargs: dict[str, Any] | None = None,
     extra_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
+    policy: str = "MlpPolicy",
+    width: int | None = None,
 ) -> BaseAlgorithm:
     """A new model on ``env`` (made from ``env_id``).
 
     Arguments: ``algo_kwargs`` (the algorithm's), then the method's, then ``extra_kwargs``.
 
-    ``device``: where the networks live (the benchmarks' profiles run on CPU).
+    ``device``: where the networks live (``cpu`` by default; ``python -m benchmarks.run --device cuda``).
+    ``policy``: a policy alias of the sparse algorithm, resolved for ``dense`` by :func:`resolve_policy`.
+    ``width``: sets ``policy_kwargs.net_arch`` (:func:`width_net_arch`); not together with a ``net_arch``.
 
     ``algo_kwargs`` may hold ``action_noise_std`` (Gaussian exploration noise, as in TD3 papers), and a
     ``replay_buffer_class`` may be a buffer's name (``"dual"``, ``"DualReplayBuffer"``), as in a profile.
@@ -66,8 +108,14 @@ def build_model(
     buffer_class = find_replay_buffer_class(kwargs.get("replay_buffer_class"))
     if buffer_class is not None:
         kwargs["replay_buffer_class"] = buffer_class
+    if width is not None:
+        policy_kwargs = dict(kwargs.get("policy_kwargs") or {})
+        if "net_arch" in policy_kwargs:
+            raise ValueError(f"give a width ({width}) or policy_kwargs.net_arch ({policy_kwargs['net_arch']!r}), not both")
+        residual = policy_architecture(algo, method, policy) is not None
+        kwargs["policy_kwargs"] = {**policy_kwargs, "net_arch": width_net_arch(width, residual, algo)}
     cls = model_class(algo, method)
-    model = cls("MlpPolicy", env, seed=seed, device=device, **kwargs)
+    model = cls(resolve_policy(algo, method, policy), env, seed=seed, device=device, **kwargs)
     if noise_std is not None:
         n_actions = model.action_space.shape[-1]  # type: ignore[index]
         model.action_noise = NormalActionNoise(mean=np.zeros(n_actions), sigma=np.full(n_actions, float(noise_std)))

@@ -20,7 +20,26 @@ entry, then the method's entry (``algo_kwargs`` are merged, other keys replaced)
       - {method: rigl, sparsity: 0.9, kwargs: {sparsity_distribution: erk}}
       - {method: gmp, label: gmp-90}         # any sb3_sparse.sparse_recipe name
 
-Runs are ordered seed first, then env, algorithm and method (in the profile's order), so the
+A ``policy`` (any level; default ``MlpPolicy``) is a policy alias of the sparse algorithm
+(``SimbaPolicy``, ``BroPolicy``); the ``dense`` method gets its dense counterpart from the registry
+(:meth:`sb3_sparse.registry.AlgorithmEntry.dense_policy`: ``SimbaPolicy`` -> ``SimbaSACPolicy``).
+``widths: [w, ...]`` (any level; ``width: w`` is ``widths: [w]``) runs every method entry once per width,
+and the width sets ``policy_kwargs.net_arch`` (:func:`benchmarks.methods.width_net_arch`): an MLP gets
+``{pi: [w, w], qf: [w, w]}``, a residual policy (SimBa, BRO) a critic of 2 blocks of width ``w`` and an
+actor of 1 block of width ``max(1, w // 4)`` (SimBa's 1:4 actor:critic ratio). A method entry's
+``width`` / ``widths`` replace the profile's (e.g. one dense model at a matched parameter budget)::
+
+    policy: SimbaPolicy
+    widths: [32, 64, 128]
+    methods:
+      - {method: dense, label: dense-mlp, policy: MlpPolicy}
+      - {method: dense, label: dense-simba}
+      - {method: mst}
+      - {method: dense, label: dense-same-budget, width: 81}
+
+A run with a width has the label ``<label>-w<width>`` in its id: ``<algo>/<env>/<label>-w<width>/seed<k>``.
+
+Runs are ordered seed first, then env, algorithm, method (in the profile's order) and width, so the
 first seed of the first env finishes first.
 """
 
@@ -33,6 +52,9 @@ import yaml
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 RUN_SETTINGS = ("total_timesteps", "eval_freq", "n_eval_episodes", "checkpoint_freq", "final_evals")
+#: Settings that cascade like the run settings but are not integers.
+MODEL_SETTINGS = ("policy", "widths", "width")
+DEFAULT_POLICY = "MlpPolicy"
 DEFAULTS: dict[str, Any] = {
     "total_timesteps": 100_000,
     "eval_freq": 5000,
@@ -60,22 +82,52 @@ class RunSpec:
     final_evals: int = 5
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     method_kwargs: dict[str, Any] = field(default_factory=dict)
+    policy: str = DEFAULT_POLICY
+    width: int | None = None
+
+    @property
+    def run_label(self) -> str:
+        """The label with the width, if any: ``<label>-w<width>``."""
+        return run_label(self.label, self.width)
 
     @property
     def run_id(self) -> str:
-        """Directory name of the run: ``<algo>/<env>/<label>/seed<k>``."""
-        return f"{self.algo}/{self.env_id}/{self.label}/seed{self.seed}"
+        """Directory name of the run: ``<algo>/<env>/<label>[-w<width>]/seed<k>``."""
+        return f"{self.algo}/{self.env_id}/{self.run_label}/seed{self.seed}"
 
     @property
     def task(self) -> str:
         return f"{self.algo.upper()} {self.env_id}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The spec as a dict; ``policy`` and ``width`` only when set (results of older specs stay valid)."""
+        data = asdict(self)
+        if data["policy"] == DEFAULT_POLICY:
+            del data["policy"]
+        if data["width"] is None:
+            del data["width"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
         return cls(**data)
+
+
+def run_label(label: str, width: int | None) -> str:
+    """``label`` with the width appended (``dense-w64``), or ``label`` when there is no width."""
+    return label if width is None else f"{label}-w{width}"
+
+
+def _widths(settings: dict[str, Any]) -> list[int | None]:
+    """The widths of a method entry's merged settings (``width`` wins over ``widths``); ``[None]``: no width."""
+    if settings.get("width") is not None:
+        return [int(settings["width"])]
+    widths = settings.get("widths")
+    if widths is None:
+        return [None]
+    if not isinstance(widths, list) or not widths or any(int(w) <= 0 for w in widths):
+        raise ValueError(f"widths must be a non-empty list of positive integers, got {widths!r}")
+    return [int(w) for w in widths]
 
 
 def _entries(value: Any, what: str) -> dict[str, dict[str, Any]]:
@@ -114,9 +166,10 @@ def parse_profile(data: dict[str, Any], name: str | None = None) -> list[RunSpec
     profile_name = name or str(data.get("name", "profile"))
     top = {key: data.get(key, DEFAULTS[key]) for key in RUN_SETTINGS}
     top["algo_kwargs"] = dict(data.get("algo_kwargs") or {})
+    top.update({key: data[key] for key in MODEL_SETTINGS if key in data})
     algorithms = _entries(data["algorithms"], "algorithms")
     envs = _entries(data["envs"], "envs")
-    methods = [{"method": m} if isinstance(m, str) else dict(m) for m in data["methods"]]
+    methods: list[dict[str, Any]] = [{"method": m} if isinstance(m, str) else dict(m) for m in data["methods"]]
     labels = [method_label(m) for m in methods]
     if len(set(labels)) != len(labels):
         raise ValueError(f"method labels must be unique, got {labels}; give entries a 'label'")
@@ -137,23 +190,34 @@ def parse_profile(data: dict[str, Any], name: str | None = None) -> list[RunSpec
             for algo, algo_options in algorithms.items():
                 if "envs" in algo_options and env_id not in algo_options["envs"]:
                     continue  # the algorithm's own env list (e.g. DQN: discrete actions only)
+                run_labels: set[str] = set()
                 for entry, label in zip(methods, labels, strict=True):
                     settings = _merge(_merge(top, algo_options), env_options)
-                    settings = _merge(settings, {k: v for k, v in entry.items() if k in (*RUN_SETTINGS, "algo_kwargs")})
-                    specs.append(
-                        RunSpec(
-                            profile=profile_name,
-                            algo=algo,
-                            env_id=env_id,
-                            label=label,
-                            method=str(entry["method"]),
-                            seed=int(seed),
-                            sparsity=entry.get("sparsity"),
-                            algo_kwargs=settings.pop("algo_kwargs"),
-                            method_kwargs=dict(entry.get("kwargs") or {}),
-                            **{key: int(settings[key]) for key in RUN_SETTINGS},
+                    own = {k: v for k, v in entry.items() if k in (*RUN_SETTINGS, *MODEL_SETTINGS, "algo_kwargs")}
+                    if "width" in own or "widths" in own:  # the entry's width(s) replace the profile's
+                        settings.pop("width", None)
+                        settings.pop("widths", None)
+                    settings = _merge(settings, own)
+                    for width in _widths(settings):
+                        if run_label(label, width) in run_labels:
+                            raise ValueError(f"run label {run_label(label, width)!r} appears twice; give entries a 'label'")
+                        run_labels.add(run_label(label, width))
+                        specs.append(
+                            RunSpec(
+                                profile=profile_name,
+                                algo=algo,
+                                env_id=env_id,
+                                label=label,
+                                method=str(entry["method"]),
+                                seed=int(seed),
+                                sparsity=entry.get("sparsity"),
+                                algo_kwargs=copy.deepcopy(settings["algo_kwargs"]),
+                                method_kwargs=dict(entry.get("kwargs") or {}),
+                                policy=str(settings.get("policy", DEFAULT_POLICY)),
+                                width=width,
+                                **{key: int(settings[key]) for key in RUN_SETTINGS},
+                            )
                         )
-                    )
     return specs
 
 

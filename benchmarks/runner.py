@@ -31,6 +31,7 @@ from benchmarks.methods import build_model, model_class
 from benchmarks.profile import RunSpec
 from sb3_sparse import flops_report, module_sparsity
 from sb3_sparse.common.buffers import DynamicReplayBuffer, MultiStepReplayBuffer
+from sb3_sparse.core.accounting import forward_flops, training_step_flops, weight_rows
 
 EVAL_SEED_OFFSET = 10_000
 
@@ -148,18 +149,22 @@ class BenchmarkCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         self.start, self.overhead, self.base_seconds = time.perf_counter(), 0.0, self.state["train_seconds"]
+        self.base_wall = self.state.get("wall_seconds", 0.0)
 
     def update_train_seconds(self) -> None:
-        """Training seconds so far, over all sittings (evaluation and checkpoint time excluded)."""
-        self.state["train_seconds"] = self.base_seconds + time.perf_counter() - self.start - self.overhead
+        """Training seconds so far, over all sittings (evaluation and checkpoint time excluded), and the
+        wall-clock seconds of ``learn`` so far (everything included)."""
+        elapsed = time.perf_counter() - self.start
+        self.state["train_seconds"] = self.base_seconds + elapsed - self.overhead
+        self.state["wall_seconds"] = self.base_wall + elapsed
 
     def evaluate(self) -> None:
         start = time.perf_counter()
         mean, std = evaluate_policy(self.model, self.eval_env, self.spec.n_eval_episodes, deterministic=True)
         curve = self.state["curve"]
         curve["steps"].append(self.num_timesteps)
-        curve["mean"].append(float(mean))
-        curve["std"].append(float(std))
+        curve["mean"].append(float(mean))  # type: ignore[arg-type]  # a float without return_episode_rewards
+        curve["std"].append(float(std))  # type: ignore[arg-type]
         elapsed = time.perf_counter() - start
         self.state["eval_seconds"] += elapsed
         self.overhead += elapsed
@@ -190,13 +195,88 @@ def make_env(spec: RunSpec, seed: int) -> VecEnv:
     return make_vec_env(spec.env_id, n_envs=1, seed=seed)
 
 
+#: The trained networks of a dense policy (with their target network's attribute) and the acting one.
+DENSE_MODULES = (("actor", "actor_target"), ("critic", "critic_target"), ("q_net", "q_net_target"))
+
+
+def dense_flops(model: BaseAlgorithm) -> dict[str, Any]:
+    """FLOPs of a dense model, counted as :func:`sb3_sparse.flops_report` counts a sparse one (ratios 1).
+
+    Per sample: inference is one forward pass of the actor (DQN: the Q-network); a training step costs 3x
+    the forward pass of every trained network plus one forward pass of its target network, if any.
+    """
+    policy = model.policy
+    inference = training = 0
+    for name, target in DENSE_MODULES:
+        network = getattr(policy, name, None)
+        if network is None:
+            continue
+        rows = weight_rows(name, network)
+        training += training_step_flops(rows, getattr(policy, target, None) is not None)[0]
+        if not inference:
+            inference = forward_flops(rows)[0]
+    return {
+        "inference_flops": inference,
+        "dense_inference_flops": inference,
+        "inference_flops_ratio": 1.0,
+        "training_flops": training,
+        "dense_training_flops": training,
+        "training_flops_ratio": 1.0,
+        "integrated_training_flops_ratio": None,
+    }
+
+
 def sparse_metrics(model: BaseAlgorithm) -> dict[str, Any]:
-    """Realised sparsity and FLOPs ratios (dense: sparsity 0, ratios 1)."""
+    """Realised sparsity, FLOPs (absolute and relative to the dense model of the same architecture and width)
+    and the run's training FLOPs.
+
+    ``flops.run_training_flops``: training FLOPs of the whole run, per-sample FLOPs of a training step (each
+    phase at the density it had, for ``gmp`` / ``ne``) x batch size x gradient steps.
+    """
     if not hasattr(model.policy, "sparse_bindings"):
-        return {"sparsity": {"global": 0.0}, "flops": {"training_flops_ratio": 1.0, "inference_flops_ratio": 1.0}}
-    report = flops_report(model)
-    report.pop("layers")
-    return {"sparsity": module_sparsity(model), "flops": report}
+        metrics: dict[str, Any] = {"sparsity": {"global": 0.0}, "flops": dense_flops(model)}
+    else:
+        report = flops_report(model)
+        report.pop("layers")
+        report.pop("table", None)
+        metrics = {"sparsity": module_sparsity(model), "flops": report}
+    flops = metrics["flops"]
+    ratio = flops["integrated_training_flops_ratio"]
+    per_step = flops["training_flops"] if ratio is None else ratio * flops["dense_training_flops"]
+    n_updates = int(getattr(model, "_n_updates", 0))
+    flops["run_training_flops"] = float(per_step * getattr(model, "batch_size", 1) * n_updates)
+    flops["gradient_steps"] = n_updates
+    return metrics
+
+
+def size_metrics(model: BaseAlgorithm) -> dict[str, Any]:
+    """Parameter counts of the trained networks (target networks left out).
+
+    ``parameters``: every trainable parameter of the policy (actor and critic, encoders, biases, norms);
+    ``active_parameters``: those minus the masked-out weights; ``weights`` / ``active_weights``: the weight
+    matrices only (the FLOPs convention), all and active.
+    """
+    policy: Any = model.policy
+    parameters = sum(
+        param.numel()
+        for name, param in policy.named_parameters()
+        if param.requires_grad and not any(part.endswith("_target") or part.endswith("_targets") for part in name.split("."))
+    )
+    if hasattr(policy, "sparse_bindings"):
+        rows = [row for key, b in policy.sparse_bindings().items() for row in weight_rows(key, b.online, b.exclude)]
+    else:
+        networks = {name: getattr(policy, name, None) for name, _ in DENSE_MODULES}
+        rows = [row for name, network in networks.items() if network is not None for row in weight_rows(name, network)]
+    weights = sum(row["weights"] for row in rows)
+    active = sum(row["active_weights"] for row in rows)
+    return {
+        "size": {
+            "parameters": parameters,
+            "active_parameters": parameters - (weights - active),
+            "weights": weights,
+            "active_weights": active,
+        }
+    }
 
 
 def buffer_metrics(model: BaseAlgorithm) -> dict[str, Any]:
@@ -215,8 +295,9 @@ def run_one(
     results_dir: str | Path,
     deadline: float | None = None,
     stop_at_step: int | None = None,
+    device: str = "cpu",
 ) -> str:
-    """Train ``spec`` to completion (or to ``deadline``, a ``time.time()`` value); return the run's status.
+    """Train ``spec`` to completion (or to ``deadline``, a ``time.time()`` value) on ``device``; return the run's status.
 
     :return: ``"skipped"`` (already done), ``"done"``, ``"interrupted"`` (checkpoint saved),
         ``"not started"`` (deadline already passed), ``"locked"`` (another process is running it)
@@ -235,7 +316,7 @@ def run_one(
         return "locked"
     try:
         (run_dir / "error.txt").unlink(missing_ok=True)
-        return _train(spec, run_dir, deadline, stop_at_step)
+        return _train(spec, run_dir, deadline, stop_at_step, device)
     except Exception:
         (run_dir / "error.txt").write_text(traceback.format_exc())
         return "failed"
@@ -243,7 +324,7 @@ def run_one(
         (run_dir / "lock").unlink(missing_ok=True)
 
 
-def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: int | None) -> str:
+def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: int | None, device: str = "cpu") -> str:
     env = make_env(spec, spec.seed)
     eval_env = make_env(spec, spec.seed + EVAL_SEED_OFFSET)
     checkpoint = find_checkpoint(run_dir)
@@ -253,26 +334,35 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
     if checkpoint is not None:
         with open(checkpoint / "state.json") as file:
             state = json.load(file)
-        model = model_class(spec.algo, spec.method).load(checkpoint / "model.zip", env=env, device="cpu")
+        model = model_class(spec.algo, spec.method).load(checkpoint / "model.zip", env=env, device=device)
         model.load_replay_buffer(checkpoint / "replay_buffer.pkl")  # type: ignore[attr-defined]
         model._last_obs = None  # type: ignore[assignment]  # the env is new: reset it
         model.set_random_seed(spec.seed + model.num_timesteps)
         state["resumes"] += 1
+        state.setdefault("wall_seconds", 0.0)  # a checkpoint of an older harness
     else:
         kwargs = {"buffer_size": min(1_000_000, spec.total_timesteps), **spec.algo_kwargs}
-        model = build_model(spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs)
+        model = build_model(
+            spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs,
+            device=device, policy=spec.policy, width=spec.width,
+        )  # fmt: skip
         state = {"spec": spec.to_dict(), "curve": {"steps": [], "mean": [], "std": []}, "train_seconds": 0.0}
-        state.update(eval_seconds=0.0, resumes=0)
+        state.update(wall_seconds=0.0, eval_seconds=0.0, resumes=0)
     callback = BenchmarkCallback(spec, eval_env, state, run_dir, deadline, stop_at_step)
+    outside = time.perf_counter()  # wall-clock seconds outside learn(): the first and last evaluations
     if checkpoint is None:
         callback.model = model
         callback.evaluate()  # step 0: the initial policy
+    outside = time.perf_counter() - outside
     model.learn(spec.total_timesteps - model.num_timesteps, callback=callback, reset_num_timesteps=checkpoint is None)
     callback.update_train_seconds()
+    state["wall_seconds"] += outside
     if callback.stopped:
         return "interrupted"
     if state["curve"]["steps"][-1] != model.num_timesteps:
+        start = time.perf_counter()
         callback.evaluate()
+        state["wall_seconds"] += time.perf_counter() - start
     curve = state["curve"]
     result = {
         "spec": spec.to_dict(),
@@ -281,11 +371,16 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         "num_timesteps": model.num_timesteps,
         "train_seconds": state["train_seconds"],
         "eval_seconds": state["eval_seconds"],
+        "wall_seconds": state.get("wall_seconds"),
         "seconds_per_step": state["train_seconds"] / model.num_timesteps,
         "resumes": state["resumes"],
         "n_topology_updates": sum(m["n_updates"] for m in getattr(model, "dst_state", {}).get("modules", {}).values()),
         **sparse_metrics(model),
+        **size_metrics(model),
         **buffer_metrics(model),
+        "policy": type(model.policy).__name__,
+        "net_arch": getattr(model.policy, "net_arch", None),
+        "device": str(model.device),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"node": platform.node(), "processor": platform.processor(), "cpus": os.cpu_count()},
         "versions": {"torch": th.__version__, "python": platform.python_version()},

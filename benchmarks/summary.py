@@ -10,6 +10,13 @@ dense scores 1 and the untrained agent 0 (this also works for negative returns, 
 ``final`` is the mean of a run's last ``final_evals`` evaluations; ``AUC`` is its mean return
 over training (trapezoid over the evaluation steps). The aggregate is the interquartile mean (IQM)
 over runs and tasks with a 95% stratified bootstrap confidence interval (as ``rliable``).
+
+Runs with a width (profiles with ``widths``, e.g. ``scaling`` and ``regimes``) are labelled
+``<label>-w<width>``; a profile's ``reference: <run label>`` names the runs scores are normalised to
+(default ``dense``). Their summary adds a table of size and cost per method and width: final return
+(IQM over seeds, 95% bootstrap CI), parameters and active parameters, FLOPs (absolute and relative to the
+dense model of the same architecture and width) and wall-clock seconds per run, and, with several
+widths, ``scaling.png``: those against width, one line per method.
 """
 
 import argparse
@@ -25,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from benchmarks.profile import RunSpec, load_profile
+from benchmarks.profile import RunSpec, load_profile, run_label
 
 Task = tuple[str, str]  # (algo, env_id)
 
@@ -35,6 +42,11 @@ def run_training_flops(result: dict[str, Any]) -> float:
     flops = result["flops"]
     integrated = flops.get("integrated_training_flops_ratio")
     return float(integrated if integrated is not None else flops["training_flops_ratio"])
+
+
+def result_label(spec: dict[str, Any]) -> str:
+    """The run label of a stored spec: ``<label>-w<width>`` for runs with a width, else ``label``."""
+    return run_label(spec["label"], spec.get("width"))
 
 
 def load_results(results_dir: Path) -> list[dict[str, Any]]:
@@ -144,19 +156,19 @@ def bootstrap_band(values: np.ndarray, reps: int = 1000, seed: int = 0) -> tuple
     return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
 
 
-def analyse(results: list[dict[str, Any]], order: list[str] | None = None) -> dict[str, Any]:
-    """Per-task, per-method statistics and per-run normalised scores."""
+def analyse(results: list[dict[str, Any]], order: list[str] | None = None, reference: str = "dense") -> dict[str, Any]:
+    """Per-task, per-method statistics and per-run normalised scores (``reference``: the runs scoring 1)."""
     by_task: dict[Task, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for result in results:
         spec = result["spec"]
-        by_task[(spec["algo"], spec["env_id"])][spec["label"]].append(result)
+        by_task[(spec["algo"], spec["env_id"])][result_label(spec)].append(result)
     labels = {label for methods in by_task.values() for label in methods}
-    order = [m for m in (order or []) if m in labels] + sorted(labels - set(order or []), key=lambda m: (m != "dense", m))
+    order = [m for m in (order or []) if m in labels] + sorted(labels - set(order or []), key=lambda m: (m != reference, m))
     tasks: dict[Task, dict[str, Any]] = {}
     for task in sorted(by_task):
         methods = by_task[task]
         r0 = float(np.mean([run["curve"]["mean"][0] for runs in methods.values() for run in runs]))
-        dense = methods.get("dense", [])
+        dense = methods.get(reference, [])
         dense_final = float(np.mean([r["final_return"] for r in dense])) if dense else None
         dense_auc = float(np.mean([auc(r["curve"]) for r in dense])) if dense else None
         dense_sps = float(np.median([r["seconds_per_step"] for r in dense])) if dense else None
@@ -190,7 +202,7 @@ def analyse(results: list[dict[str, Any]], order: list[str] | None = None) -> di
                     row["steps_to_dense"] = int(steps[reached[0]]) if len(reached) else None
             rows[label] = row
         tasks[task] = {"r0": r0, "dense_final": dense_final, "methods": rows}
-    aggregate = {}
+    aggregate: dict[str, dict[str, tuple[float, float, float, int, int]]] = {}
     for label in order:
         for metric in ("norm_final", "norm_auc"):
             columns = [t["methods"][label][metric] for t in tasks.values() if metric in t["methods"].get(label, {})]
@@ -201,7 +213,7 @@ def analyse(results: list[dict[str, Any]], order: list[str] | None = None) -> di
             else:
                 scores = np.concatenate(columns)[:, None]  # unequal seeds: pool the runs
             aggregate.setdefault(label, {})[metric] = (*iqm_interval(scores), int(scores.size), len(columns))
-    return {"order": order, "tasks": tasks, "aggregate": aggregate}
+    return {"order": order, "tasks": tasks, "aggregate": aggregate, "reference": reference}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -232,7 +244,7 @@ def markdown_table(analysis: dict[str, Any]) -> str:
                 f"| {_mean_std(row['norm_final']) if 'norm_final' in row else 'n/a'} "
                 f"| {_mean_std(row['norm_auc']) if 'norm_auc' in row else 'n/a'} | {reach} "
                 f"| {row['sparsity']:.2f} | {row['train_flops']:.3f}x | {row['inference_flops']:.3f}x "
-                f"| {_fmt(row.get('time_ratio'))}x |"
+                f"| {_fmt(row.get('time_ratio')) + 'x' if 'time_ratio' in row else 'n/a'} |"
             )
     lines += [
         "",
@@ -282,7 +294,8 @@ def plot_curves(analysis: dict[str, Any], path: Path) -> None:
 
 def plot_normalized(analysis: dict[str, Any], path: Path) -> None:
     """Final return and AUC per task, normalised to dense (bars: mean over seeds, dots: seeds)."""
-    tasks = [t for t in analysis["tasks"].items() if "norm_final" in t[1]["methods"].get("dense", {})]
+    reference = analysis.get("reference", "dense")
+    tasks = [t for t in analysis["tasks"].items() if "norm_final" in t[1]["methods"].get(reference, {})]
     order = analysis["order"]
     colors = _colors(order)
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(tasks) * 2), 3.8), squeeze=False)
@@ -299,7 +312,8 @@ def plot_normalized(analysis: dict[str, Any], path: Path) -> None:
         ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
         ax.set_xticks(range(len(tasks)), [f"{a.upper()}\n{e}" for (a, e), _ in tasks], fontsize=8)
         ax.set_title(title)
-        ax.legend(fontsize=7)
+        if tasks:
+            ax.legend(fontsize=7)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -323,6 +337,152 @@ def plot_aggregate(analysis: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _human(value: float) -> str:
+    """``1234567`` -> ``1.23M`` (counts and FLOPs in the size tables)."""
+    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def size_rows(results: list[dict[str, Any]], order: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per task, method label and width: final return (IQM over seeds, 95% bootstrap CI), sizes,
+    FLOPs and wall-clock (results without the size fields of the newer harness are skipped)."""
+    groups: dict[tuple[str, str, str, int | None], list[dict[str, Any]]] = defaultdict(list)
+    for result in results:
+        if "size" not in result:
+            continue
+        spec = result["spec"]
+        groups[(spec["algo"], spec["env_id"], spec["label"], spec.get("width"))].append(result)
+    labels = list(dict.fromkeys([*(order or []), *sorted({key[2] for key in groups})]))
+    rows = []
+    for key in sorted(groups, key=lambda k: (k[0], k[1], labels.index(k[2]), k[3] or 0)):
+        runs = sorted(groups[key], key=lambda r: r["spec"]["seed"])
+        finals = np.array([r["final_return"] for r in runs], dtype=float)
+        point, low, high = iqm_interval(finals[:, None])
+        walls = [r["wall_seconds"] for r in runs if r.get("wall_seconds") is not None]
+        rows.append(
+            {
+                "algo": key[0], "env_id": key[1], "label": key[2], "width": key[3], "seeds": len(runs),
+                "policy": runs[0].get("policy", "MlpPolicy"), "net_arch": runs[0].get("net_arch"),
+                "iqm": point, "low": low, "high": high,
+                "parameters": _mean(runs, "size.parameters"), "active_parameters": _mean(runs, "size.active_parameters"),
+                "weights": _mean(runs, "size.weights"), "active_weights": _mean(runs, "size.active_weights"),
+                "train_flops": _mean(runs, "flops.training_flops"),
+                "train_ratio": float(np.mean([run_training_flops(r) for r in runs])),
+                "inference_flops": _mean(runs, "flops.inference_flops"),
+                "inference_ratio": _mean(runs, "flops.inference_flops_ratio"),
+                "run_flops": _mean(runs, "flops.run_training_flops"),
+                "wall": float(np.median(walls)) if walls else float("nan"),
+                "wall_range": (min(walls), max(walls)) if walls else None,
+            }
+        )  # fmt: skip
+    return rows
+
+
+def _mean(runs: list[dict[str, Any]], path: str) -> float:
+    """The mean over ``runs`` of the value at the dotted ``path`` (``"size.parameters"``)."""
+    values = []
+    for value in runs:
+        for part in path.split("."):
+            value = value[part]
+        values.append(float(value))  # type: ignore[arg-type]
+    return float(np.mean(values))
+
+
+def size_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`size_rows`."""
+    lines = [
+        "| task | method | width | policy (net_arch) | seeds | final return IQM [95% CI] | parameters (active / all)"
+        " | train FLOPs / step (vs dense) | inference FLOPs (vs dense) | train FLOPs / run"
+        " | wall-clock s / run (median, range) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        arch = row["net_arch"]
+        arch_text = "" if arch is None else " " + json.dumps(arch).replace('"', "").replace(" ", "")
+        low, high = row["wall_range"] or (0.0, 0.0)
+        wall = "n/a" if row["wall_range"] is None else f"{row['wall']:.0f} ({low:.0f}-{high:.0f})"
+        lines.append(
+            f"| {row['algo'].upper()} {row['env_id']} | {row['label']} | {row['width'] if row['width'] is not None else '-'} "
+            f"| {row['policy']}{arch_text} | {row['seeds']} | {row['iqm']:.1f} [{row['low']:.1f}, {row['high']:.1f}] "
+            f"| {_human(row['active_parameters'])} / {_human(row['parameters'])} "
+            f"| {_human(row['train_flops'])} ({row['train_ratio']:.2f}x) "
+            f"| {_human(row['inference_flops'])} ({row['inference_ratio']:.2f}x) "
+            f"| {_human(row['run_flops'])} | {wall} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_scaling(rows: list[dict[str, Any]], path: Path) -> None:
+    """Final return (IQM, 95% CI), active parameters, training FLOPs per run and wall-clock per run against
+    width, and the final return against active parameters: one line per method, one row of panels per task."""
+    tasks = sorted({(r["algo"], r["env_id"]) for r in rows})
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    colors = _colors(labels)
+    panels = (
+        ("final return (IQM, 95% CI)", None),
+        ("final return against active parameters", "by_parameters"),
+        ("active parameters", "active_parameters"),
+        ("training FLOPs per run", "run_flops"),
+        ("wall-clock s per run (median)", "wall"),
+    )
+    fig, axes = plt.subplots(len(tasks), len(panels), figsize=(4.2 * len(panels), 3.4 * len(tasks)), squeeze=False)
+    for ax_row, task in zip(axes, tasks, strict=True):
+        for ax, (title, key) in zip(ax_row, panels, strict=True):
+            for label in labels:
+                points = sorted((r for r in rows if (r["algo"], r["env_id"]) == task and r["label"] == label and r["width"]),
+                                key=lambda r: r["width"])  # fmt: skip
+                if not points:
+                    continue
+                x = [r["active_parameters"] if key == "by_parameters" else r["width"] for r in points]
+                if key in (None, "by_parameters"):
+                    y = np.array([r["iqm"] for r in points])
+                    err = [y - [r["low"] for r in points], [r["high"] for r in points] - y]
+                    ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=colors[label], label=label)
+                else:
+                    ax.plot(x, [r[key] for r in points], marker="o", color=colors[label], label=label)
+            ax.set_xscale("log", base=10 if key == "by_parameters" else 2)
+            if key in ("active_parameters", "run_flops"):
+                ax.set_yscale("log")
+            ax.set_xlabel("active parameters" if key == "by_parameters" else "width")
+            ax.set_title(f"{task[0].upper()} {task[1]}: {title}", fontsize=9)
+            ax.grid(alpha=0.3)
+        ax_row[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def size_section(results: list[dict[str, Any]], out_dir: Path, order: list[str] | None = None) -> list[str]:
+    """Markdown (and ``scaling.png`` with several widths) of the size and cost per method and width."""
+    rows = size_rows(results, order)
+    if not rows:
+        return []
+    lines = [
+        "## Size and cost per method and width",
+        "",
+        "*Final return*: interquartile mean over seeds of each run's final return, 95% percentile-bootstrap CI "
+        "(with fewer than 4 seeds the IQM is the mean of the seeds, and with 2 seeds the CI spans the two "
+        "returns). *Parameters*: every trainable parameter of the actor "
+        "and critic (target networks left out), active = without the masked-out weights. *FLOPs* as in RigL "
+        "(`sb3_sparse.flops_report`: multiply-adds of the weight matrices per sample; a training step is 3x the "
+        "forward pass of every trained network plus the target's forward pass; inference is one forward pass of "
+        "the actor), relative to the dense model of the same architecture and width (*train FLOPs / step*: the "
+        "final network; the ratio is over the whole run, so `gmp` and `ne` pay for their denser phases). *Train "
+        "FLOPs / run*: per-sample training FLOPs x batch size x gradient steps. *Wall-clock s / run*: training and "
+        "evaluation seconds of the run (model building excluded), median over seeds (with runs in parallel "
+        "or on a machine shared with other work, it also measures the load: see the notes above).",
+        "",
+        size_table(rows),
+        "",
+    ]
+    if len({r["width"] for r in rows if r["width"] is not None}) > 1:
+        plot_scaling(rows, out_dir / "scaling.png")
+        lines += ["![size and cost against width](scaling.png)", ""]
+    return lines
 
 
 def write_summary(
@@ -366,8 +526,9 @@ def write_summary(
         path = out_dir / "summary.md"
         path.write_text("\n".join([*lines, *progress_section(progress, out_dir)]))
         return path
-    order = list(dict.fromkeys(spec.label for spec in specs)) if specs else None
-    analysis = analyse(results, order)
+    order = list(dict.fromkeys(spec.run_label for spec in specs)) if specs else None
+    reference = str((profile or {}).get("reference", "dense"))
+    analysis = analyse(results, order, reference)
     plot_curves(analysis, out_dir / "curves.png")
     plot_normalized(analysis, out_dir / "normalized.png")
     plot_aggregate(analysis, out_dir / "aggregate.png")
@@ -381,7 +542,8 @@ def write_summary(
         "had (dense-to-sparse `gmp` pays for its dense start), *inference FLOPs* of the final network. "
         "Wall-clock per step: median training seconds per env step "
         "(evaluation excluded) relative to dense; runs shared the CPUs with other work, so it is indicative "
-        "only (see `benchmarks/throughput.py` for an interleaved measurement).",
+        "only (see `benchmarks/throughput.py` for an interleaved measurement)."
+        + (f" Here *dense* in the normalised columns is `{reference}`." if reference != "dense" else ""),
         "",
         markdown_table(analysis),
         "",
@@ -391,6 +553,7 @@ def write_summary(
         "",
         "![aggregate](aggregate.png)",
         "",
+        *size_section(results, out_dir, list(dict.fromkeys(spec.label for spec in specs)) if specs else None),
         *progress_section(progress, out_dir),
     ]
     path = out_dir / "summary.md"

@@ -4,14 +4,16 @@ import json
 import os
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 import yaml
 
-from benchmarks.methods import method_kwargs
+from benchmarks.methods import build_model, method_kwargs, policy_architecture, resolve_policy, width_net_arch
 from benchmarks.profile import RunSpec, load_profile, parse_profile
-from benchmarks.runner import _stale, find_checkpoint, run_one
+from benchmarks.run import interleave
+from benchmarks.runner import _stale, dense_flops, find_checkpoint, run_one, size_metrics, sparse_metrics
 from benchmarks.summary import analyse, iqm, write_summary
 from benchmarks.throughput import DENSE, FUSED_DENSE, ONE_XLA_THREAD, SBX_DENSE, SPARSE, main, thread_count
 
@@ -62,10 +64,141 @@ def test_parse_profile_errors(bad):
         parse_profile(data)
 
 
-@pytest.mark.parametrize("name,count", [("smoke", 30), ("quick", 30), ("reduced", 72), ("paper", 250)])
+@pytest.mark.parametrize(
+    "name,count",
+    [("smoke", 30), ("quick", 30), ("reduced", 72), ("paper", 250), ("scaling", 36), ("scaling-full", 160), ("regimes", 24)],
+)
 def test_shipped_profiles(name, count):
     _, specs = load_profile(name)
     assert len(specs) == count and len({s.run_id for s in specs}) == count
+
+
+def test_scaling_and_regimes_profiles():
+    _, scaling = load_profile("scaling")
+    assert {s.width for s in scaling} == {32, 64, 128} and {s.seed for s in scaling} == {0, 1, 2}
+    assert {s.label: s.policy for s in scaling} == {
+        "dense": "MlpPolicy",
+        "dense-simba": "SimbaPolicy",
+        "simba-rigl-0.6-all-modules": "SimbaPolicy",
+        "simba-mst": "SimbaPolicy",
+    }
+    assert [s.run_id for s in scaling[:4]] == [
+        "sac/Pendulum-v1/dense-w32/seed0",
+        "sac/Pendulum-v1/dense-w64/seed0",
+        "sac/Pendulum-v1/dense-w128/seed0",
+        "sac/Pendulum-v1/dense-simba-w32/seed0",
+    ]
+    settings = {"learning_starts": 1000, "learning_rate": 0.001}
+    assert all(s.total_timesteps == 10_000 and s.algo_kwargs == settings for s in scaling)
+    _, full = load_profile("scaling-full")
+    assert {s.width for s in full} == {256, 512, 1024, 2048} and {s.total_timesteps for s in full} == {1_000_000}
+    assert {s.env_id for s in full} >= {"HalfCheetah-v5", "Humanoid-v5"} and len({s.seed for s in full}) == 5
+    _, regimes = load_profile("regimes")
+    widths = {s.run_label: s.width for s in regimes if s.seed == 0}
+    assert widths == {
+        "dense-w128": 128, "dense-same-budget-w81": 81, "static-0.6-w128": 128, "set-0.6-w128": 128,
+        "rigl-0.6-w128": 128, "gmp-0.6-w128": 128, "ne-0.6-w128": 128, "mst-0.6-w128": 128,
+    }  # fmt: skip
+    assert {s.policy for s in regimes} == {"SimbaPolicy"} and {s.sparsity for s in regimes if s.method != "dense"} == {0.6}
+    ne = next(s for s in regimes if s.method == "ne")
+    assert ne.method_kwargs["initial_sparsity"] == 0.8 and ne.method_kwargs["sparsity_distribution"] == "erk"
+
+
+WIDTH_PROFILE = """
+name: widths
+total_timesteps: 100
+algorithms: [sac]
+envs: [Pendulum-v1]
+seeds: [0]
+widths: [8, 16]
+methods:
+  - dense
+  - {method: dense, label: dense-simba, policy: SimbaPolicy}
+  - {method: mst, policy: SimbaPolicy, width: 12}
+"""
+
+
+def test_parse_profile_with_widths_and_policies():
+    specs = parse_profile(yaml.safe_load(WIDTH_PROFILE))
+    assert [s.run_id for s in specs] == [
+        "sac/Pendulum-v1/dense-w8/seed0",
+        "sac/Pendulum-v1/dense-w16/seed0",
+        "sac/Pendulum-v1/dense-simba-w8/seed0",
+        "sac/Pendulum-v1/dense-simba-w16/seed0",
+        "sac/Pendulum-v1/mst-w12/seed0",  # the entry's width replaces the profile's widths
+    ]
+    assert [s.policy for s in specs] == ["MlpPolicy"] * 2 + ["SimbaPolicy"] * 3
+    assert all(RunSpec.from_dict(s.to_dict()) == s for s in specs)
+    assert "policy" not in specs[0].to_dict() and specs[2].to_dict()["policy"] == "SimbaPolicy"
+    plain = parse_profile(yaml.safe_load(PROFILE))[0]
+    assert plain.width is None and "width" not in plain.to_dict() and plain.run_id == "sac/Pendulum-v1/dense/seed0"
+    data = yaml.safe_load(WIDTH_PROFILE)
+    data["widths"] = [8, 8]
+    with pytest.raises(ValueError, match="appears twice"):
+        parse_profile(data)
+    data["widths"] = []
+    with pytest.raises(ValueError, match="widths"):
+        parse_profile(data)
+
+
+def test_interleave_runs_of_several_profiles_seed_by_seed():
+    a = parse_profile(yaml.safe_load(WIDTH_PROFILE.replace("seeds: [0]", "seeds: [0, 1]")))
+    b = parse_profile(yaml.safe_load(PROFILE))
+    runs = interleave([a, b])
+    assert len(runs) == len(a) + len(b) and {id(s) for s in runs} == {id(s) for s in a + b}
+    expected = [("widths", 0)] * 5 + [("tiny", 0)] * 12 + [("widths", 1)] * 5 + [("tiny", 1)] * 12
+    assert [(s.profile, s.seed) for s in runs] == expected
+
+
+def test_width_rule():
+    assert width_net_arch(64, residual=False) == {"pi": [64, 64], "qf": [64, 64]}
+    assert width_net_arch(64, residual=True) == {"pi": [16], "qf": [64, 64]}  # SimBa's 1:4 actor:critic ratio
+    assert width_net_arch(512, residual=True) == {"pi": [128], "qf": [512, 512]}  # SimBa's default critic and actor
+    assert width_net_arch(3, residual=True) == {"pi": [1], "qf": [3, 3]}
+    assert width_net_arch(32, residual=False, algo="dqn") == [32, 32]
+    with pytest.raises(ValueError, match="positive"):
+        width_net_arch(0, residual=False)
+    assert policy_architecture("sac", "dense", "SimbaPolicy") == "simba"
+    assert policy_architecture("sac", "mst", "BroPolicy") == "bro"
+    assert policy_architecture("sac", "dense", "MlpPolicy") is None
+    with pytest.raises(ValueError, match="not valid"):
+        policy_architecture("sac", "dense", "ResNetPolicy")
+
+
+def test_build_model_resolves_the_policy_and_the_width():
+    from stable_baselines3 import SAC
+
+    from sb3_sparse import SparseSAC
+    from sb3_sparse.sac.policies import SimbaSACPolicy, SparseSimbaSACPolicy
+
+    assert resolve_policy("sac", "dense", "SimbaPolicy") is SimbaSACPolicy
+    assert resolve_policy("sac", "mst", "SimbaPolicy") == "SimbaPolicy"
+    assert resolve_policy("sac", "dense", "MlpPolicy") == "MlpPolicy"
+    env = gym.make("Pendulum-v1")
+    dense = build_model("sac", "dense", "Pendulum-v1", env, 0, policy="SimbaPolicy", width=16)
+    assert type(dense) is SAC and type(dense.policy) is SimbaSACPolicy
+    assert dense.policy.net_arch == {"pi": [4], "qf": [16, 16]}
+    sparse = build_model("sac", "mst", "Pendulum-v1", env, 0, policy="SimbaPolicy", width=16)
+    assert type(sparse) is SparseSAC and type(sparse.policy) is SparseSimbaSACPolicy
+    mlp = build_model("sac", "dense", "Pendulum-v1", env, 0, width=8)
+    assert mlp.policy.net_arch == {"pi": [8, 8], "qf": [8, 8]}
+    # sizes and FLOPs: the sparse model's dense reference is the dense model of the same architecture and width
+    dense_size, sparse_size = size_metrics(dense)["size"], size_metrics(sparse)["size"]
+    assert (
+        dense_size["parameters"]
+        == sparse_size["parameters"]
+        == sum(p.numel() for name, p in dense.policy.named_parameters() if not name.startswith("critic_target"))
+    )
+    assert dense_size["active_parameters"] == dense_size["parameters"] and dense_size["weights"] == sparse_size["weights"]
+    assert sparse_size["active_weights"] < 0.5 * sparse_size["weights"]
+    masked = sparse_size["weights"] - sparse_size["active_weights"]
+    assert sparse_size["parameters"] - sparse_size["active_parameters"] == masked
+    flops, sparse_flops = dense_flops(dense), sparse_metrics(sparse)["flops"]
+    assert flops["training_flops"] == sparse_flops["dense_training_flops"]
+    assert flops["inference_flops"] == sparse_flops["dense_inference_flops"]
+    assert sparse_flops["training_flops"] < flops["training_flops"] and sparse_flops["run_training_flops"] == 0
+    with pytest.raises(ValueError, match="not both"):
+        build_model("sac", "dense", "Pendulum-v1", env, 0, algo_kwargs={"policy_kwargs": {"net_arch": [8]}}, width=8)
 
 
 def test_method_kwargs():
@@ -107,6 +240,31 @@ def test_run_resumes_from_checkpoint(tmp_path):
     assert _stale(run_dir / "result.json", changed) and not _stale(run_dir / "result.json", spec)
 
 
+@pytest.mark.parametrize("method,policy", [("dense", "SimbaPolicy"), ("mst", "SimbaPolicy"), ("dense", "MlpPolicy")])
+def test_run_records_size_flops_and_wall_clock(tmp_path, method, policy):
+    spec = RunSpec(
+        profile="test", algo="sac", env_id="Pendulum-v1", label=method, method=method, seed=0, total_timesteps=60,
+        eval_freq=30, n_eval_episodes=1, checkpoint_freq=1000, final_evals=1,
+        algo_kwargs={"learning_starts": 20, "batch_size": 16}, policy=policy, width=8,
+    )  # fmt: skip
+    assert spec.run_id == f"sac/Pendulum-v1/{method}-w8/seed0"
+    assert run_one(spec, tmp_path, stop_at_step=30) == "interrupted"  # a residual policy resumes too
+    assert run_one(spec, tmp_path) == "done"
+    result = json.loads((tmp_path / spec.run_id / "result.json").read_text())
+    assert result["spec"]["width"] == 8 and result["device"] == "cpu" and result["resumes"] == 1
+    residual = policy == "SimbaPolicy"
+    assert result["net_arch"] == ({"pi": [2], "qf": [8, 8]} if residual else {"pi": [8, 8], "qf": [8, 8]})
+    expected_policy = {"dense": "SimbaSACPolicy", "mst": "SparseSimbaSACPolicy"}[method] if residual else "SACPolicy"
+    assert result["policy"] == expected_policy
+    size, flops = result["size"], result["flops"]
+    assert 0 < size["active_weights"] <= size["weights"] < size["parameters"]
+    assert (size["active_weights"] < size["weights"]) == (method != "dense")
+    assert flops["training_flops"] > 0 and flops["inference_flops"] > 0 and flops["gradient_steps"] > 0
+    assert flops["training_flops"] / flops["dense_training_flops"] == pytest.approx(flops["training_flops_ratio"])
+    assert flops["run_training_flops"] > flops["training_flops"] * 16
+    assert result["wall_seconds"] >= result["train_seconds"] > 0
+
+
 def fake_result(algo: str, env_id: str, label: str, seed: int, final: float, sps: float) -> dict:
     steps = [0, 500, 1000]
     return {
@@ -141,6 +299,45 @@ def test_summary(tmp_path: Path):
     point, low, high, n_runs, n_tasks = analysis["aggregate"]["set-0.5"]["norm_final"]
     assert low <= point <= high and n_runs == 6 and n_tasks == 2 and point == pytest.approx(0.9, abs=0.02)
     assert analysis["tasks"][("sac", "A-v0")]["methods"]["dense"]["steps_to_dense"] == 1000
+
+
+def fake_sized_result(label: str, width: int, seed: int, final: float) -> dict:
+    """A result of the newer harness (width, policy, size, absolute FLOPs, wall-clock)."""
+    result = fake_result("sac", "Pendulum-v1", label, seed, final, 0.01)
+    sparse = label != "dense"
+    weights = 10 * width * width
+    result["spec"].update(profile="fake-scaling", width=width, policy="SimbaPolicy")
+    result["curve"]["mean"] = [-1500.0, (final - 1500.0) / 2, final]  # Pendulum-like: the untrained policy is worse
+    result["flops"] = {
+        "training_flops": 4 * weights * (0.4 if sparse else 1), "dense_training_flops": 4 * weights,
+        "training_flops_ratio": 0.4 if sparse else 1.0, "integrated_training_flops_ratio": 0.45 if sparse else None,
+        "inference_flops": width * (0.4 if sparse else 1), "dense_inference_flops": width,
+        "inference_flops_ratio": 0.4 if sparse else 1.0, "run_training_flops": 1e9 * width, "gradient_steps": 900,
+    }  # fmt: skip
+    result["size"] = {"parameters": weights + 50, "active_parameters": int(weights * (0.4 if sparse else 1)) + 50}
+    result["size"].update(weights=weights, active_weights=int(weights * (0.4 if sparse else 1)))
+    result.update(wall_seconds=100.0 + width + seed, policy="SimbaSACPolicy", net_arch={"pi": [width // 4], "qf": [width] * 2})
+    return result
+
+
+def test_summary_of_widths(tmp_path: Path):
+    results = tmp_path / "results"
+    for width in (8, 16):
+        for seed in range(3):
+            for label, final in (("dense", -200.0 + seed), ("mst", -180.0 - 10 * seed)):
+                path = results / "sac" / "Pendulum-v1" / f"{label}-w{width}" / f"seed{seed}" / "result.json"
+                path.parent.mkdir(parents=True)
+                path.write_text(json.dumps(fake_sized_result(label, width, seed, final)))
+    profile = {"reference": "dense-w16"}
+    text = write_summary(results, tmp_path / "docs", profile).read_text()
+    assert "## Size and cost per method and width" in text and "Here *dense* in the normalised columns is `dense-w16`" in text
+    assert "| SAC Pendulum-v1 | mst | 16 | SimbaSACPolicy {pi:[4],qf:[16,16]} | 3 | -190.0 [-200.0, -180.0] " in text
+    assert "| 1.07k / 2.61k | 4.1k (0.45x) | 6.4 (0.40x) | 16G | 117 (116-118) |" in text
+    assert "| SAC Pendulum-v1 | dense-w16 | 3 |" in text  # the generic table: one row per method and width
+    for name in ("scaling.png", "curves.png", "normalized.png"):
+        assert (tmp_path / "docs" / name).stat().st_size > 1000
+    analysis = analyse([json.loads(p.read_text()) for p in results.rglob("result.json")], reference="dense-w16")
+    assert analysis["tasks"][("sac", "Pendulum-v1")]["methods"]["dense-w16"]["norm_final"].mean() == pytest.approx(1.0)
 
 
 def test_iqm():
