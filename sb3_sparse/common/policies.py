@@ -54,7 +54,8 @@ class SparsePolicyMixin:
     explicit_modules: ClassVar[tuple[str, ...]] = ()
     #: modules trained once every ``policy_delay`` gradient steps of the algorithm (TD3's and CrossQ's actor)
     delayed_modules: ClassVar[tuple[str, ...]] = ()
-    #: parts of the networks left out of the FLOPs (dense feature extractors)
+    #: parts of the networks that are not part of the actor's or critic's module: left out of their masks,
+    #: updates and FLOPs (features extractors: dense, or the ``encoder`` module)
     flops_exclude: ClassVar[tuple[str, ...]] = ("features_extractor",)
 
     dst_config: dict[str, Any]

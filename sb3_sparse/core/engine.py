@@ -12,7 +12,6 @@ module's state and its dormant units (for ``ne`` and ``recycle_dormant``).
 """
 
 import math
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +99,11 @@ class ModuleBinding:
     other_optimizers: tuple[th.optim.Optimizer, ...] = ()
     exclude: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def optimizers(self) -> tuple[th.optim.Optimizer, ...]:
+        """Every optimizer that trains the module's weights, its clock first (none without ``optimizer``)."""
+        return () if self.optimizer is None else (self.optimizer, *self.other_optimizers)
+
     def weights(self, target: bool = False) -> list[tuple[str, nn.Module, str]]:
         """The module's masked weights in its online (or target) network, as :func:`sparse_weights` gives them."""
         network = self.target if target else self.online
@@ -171,13 +175,9 @@ class SparseEngine:
         for name, binding in bindings.items():
             if name not in self.configs or binding.optimizer is None:
                 continue
-            optimizers = (binding.optimizer, *binding.other_optimizers)
+            optimizers = binding.optimizers
             previous = self._hooks.get(name)
-            if (
-                previous is not None
-                and len(previous[0]) == len(optimizers)
-                and all(map(operator.is_, previous[0], optimizers))
-            ):
+            if previous is not None and previous[0] == optimizers:  # optimizers compare by identity
                 continue  # attached already (this runs every env step: keep it cheap)
             if previous is not None:
                 for handle in previous[1]:
@@ -336,11 +336,10 @@ class SparseEngine:
             <sb3_sparse.core.plasticity.PlasticityProbe.dormant>`)
         :return: the number of units recycled
         """
-        optimizers = () if binding.optimizer is None else (binding.optimizer, *binding.other_optimizers)
         count = 0
         # deepest first: an entry that is both incoming (of a deeper unit) and outgoing (of a shallower one) ends 0
         for layer, units in reversed(list(dormant.items())):
-            recycle_units(layer, units, optimizers)
+            recycle_units(layer, units, binding.optimizers)
             count += units.numel()
         self.sync_target(binding)
         state = self.module_state(name)
@@ -401,11 +400,10 @@ class SparseEngine:
             dense_grad = weight_state(module, weight_name).dense_grad
             dropped, grown = update_mask(weight, mask, n_target, n_swap, regime.drop_score, regime.grow_score, dense_grad)
             set_mask(module, weight_name, mask)
-            if binding.optimizer is not None:
-                extra = (dormant or {}).get(module) if regime.resets_dormant and weight_name == "weight" else None
-                changed_positions = th.cat([dropped, grown, *([] if extra is None else [extra.to(dropped.device)])])
-                for optimizer in (binding.optimizer, *binding.other_optimizers):
-                    reset_state(optimizer, weight, changed_positions)
+            extra = (dormant or {}).get(module) if regime.resets_dormant and weight_name == "weight" else None
+            changed_positions = th.cat([dropped, grown, *([] if extra is None else [extra.to(dropped.device)])])
+            for optimizer in binding.optimizers:
+                reset_state(optimizer, weight, changed_positions)
             changed += max(dropped.numel(), grown.numel())
             before += n_active
         self.sync_target(binding)
