@@ -207,15 +207,11 @@ def gradient_norm(parameters: Iterable[th.Tensor]) -> float | None:
     return float(th.linalg.vector_norm(th.stack(norms)).item()) if norms else None
 
 
-def _row_indices(weight: th.Tensor, rows: th.Tensor) -> th.Tensor:
-    """Flat indices of whole rows of a 2-D ``weight``."""
-    columns = weight.shape[1]
-    return (rows.unsqueeze(1) * columns + th.arange(columns, device=weight.device)).flatten()
-
-
 def incoming_indices(layer: NeuronLayer, units: th.Tensor) -> th.Tensor:
-    """Flat indices, in the producer's weight, of the incoming weights of ``units``."""
-    return _row_indices(layer.producer.weight, units.to(layer.producer.weight.device))
+    """Flat indices, in the producer's weight, of the incoming weights of ``units`` (whole rows)."""
+    weight = layer.producer.weight
+    columns = weight.shape[1]
+    return (units.to(weight.device).unsqueeze(1) * columns + th.arange(columns, device=weight.device)).flatten()
 
 
 @th.no_grad()
@@ -244,7 +240,7 @@ def recycle_units(layer: NeuronLayer, units: th.Tensor, optimizers: Sequence[th.
         fresh *= get_mask(producer, "weight")[units].to(fresh.dtype)
     weight[units] = fresh
     for optimizer in optimizers:
-        reset_state(optimizer, weight, _row_indices(weight, units))
+        reset_state(optimizer, weight, incoming_indices(layer, units))
     if producer.bias is not None:
         producer.bias[units] = th.empty(units.numel(), device=weight.device, dtype=producer.bias.dtype).uniform_(-bound, bound)
         for optimizer in optimizers:
