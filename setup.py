@@ -72,6 +72,14 @@ setup(
             "mujoco>=3.17,<4",
             "shimmy[dm-control]>=2.0,<3",
         ],
+        # Multi-agent tasks of sb3_sparse.marl (QMIX / VDN): PettingZoo's parallel API, level-based foraging,
+        # multi-robot warehouse and MPE
+        "marl": [
+            "pettingzoo>=1.24",
+            "lbforaging>=2.0",
+            "rware>=2.0",
+            "mpe2>=1.0",
+        ],
     },
     entry_points={"console_scripts": ["sb3-sparse=sb3_sparse.zoo.cli:main"]},
     license="MIT",

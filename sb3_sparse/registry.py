@@ -93,6 +93,31 @@ for _entry in (
     register_algorithm(_entry)
 
 
+#: The multi-agent learners (``sb3-sparse marl``), apart from :data:`ALGORITHMS` because rl-zoo3 cannot run them.
+#: Their entries name the same class as sparse and dense: dense is the default regime.
+MULTI_AGENT_ALGORITHMS: dict[str, AlgorithmEntry] = {}
+
+
+def register_multi_agent_algorithm(entry: AlgorithmEntry) -> None:
+    """Add (or replace) a multi-agent learner in :data:`MULTI_AGENT_ALGORITHMS`."""
+    MULTI_AGENT_ALGORITHMS[entry.name] = entry
+
+
+for _entry in (
+    AlgorithmEntry("qmix", "sb3_sparse.marl.QMIX", "sb3_sparse.marl.QMIX", None),
+    AlgorithmEntry("vdn", "sb3_sparse.marl.VDN", "sb3_sparse.marl.VDN", None),
+):
+    register_multi_agent_algorithm(_entry)
+
+
+def get_multi_agent_algorithm(name: str) -> AlgorithmEntry:
+    """The entry of the multi-agent learner ``name`` (a ``ValueError`` with the valid names otherwise)."""
+    from sb3_sparse.core.config import check_choice
+
+    check_choice("algorithm", name, tuple(MULTI_AGENT_ALGORITHMS))
+    return MULTI_AGENT_ALGORITHMS[name]
+
+
 def get_algorithm(name: str) -> AlgorithmEntry:
     """The entry of ``name`` (a ``ValueError`` with the valid names otherwise)."""
     from sb3_sparse.core.config import check_choice

@@ -183,10 +183,55 @@ RECIPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 }
 
 
+#: The multi-agent learners, which take the recipes of :data:`MULTI_AGENT_RECIPES` under the same names.
+MULTI_AGENT = ("qmix", "vdn")
+
+# The sparse schedule of MAST's comparisons (Hu et al., 2024) on QMIX / VDN: every layer of the agent network
+# and of the mixer's hypernetworks at 90% (ERK), a topology update every 10k env steps (about MAST's 200
+# episodes), cosine drop fraction from 0.5 until 80% of the run (RigL's schedule; MAST does not publish it).
+_MULTI_AGENT_SPARSE = {
+    "sparsity": 0.9,
+    "sparsity_distribution": "erk",
+    "sparse_layers": "all",
+    "topology_update_interval": 10_000,
+    "drop_fraction": 0.5,
+    "drop_fraction_schedule": "cosine",
+    "topology_update_end": 0.8,
+}
+
+#: name -> keyword arguments of :class:`~sb3_sparse.marl.QMIX` / :class:`~sb3_sparse.marl.VDN`: MAST and the
+#: sparse baselines of its paper (its *Tiny* baseline, a dense policy of the same size, is
+#: :func:`sb3_sparse.marl.policies.tiny_policy_kwargs`).
+MULTI_AGENT_RECIPES: dict[str, dict[str, Any]] = {
+    "static": {**_MULTI_AGENT_SPARSE, "regime": "static"},
+    "set": {**_MULTI_AGENT_SPARSE, "regime": "set"},
+    "rigl": {**_MULTI_AGENT_SPARSE, "regime": "rigl"},
+    # RLx2's pieces that apply to episodes: RigL with 3-step targets (its dynamic buffer ranks transitions by
+    # policy distance, which episode batches do not have)
+    "rlx2": {**_MULTI_AGENT_SPARSE, "regime": "rigl", "n_steps": 3},
+    # MAST: RigL, Soft Mellowmax targets (omega 10; alpha 1 is ours), hybrid targets: TD(lambda) for the first
+    # half of the run, 3-step returns after it, and dual buffers (half of each batch from the newest 100
+    # episodes). MAST does not publish lambda, the switch point, the buffer sizes or the mixing ratio:
+    # lambda 0.6 is pymarl2's QMIX value, the rest are ours.
+    "mast": {
+        **_MULTI_AGENT_SPARSE,
+        "regime": "rigl",
+        "target_operator": "soft_mellowmax",
+        "mellowmax_omega": 10.0,
+        "mellowmax_alpha": 1.0,
+        "td_lambda": 0.6,
+        "td_lambda_end": 0.5,
+        "n_steps": 3,
+        "replay_buffer_class": "dual",
+        "replay_buffer_kwargs": {"recent_size": 100, "recent_fraction": 0.5},
+    },
+}
+
+
 def recipe_algorithms(name: str) -> tuple[str, ...]:
     """The algorithm names (``sparse_sac``, ...) that recipe ``name`` is for."""
     check_choice("recipe", name, tuple(RECIPES))
-    return RECIPES[name][0]
+    return RECIPES[name][0] + (MULTI_AGENT if name in MULTI_AGENT_RECIPES else ())
 
 
 def sparse_recipe(name: str, env_id: str | None = None, algorithm: str | None = None, **overrides: Any) -> dict[str, Any]:
@@ -196,15 +241,17 @@ def sparse_recipe(name: str, env_id: str | None = None, algorithm: str | None = 
         ``"set"``, ``"static"``, ``"mst"``
     :param env_id: for ``"ds_td3"`` / ``"ds_sac"``, a MuJoCo env (e.g. ``"HalfCheetah-v5"``) whose
         published Erdos-Renyi lambdas to use; without it the 50% sparsity is spread uniformly
-    :param algorithm: the algorithm name it will be used with (e.g. ``"sparse_sac"``): raises if the recipe is
-        not for it; ``"rlx2"`` with ``"sparse_sac"`` keeps at least 2e5 transitions in its buffer (1e5 otherwise)
+    :param algorithm: the algorithm name it will be used with (e.g. ``"sparse_sac"``; ``"qmix"`` / ``"vdn"``
+        get the multi-agent form of ``"mast"``, ``"rigl"``, ``"set"``, ``"static"`` and ``"rlx2"``, see
+        :data:`MULTI_AGENT_RECIPES`): raises if the recipe is not for it; ``"rlx2"`` with ``"sparse_sac"`` keeps at
+        least 2e5 transitions in its buffer (1e5 otherwise)
     :param overrides: arguments to add; one that the recipe also sets raises (pass it after editing the dict instead)
     :return: a new dict of constructor arguments
     """
     algorithms = recipe_algorithms(name)
     if algorithm is not None and algorithm not in algorithms:
         raise ValueError(f"recipe {name!r} is for {', '.join(algorithms)}, not {algorithm!r}")
-    kwargs = copy.deepcopy(RECIPES[name][1])
+    kwargs = copy.deepcopy(MULTI_AGENT_RECIPES[name] if algorithm in MULTI_AGENT else RECIPES[name][1])
     if env_id is not None and name in ("ds_td3", "ds_sac"):
         table = DS_TD3_LAMBDAS if name == "ds_td3" else DS_SAC_LAMBDAS
         family = env_id.split("-")[0]

@@ -4,7 +4,8 @@ Sparse networks make the max over noisy Q-values overestimate more: MAST (Hu et 
 sparse value-based agents with the Soft Mellowmax operator (Gan et al., arXiv 2012.09456) in place of
 the max, and with hybrid TD(lambda) targets. Both live here, in plain PyTorch (no SB3), so any learner
 can use them: :class:`~sb3_sparse.dqn.SparseDQN` picks its operator by name from
-:data:`TARGET_OPERATORS`; :func:`lambda_returns` is for learners that sample whole episodes.
+:data:`TARGET_OPERATORS`; :func:`lambda_returns` and :func:`n_step_returns` are for learners that sample whole
+episodes (:class:`~sb3_sparse.marl.QMIX`).
 
 A target operator reduces the action dimension ``dim`` of Q-values and is called as
 ``fn(q, dim=dim, **params)``; the parameters are operator-specific keywords (``soft_mellowmax``:
@@ -45,14 +46,15 @@ def soft_mellowmax(q: th.Tensor, omega: float, alpha: float, dim: int = -1) -> t
     large ``q``. It lies in ``[max(q) - log(n) / omega, max(q)]`` (``n`` actions); ``alpha = 0`` gives
     the mellowmax ``(1 / omega) * log mean exp(omega * q)``.
 
-    :param q: Q-values, any shape
+    :param q: Q-values, any shape; ``-inf`` marks an action that cannot be taken (not in the sum)
     :param omega: the mellowmax temperature (> 0; larger is closer to the max)
     :param alpha: the softmax weighting temperature (>= 0; larger weights the best actions more)
     :param dim: the action dimension, reduced
     :return: ``q`` without ``dim``
     """
     omega, alpha = check_mellowmax_parameters(omega, alpha)
-    return th.logsumexp(F.log_softmax(alpha * q, dim=dim) + omega * q, dim=dim) / omega
+    weights = th.where(th.isneginf(q), q, alpha * q)  # -inf (an unavailable action) keeps no weight, even at alpha 0
+    return th.logsumexp(F.log_softmax(weights, dim=dim) + omega * q, dim=dim) / omega
 
 
 def max_operator(q: th.Tensor, dim: int = -1) -> th.Tensor:
@@ -124,12 +126,7 @@ def lambda_returns(
     for name, value in (("gamma", gamma), ("lam", lam)):
         if not is_number(value) or not 0.0 <= value <= 1.0:
             raise ValueError(f"{name}={value!r} is not valid; it must be a number in [0, 1]")
-    if rewards.dim() < 2:
-        raise ValueError(f"rewards must be shaped [batch, T, ...], got {tuple(rewards.shape)}")
-    tensors = {"dones": dones, "bootstrap_values": bootstrap_values, **({} if mask is None else {"mask": mask})}
-    for name, tensor in tensors.items():
-        if tensor.shape != rewards.shape:
-            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, rewards {tuple(rewards.shape)}")
+    _check_shapes(rewards, dones=dones, bootstrap_values=bootstrap_values, mask=mask)
     continues = gamma * (1.0 - dones.to(rewards.dtype))
     valid = th.ones_like(rewards, dtype=th.bool) if mask is None else mask.bool()
     returns: list[th.Tensor] = []  # backwards in time
@@ -139,3 +136,42 @@ def lambda_returns(
             target = th.where(valid[:, t + 1], target + lam * (returns[-1] - target), target)
         returns.append(th.where(valid[:, t], rewards[:, t] + continues[:, t] * target, 0.0))
     return th.stack(returns[::-1], dim=1)
+
+
+def _check_shapes(rewards: th.Tensor, **tensors: th.Tensor | None) -> None:
+    if rewards.dim() < 2:
+        raise ValueError(f"rewards must be shaped [batch, T, ...], got {tuple(rewards.shape)}")
+    for name, tensor in tensors.items():
+        if tensor is not None and tensor.shape != rewards.shape:
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, rewards {tuple(rewards.shape)}")
+
+
+def n_step_returns(
+    rewards: th.Tensor,
+    dones: th.Tensor,
+    bootstrap_values: th.Tensor,
+    gamma: float,
+    n_steps: int,
+    mask: th.Tensor | None = None,
+) -> th.Tensor:
+    """Multi-step returns of a batch of episode segments, time in dimension 1, with the arguments of :func:`lambda_returns`.
+
+    ``G_t = r_t + gamma r_{t+1} + ... + gamma^(k-1) r_{t+k-1} + gamma^k V_{t+k-1}`` with ``k = n_steps``, or fewer
+    steps where the episode (or the segment) ends first; no bootstrap after a terminal step.
+
+    :param n_steps: the number of rewards summed before bootstrapping (1: one-step TD targets)
+    :return: the returns, same shape as ``rewards`` (0 at padded steps)
+    """
+    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
+        raise ValueError(f"n_steps={n_steps!r} is not valid; it must be an integer >= 1")
+    if not is_number(gamma) or not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma={gamma!r} is not valid; it must be a number in [0, 1]")
+    _check_shapes(rewards, dones=dones, bootstrap_values=bootstrap_values, mask=mask)
+    continues = gamma * (1.0 - dones.to(rewards.dtype))
+    valid = th.ones_like(rewards, dtype=th.bool) if mask is None else mask.bool()
+    next_valid = th.cat([valid[:, 1:], th.zeros_like(valid[:, :1])], dim=1)
+    returns = rewards + continues * bootstrap_values  # one step
+    for _ in range(n_steps - 1):  # G^(k)_t = r_t + c_t * (G^(k-1)_{t+1} if step t+1 is real, else V_t)
+        later = th.cat([returns[:, 1:], th.zeros_like(returns[:, :1])], dim=1)
+        returns = rewards + continues * th.where(next_valid, later, bootstrap_values)
+    return th.where(valid, returns, 0.0)

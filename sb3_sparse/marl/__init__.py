@@ -1,0 +1,16 @@
+"""Cooperative multi-agent value learning (QMIX, VDN) with sparse agent and mixing networks."""
+
+from sb3_sparse.marl.buffers import DualEpisodeReplayBuffer, EpisodeReplayBuffer
+from sb3_sparse.marl.policies import MlpQMIXPolicy, MlpVDNPolicy, QMIXPolicy, VDNPolicy
+from sb3_sparse.marl.qmix import QMIX, VDN
+
+__all__ = [
+    "QMIX",
+    "VDN",
+    "DualEpisodeReplayBuffer",
+    "EpisodeReplayBuffer",
+    "MlpQMIXPolicy",
+    "MlpVDNPolicy",
+    "QMIXPolicy",
+    "VDNPolicy",
+]

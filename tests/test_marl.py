@@ -1,0 +1,258 @@
+"""QMIX / VDN: training with sparse modules, SB3's habits (save/load, callbacks, logger, seeding), real envs."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.logger import configure
+
+from sb3_sparse import flops_report, sparse_recipe
+from sb3_sparse.core.masking import get_mask, sparse_weights
+from sb3_sparse.marl import QMIX, VDN, MlpQMIXPolicy, QMIXPolicy
+from sb3_sparse.marl.envs import MultiAgentEnv
+
+RIGL = {
+    "regime": "rigl",
+    "sparsity": 0.9,
+    "sparsity_distribution": "erk",
+    "sparse_layers": "all",
+    "topology_update_interval": 100,
+    "drop_fraction": 0.3,
+}
+SMALL = {"batch_size": 4, "buffer_size": 32, "exploration_steps": 300, "policy_kwargs": {"hidden_dim": 16}}
+
+
+class MatchGame(ParallelEnv):
+    """Each agent sees a one-hot cue and is rewarded when it picks the cued action; 6 steps per episode."""
+
+    metadata = {"name": "match_v0"}
+
+    def __init__(self, n_agents: int = 2, n_actions: int = 3):
+        self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
+        self.n_actions = n_actions
+        self._rng = np.random.default_rng()
+
+    def observation_space(self, agent):
+        return spaces.Box(0.0, 1.0, (self.n_actions,), np.float32)
+
+    def action_space(self, agent):
+        return spaces.Discrete(self.n_actions)
+
+    def _observe(self):
+        self.cues = {agent: int(self._rng.integers(self.n_actions)) for agent in self.agents}
+        return {agent: np.eye(self.n_actions, dtype=np.float32)[cue] for agent, cue in self.cues.items()}
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.agents = list(self.possible_agents)
+        self.t = 0
+        return self._observe(), {agent: {} for agent in self.agents}
+
+    def step(self, actions):
+        rewards = {agent: float(actions[agent] == self.cues[agent]) for agent in self.agents}
+        self.t += 1
+        observations = self._observe()
+        truncations = {agent: self.t >= 6 for agent in self.agents}
+        terminations = {agent: False for agent in self.agents}
+        infos = {agent: {} for agent in self.agents}
+        return observations, rewards, terminations, truncations, infos
+
+
+def match_env() -> MultiAgentEnv:
+    return MultiAgentEnv(MatchGame(), episode_limit=6)
+
+
+def assert_masked(model) -> None:
+    """Pruned weights are exactly 0 online and in the target, whose masks are the online ones."""
+    policy = model.policy
+    for online, target in ((policy.agent, policy.agent_target), (policy.mixer, policy.mixer_target)):
+        target_masks = {name: (module, weight) for name, module, weight in sparse_weights(target)}
+        for name, module, weight in sparse_weights(online):
+            mask = get_mask(module, weight)
+            target_module, target_weight = target_masks[name]
+            assert th.equal(get_mask(target_module, target_weight), mask), name
+            assert th.all(getattr(module, weight)[mask == 0] == 0), name
+            assert th.all(getattr(target_module, target_weight)[mask == 0] == 0), name
+
+
+def layer_counts(model) -> dict[str, int]:
+    return {
+        f"{part}.{name}": int(get_mask(module, weight).sum())
+        for part in ("agent", "mixer")
+        for name, module, weight in sparse_weights(getattr(model.policy, part))
+    }
+
+
+@pytest.mark.parametrize("policy", ["RnnPolicy", "MlpPolicy"])
+def test_rigl_updates_agent_and_mixer_and_keeps_exact_zeros(policy):
+    model = QMIX(policy, match_env(), seed=0, target_update_interval=5, **SMALL, **RIGL)
+    counts = layer_counts(model)
+    masks = {name: get_mask(m, w).clone() for name, m, w in sparse_weights(model.policy.agent)}
+    model.learn(600)
+    modules = model.dst_state["modules"]
+    assert modules["agent"]["n_updates"] >= 3 and modules["mixer"]["n_updates"] >= 3
+    assert any(not th.equal(get_mask(m, w), masks[name]) for name, m, w in sparse_weights(model.policy.agent))
+    assert layer_counts(model) == counts  # RigL keeps every layer's count
+    assert_masked(model)
+    assert flops_report(model)["sparsity"] == pytest.approx(0.9, abs=0.01)
+
+
+def test_save_load_keeps_masks_schedule_and_predictions(tmp_path):
+    model = QMIX("RnnPolicy", match_env(), seed=1, **SMALL, **RIGL)
+    model.learn(300)
+    model.save(tmp_path / "qmix.zip")
+    loaded = QMIX.load(tmp_path / "qmix.zip", env=match_env())
+    assert loaded.dst_state == model.dst_state
+    assert loaded.num_timesteps == model.num_timesteps and loaded._episode_num == model._episode_num
+    for (name, m, w), (_, m2, w2) in zip(sparse_weights(model.policy), sparse_weights(loaded.policy), strict=True):
+        assert th.equal(get_mask(m, w), get_mask(m2, w2)), name
+        assert th.equal(getattr(m, w), getattr(m2, w2)), name
+    obs = np.random.default_rng(0).random((2, 3)).astype(np.float32)
+    actions, state = model.predict(obs, deterministic=True)
+    loaded_actions, loaded_state = loaded.predict(obs, deterministic=True)
+    assert np.array_equal(actions, loaded_actions) and np.allclose(state[0], loaded_state[0])
+    # training continues the schedule (chunked learn), with exact zeros after more mask updates
+    updates = loaded.dst_state["modules"]["agent"]["n_updates"]
+    loaded.learn(300, reset_num_timesteps=False)
+    assert loaded.num_timesteps >= 600 and loaded.dst_state["modules"]["agent"]["n_updates"] > updates
+    assert_masked(loaded)
+    # a DST setting can be changed at load; a model loads without an env, for inference
+    csr = QMIX.load(tmp_path / "qmix.zip", backend="masked")
+    assert csr.get_env() is None and csr.policy.module_configs["agent"].backend == "masked"
+    assert np.array_equal(csr.predict(obs, deterministic=True)[0], actions)
+    with pytest.raises(ValueError, match="no env to learn from"):
+        csr.learn(10)
+
+
+def test_policy_save_load_copy_and_pickle(tmp_path):
+    model = QMIX("RnnPolicy", match_env(), seed=2, **SMALL, **RIGL)
+    model.learn(200)
+    model.policy.save(tmp_path / "policy.pth")
+    policy = QMIXPolicy.load(tmp_path / "policy.pth")
+    inputs = model.policy.agent_inputs(th.rand(2, 3, 2, 3))
+    for other in (policy, copy.deepcopy(model.policy), pickle.loads(pickle.dumps(model.policy))):
+        assert th.allclose(other.unroll(inputs), model.policy.unroll(inputs))
+        for (_, m, w), (_, m2, w2) in zip(sparse_weights(model.policy), sparse_weights(other), strict=True):
+            assert th.equal(get_mask(m, w), get_mask(m2, w2))
+
+
+def test_same_seed_same_run():
+    runs = []
+    for _ in range(2):
+        model = QMIX("MlpPolicy", match_env(), seed=3, **SMALL, **RIGL)
+        model.learn(300)
+        runs.append(model.get_parameters()["policy"])
+    assert all(th.equal(runs[0][key], runs[1][key]) for key in runs[0])
+
+
+def test_callbacks_logger_and_progress_bar(tmp_path):
+    class StopAt(BaseCallback):
+        def _on_step(self) -> bool:
+            assert "infos" in self.locals and "dones" in self.locals
+            return self.num_timesteps < 150
+
+    model = QMIX("MlpPolicy", match_env(), seed=4, **SMALL, **RIGL)
+    model.set_logger(configure(str(tmp_path / "log"), ["csv"]))
+    checkpoints = CheckpointCallback(60, str(tmp_path / "checkpoints"), name_prefix="qmix")
+    model.learn(1000, callback=[checkpoints, StopAt()], log_interval=1, progress_bar=True)
+    assert model.num_timesteps == 150
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["qmix_120_steps.zip", "qmix_60_steps.zip"]
+    header = (tmp_path / "log" / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in (
+        "rollout/ep_rew_mean",
+        "train/loss",
+        "sparse/agent_sparsity",
+        "sparse/mixer_sparsity",
+        "rollout/exploration_rate",
+    ):
+        assert key in header
+    assert QMIX.load(tmp_path / "checkpoints" / "qmix_120_steps.zip").num_timesteps == 120
+
+
+def test_dense_qmix_learns_the_match_game():
+    model = QMIX(
+        "MlpPolicy", match_env(), seed=0, batch_size=16, buffer_size=200, exploration_steps=1500, target_update_interval=20
+    )
+    model.learn(3000)
+    returns = [info["r"] for info in list(model.ep_info_buffer)[-20:]]
+    assert np.mean(returns) > 9.0  # 12 is perfect; random play gets 4
+    assert "mixer" in model.dst_state["modules"] and flops_report(model)["sparsity"] == 0.0
+
+
+@pytest.mark.parametrize("algo", [QMIX, VDN])
+def test_mast_recipe_and_each_ablation_train(algo):
+    recipe = sparse_recipe("mast", algorithm=algo.__name__.lower())
+    recipe.update(topology_update_interval=100, replay_buffer_kwargs={"recent_size": 8, "recent_fraction": 0.5})
+    model = algo("MlpPolicy", match_env(), seed=5, **SMALL, **recipe)
+    phases = []
+
+    def record(locals_, globals_):
+        phases.append(model._lambda_phase())
+        return True
+
+    model.learn(400, callback=record)
+    # hybrid targets: TD(lambda) for the first half of the run, then 3-step returns
+    assert model.target_operator == "soft_mellowmax"
+    assert phases[:199] == [True] * 199 and phases[200:] == [False] * (len(phases) - 200)
+    assert model.dst_state["modules"]["agent"]["n_updates"] >= 2
+    assert_masked(model)
+    for ablation in (
+        {"target_operator": "max"},
+        {"td_lambda": 0.0},
+        {"replay_buffer_class": "episode", "replay_buffer_kwargs": None},
+        {"regime": "static"},
+    ):
+        algo("MlpPolicy", match_env(), seed=5, **SMALL, **{**recipe, **ablation}).learn(100)
+
+
+def test_vdn_has_only_the_agent_module():
+    model = VDN("MlpPolicy", match_env(), seed=6, **SMALL, **RIGL)
+    model.learn(200)
+    assert list(model.dst_state["modules"]) == ["agent"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"policy": "CnnPolicy"}, "policy='CnnPolicy' is not valid; choose one of 'RnnPolicy', 'MlpPolicy'"),
+        ({"batch_size": 0}, "batch_size=0 is not valid"),
+        ({"batch_size": 64, "buffer_size": 32}, "batch_size=64 is larger than buffer_size=32"),
+        ({"td_lambda": 1.5}, r"td_lambda=1.5 is not valid; it must be a number in \[0, 1\]"),
+        ({"target_operator": "softmax"}, "target_operator='softmax' is not valid"),
+        ({"regime": "rigel"}, "did you mean 'rigl'"),
+        ({"modules": {"critic": {}}}, "modules has no module 'critic'"),
+        ({"replay_buffer_class": "dual", "replay_buffer_kwargs": {"recent_fraction": 2}}, "recent_fraction=2"),
+        ({"mellowmax_omega": 0}, "mellowmax_omega=0 is not valid"),
+    ],
+)
+def test_bad_arguments_are_named_at_construction(kwargs, message):
+    arguments = {"policy": "MlpPolicy", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        QMIX(arguments.pop("policy"), match_env(), **arguments)
+
+
+def test_misspelt_keyword_and_mismatched_env():
+    with pytest.raises(TypeError, match="did you mean 'learning_rate'"):
+        QMIX("MlpPolicy", match_env(), learning_rat=1e-3)
+    model = QMIX("MlpPolicy", match_env())
+    with pytest.raises(ValueError, match="n_agents 3 \\(model: 2\\)"):
+        model.set_env(MultiAgentEnv(MatchGame(n_agents=3), episode_limit=6))
+
+
+@pytest.mark.parametrize(
+    ("env_id", "steps"),
+    [("Foraging-8x8-2p-2f-coop-v3", 150), ("simple_spread_v3", 100), ("rware-tiny-2ag-v2", 1000)],
+)
+@pytest.mark.parametrize("algo", [QMIX, VDN])
+def test_short_real_runs(env_id, steps, algo):
+    model = algo("RnnPolicy", env_id, seed=0, batch_size=2, buffer_size=8, policy_kwargs={"hidden_dim": 16}, **RIGL)
+    model.learn(steps)
+    assert model.num_timesteps >= steps and model._n_updates >= 1
+    assert_masked(model) if algo is QMIX else None
+    assert isinstance(model.policy, MlpQMIXPolicy) is False
