@@ -30,6 +30,7 @@ commands (with rl-zoo3's flags):
   record-video   record a video of a trained agent                (rl_zoo3.record_video)
   plot           figures: run | compare (ours), train | all | from-file (rl-zoo3's)
   best           export the best trial of a study as a hyperparameter-file entry
+  marl           multi-agent learners (qmix, vdn): marl train | enjoy | tune ('sb3-sparse marl -h')
 
 algorithms (--algo): rl-zoo3's (sac, td3, dqn, ...) and the sparse ones:
   {algorithms}
@@ -236,6 +237,13 @@ def _yaml_entry(conf_file: str | None, algo: str, env_id: str) -> dict[str, Any]
     return dict(entries.get(env_id, entries.get("default", {})))
 
 
+def marl(argv: Sequence[str]) -> int:
+    """``sb3-sparse marl``: train, enjoy and tune QMIX / VDN (:mod:`sb3_sparse.marl.cli`, imported when used)."""
+    from sb3_sparse.marl.cli import main as marl_main
+
+    return marl_main(argv)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": train,
     "tune": tune,
@@ -244,6 +252,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "record_video": record_video,
     "plot": plot,
     "best": best,
+    "marl": marl,
 }
 
 
