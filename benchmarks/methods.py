@@ -9,18 +9,30 @@ A profile entry may override the recipe's ``sparsity`` and add ``kwargs``.
 A ``policy`` is a policy alias of the sparse algorithm (``MlpPolicy``, ``SimbaPolicy``, ``BroPolicy``); the
 ``dense`` method gets its dense counterpart from the registry (``SimbaPolicy`` -> ``SimbaSACPolicy``). A
 ``width`` sets ``policy_kwargs.net_arch`` by the policy's kind (:func:`width_net_arch`).
+
+The multi-agent learners (``qmix``, ``vdn``: :data:`sb3_sparse.registry.MULTI_AGENT_ALGORITHMS`) are one class
+for dense and sparse (dense is their default regime); their recipes are the multi-agent forms of
+:func:`sb3_sparse.sparse_recipe` (``static``, ``set``, ``rigl``, ``rlx2``, ``mast``), and ``tiny`` is MAST's *Tiny*
+baseline: a dense policy shrunk to the active weight count of the sparse one at the entry's ``sparsity`` (default
+0.9; :func:`sb3_sparse.marl.policies.tiny_policy_kwargs`). A ``width`` sets their agents' ``hidden_dim``.
 """
 
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 
 from sb3_sparse import sparse_recipe
 from sb3_sparse.common.buffers import find_replay_buffer_class
-from sb3_sparse.common.recipes import RECIPES
-from sb3_sparse.registry import get_algorithm
+from sb3_sparse.common.recipes import MULTI_AGENT_RECIPES, RECIPES
+from sb3_sparse.registry import MULTI_AGENT_ALGORITHMS, get_algorithm, get_multi_agent_algorithm
+
+#: The multi-agent method that is no recipe: MAST's *Tiny* dense baseline.
+TINY = "tiny"
+#: The sparsity whose active weight count ``tiny`` matches when the entry gives none (MAST's 90%).
+TINY_SPARSITY = 0.9
 
 
 def registry_name(algo: str) -> str:
@@ -28,7 +40,26 @@ def registry_name(algo: str) -> str:
     return algo if algo.startswith("sparse_") else f"sparse_{algo}"
 
 
-def model_class(algo: str, method: str) -> type[BaseAlgorithm]:
+def is_multi_agent(algo: str) -> bool:
+    """Whether ``algo`` is a multi-agent learner (``qmix``, ``vdn``): its env, evaluation and resume differ."""
+    return algo in MULTI_AGENT_ALGORITHMS
+
+
+def check_method(algo: str, method: str) -> None:
+    """Raise a ``ValueError`` if ``method`` is not one of ``algo``'s: ``dense``, a recipe for it, or (multi-agent) ``tiny``."""
+    if not is_multi_agent(algo):
+        if method != "dense" and method not in RECIPES:
+            raise ValueError(f"method {method!r} is not valid; choose 'dense' or a recipe: {', '.join(RECIPES)}")
+        return
+    valid = ("dense", TINY, *MULTI_AGENT_RECIPES)
+    if method not in valid:
+        raise ValueError(f"method {method!r} is not valid for {algo}; choose one of {', '.join(valid)}")
+
+
+def model_class(algo: str, method: str) -> Any:
+    """The class that trains ``method``: the dense or sparse class of the registry (one class for a multi-agent learner)."""
+    if is_multi_agent(algo):
+        return get_multi_agent_algorithm(algo).sparse_class
     entry = get_algorithm(registry_name(algo))
     return entry.dense_class if method == "dense" else entry.sparse_class
 
@@ -68,11 +99,18 @@ def width_net_arch(width: int, residual: bool, algo: str = "sac") -> Any:
 
 
 def method_kwargs(method: str, env_id: str, sparsity: float | None, algo: str = "sac") -> dict[str, Any]:
-    """Constructor arguments of ``method`` (a recipe name, or ``dense``) at ``sparsity`` on ``env_id``."""
-    if method == "dense":
+    """Constructor arguments of ``method`` (a recipe name, or ``dense``) at ``sparsity`` on ``env_id``.
+
+    ``tiny`` (multi-agent) has none: its smaller widths depend on the env (:func:`build_multi_agent_model`).
+    """
+    check_method(algo, method)
+    if method in ("dense", TINY):
         return {}
-    if method not in RECIPES:
-        raise ValueError(f"method {method!r} is not valid; choose 'dense' or a recipe: {', '.join(RECIPES)}")
+    if is_multi_agent(algo):
+        kwargs = sparse_recipe(method, algorithm=algo)
+        if sparsity is not None:
+            kwargs["sparsity"] = sparsity
+        return kwargs
     kwargs = sparse_recipe(method, env_id if method in ("ds_td3", "ds_sac") else None, algorithm=registry_name(algo))
     if sparsity is not None:
         kwargs["sparsity"] = sparsity
@@ -104,6 +142,8 @@ def build_model(
     ``replay_buffer_class`` may be a buffer's name (``"dual"``, ``"DualReplayBuffer"``), as in a profile.
     """
     kwargs = {**(algo_kwargs or {}), **method_kwargs(method, env_id, sparsity, algo), **(extra_kwargs or {})}
+    if is_multi_agent(algo):
+        return build_multi_agent_model(algo, method, env, seed, sparsity, kwargs, device, policy, width)
     noise_std = kwargs.pop("action_noise_std", None)
     buffer_class = find_replay_buffer_class(kwargs.get("replay_buffer_class"))
     if buffer_class is not None:
@@ -120,3 +160,68 @@ def build_model(
         n_actions = model.action_space.shape[-1]  # type: ignore[index]
         model.action_noise = NormalActionNoise(mean=np.zeros(n_actions), sigma=np.full(n_actions, float(noise_std)))
     return model
+
+
+def multi_agent_spaces(shape: dict[str, int]) -> tuple[spaces.Box, spaces.Discrete]:
+    """One agent's observation and action spaces, as QMIX builds them from its ``env_shape`` (or an env's sizes)."""
+    return spaces.Box(-np.inf, np.inf, (int(shape["obs_dim"]),), np.float32), spaces.Discrete(int(shape["n_actions"]))
+
+
+def env_shape(env: Any) -> dict[str, int]:
+    """The sizes of a :class:`~sb3_sparse.marl.envs.MultiAgentEnv` that its learner's networks are built from."""
+    return {name: int(getattr(env, name)) for name in ("n_agents", "obs_dim", "state_dim", "n_actions")}
+
+
+def base_policy_kwargs(kwargs: dict[str, Any], width: int | None) -> dict[str, Any]:
+    """The multi-agent policy's keyword arguments before ``tiny`` shrinks them: ``kwargs["policy_kwargs"]``, with
+    ``width`` as the agents' ``hidden_dim``."""
+    policy_kwargs = dict(kwargs.get("policy_kwargs") or {})
+    if width is not None:
+        if "hidden_dim" in policy_kwargs:
+            raise ValueError(f"give a width ({width}) or policy_kwargs.hidden_dim ({policy_kwargs['hidden_dim']}), not both")
+        policy_kwargs["hidden_dim"] = width
+    return policy_kwargs
+
+
+def build_multi_agent_model(
+    algo: str,
+    method: str,
+    env: Any,
+    seed: int,
+    sparsity: float | None,
+    kwargs: dict[str, Any],
+    device: str = "cpu",
+    policy: str = "MlpPolicy",
+    width: int | None = None,
+) -> Any:
+    """A new QMIX / VDN on ``env`` (a :class:`~sb3_sparse.marl.envs.MultiAgentEnv`) with ``kwargs`` (algorithm's,
+    method's and the entry's, merged by :func:`build_model`); ``tiny`` gets :func:`tiny_policy_kwargs`' widths."""
+    cls = model_class(algo, method)
+    policy_kwargs = base_policy_kwargs(kwargs, width)
+    if method == TINY:
+        from sb3_sparse.marl.policies import tiny_policy_kwargs
+
+        shape = env_shape(env)
+        target = TINY_SPARSITY if sparsity is None else sparsity
+        observation_space, action_space = multi_agent_spaces(shape)
+        policy_class = cls._policy_class(policy)
+        policy_kwargs = tiny_policy_kwargs(
+            policy_class, target, observation_space, action_space, shape["n_agents"], shape["state_dim"], policy_kwargs
+        )
+    return cls(policy, env, seed=seed, device=device, **{**kwargs, "policy_kwargs": policy_kwargs})
+
+
+def multi_agent_dense_reference(model: Any, spec: Any) -> Any:
+    """For ``tiny``, the full-size dense policy its FLOPs and weights are measured against (MAST's comparison: the
+    same budget as the sparse networks); ``None`` for the other methods, measured against the dense form of their
+    own network as :func:`sb3_sparse.flops_report` does (and for single-agent models). ``spec``: the run's
+    :class:`~benchmarks.profile.RunSpec`."""
+    if spec.method != TINY or not is_multi_agent(spec.algo):
+        return None
+    from stable_baselines3.common.utils import ConstantSchedule
+
+    kwargs = {**spec.algo_kwargs, **spec.method_kwargs}
+    observation_space, action_space = multi_agent_spaces(model.env_shape)
+    n_agents, state_dim = model.env_shape["n_agents"], model.env_shape["state_dim"]
+    policy_kwargs = base_policy_kwargs(kwargs, spec.width)
+    return model.policy_class(observation_space, action_space, ConstantSchedule(1e-3), n_agents, state_dim, **policy_kwargs)

@@ -37,6 +37,18 @@ actor of 1 block of width ``max(1, w // 4)`` (SimBa's 1:4 actor:critic ratio). A
       - {method: mst}
       - {method: dense, label: dense-same-budget, width: 81}
 
+The multi-agent learners ``qmix`` and ``vdn`` (:data:`sb3_sparse.registry.MULTI_AGENT_ALGORITHMS`) take env ids of
+:func:`sb3_sparse.marl.envs.make_marl_env`, the methods ``dense``, ``tiny`` (MAST's dense baseline with the sparse
+networks' active weight count at the entry's ``sparsity``, default 0.9) and the multi-agent recipes (``static``,
+``set``, ``rigl``, ``rlx2``, ``mast``), and a ``policy`` of theirs (``RnnPolicy``: EPyMARL's GRU agents; the
+default ``MlpPolicy`` is feed-forward); their ``algo_kwargs`` are QMIX's (``buffer_size`` and ``batch_size`` in
+episodes)::
+
+    policy: RnnPolicy
+    algorithms: {qmix: {}}
+    envs: [simple_spread_v3]
+    methods: [dense, tiny, {method: mast, sparsity: 0.9}]
+
 A run with a width has the label ``<label>-w<width>`` in its id: ``<algo>/<env>/<label>-w<width>/seed<k>``.
 
 Runs are ordered seed first, then env, algorithm, method (in the profile's order) and width, so the
@@ -173,17 +185,15 @@ def parse_profile(data: dict[str, Any], name: str | None = None) -> list[RunSpec
     labels = [method_label(m) for m in methods]
     if len(set(labels)) != len(labels):
         raise ValueError(f"method labels must be unique, got {labels}; give entries a 'label'")
-    from benchmarks.methods import registry_name
-    from sb3_sparse.common.recipes import RECIPES
-    from sb3_sparse.registry import ALGORITHMS
+    from benchmarks.methods import check_method, is_multi_agent, registry_name
+    from sb3_sparse.registry import ALGORITHMS, MULTI_AGENT_ALGORITHMS
 
     for algo in algorithms:
-        if registry_name(algo) not in ALGORITHMS:
-            valid = ", ".join(name.removeprefix("sparse_") for name in ALGORITHMS)
+        if registry_name(algo) not in ALGORITHMS and not is_multi_agent(algo):
+            valid = ", ".join([name.removeprefix("sparse_") for name in ALGORITHMS] + list(MULTI_AGENT_ALGORITHMS))
             raise ValueError(f"algorithm {algo!r} is not valid; choose one of {valid}")
-    for entry in methods:
-        if entry["method"] != "dense" and entry["method"] not in RECIPES:
-            raise ValueError(f"method {entry['method']!r} is not valid; choose 'dense' or a recipe: {', '.join(RECIPES)}")
+        for entry in methods:
+            check_method(algo, str(entry["method"]))
     specs = []
     for seed in data["seeds"]:
         for env_id, env_options in envs.items():

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one torch thread each)")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this many minutes")
     parser.add_argument("--results", type=Path, default=None, help="results directory (default benchmarks/results/<profile>)")
-    parser.add_argument("--algos", nargs="*", help="only these algorithms (sac, td3)")
+    parser.add_argument("--algos", nargs="*", help="only these algorithms (sac, td3, qmix, ...)")
     parser.add_argument("--envs", nargs="*", help="only these env ids")
     parser.add_argument("--methods", nargs="*", help="only these method labels (e.g. dense set-0.5, or dense-w64)")
     parser.add_argument("--widths", nargs="*", help="only these widths (profiles with widths)")

@@ -7,6 +7,12 @@ Layout of a run directory (``<results>/<algo>/<env>/<label>/seed<k>/``):
 - ``result.json``: written atomically (temporary file, then rename) only when the run is complete.
   A run with a ``result.json`` is skipped; a run with a checkpoint resumes from it. A result or
   checkpoint made for a different spec (the profile entry changed) is set aside and the run redone.
+
+The multi-agent learners (``qmix``, ``vdn``) take the same path; what differs has one helper each: the env
+(:func:`make_env`: :func:`~sb3_sparse.marl.envs.make_marl_env`), the evaluation (:func:`evaluate`:
+:func:`~sb3_sparse.marl.evaluation.evaluate_marl_policy`), loading a
+checkpoint (:func:`load_checkpoint`) and the FLOPs of a gradient step (:func:`sparse_metrics`: a batch of episodes,
+the agent network once per agent; ``tiny`` against the full-size dense policy).
 """
 
 import argparse
@@ -20,14 +26,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.utils import set_random_seed
 
-from benchmarks.methods import build_model, model_class
+from benchmarks.methods import build_model, is_multi_agent, model_class, multi_agent_dense_reference
 from benchmarks.profile import RunSpec
 from sb3_sparse import flops_report, module_sparsity
 from sb3_sparse.common.buffers import DynamicReplayBuffer, MultiStepReplayBuffer
@@ -135,7 +142,7 @@ class BenchmarkCallback(BaseCallback):
     def __init__(
         self,
         spec: RunSpec,
-        eval_env: VecEnv,
+        eval_env: Any,
         state: dict[str, Any],
         run_dir: Path,
         deadline: float | None = None,
@@ -160,11 +167,11 @@ class BenchmarkCallback(BaseCallback):
 
     def evaluate(self) -> None:
         start = time.perf_counter()
-        mean, std = evaluate_policy(self.model, self.eval_env, self.spec.n_eval_episodes, deterministic=True)
+        mean, std = evaluate(self.model, self.eval_env, self.spec)
         curve = self.state["curve"]
         curve["steps"].append(self.num_timesteps)
-        curve["mean"].append(float(mean))  # type: ignore[arg-type]  # a float without return_episode_rewards
-        curve["std"].append(float(std))  # type: ignore[arg-type]
+        curve["mean"].append(mean)
+        curve["std"].append(std)
         elapsed = time.perf_counter() - start
         self.state["eval_seconds"] += elapsed
         self.overhead += elapsed
@@ -191,8 +198,45 @@ class BenchmarkCallback(BaseCallback):
             self.checkpoint_due = False
 
 
-def make_env(spec: RunSpec, seed: int) -> VecEnv:
-    return make_vec_env(spec.env_id, n_envs=1, seed=seed)
+def make_env(spec: RunSpec, seed: int) -> Any:
+    """The run's env: a ``VecEnv`` of one env seeded with ``seed``, or (multi-agent) a
+    :class:`~sb3_sparse.marl.envs.MultiAgentEnv` reset once with ``seed``, so that its later unseeded resets (the
+    evaluation's; the learner seeds its own first reset) go on from there."""
+    if not is_multi_agent(spec.algo):
+        return make_vec_env(spec.env_id, n_envs=1, seed=seed)
+    from sb3_sparse.marl.envs import make_marl_env
+
+    env = make_marl_env(spec.env_id)
+    env.reset(seed=seed)
+    return env
+
+
+def evaluate(model: Any, env: Any, spec: RunSpec) -> tuple[float, float]:
+    """Mean and std of the returns of ``spec.n_eval_episodes`` deterministic episodes (multi-agent: team returns, by
+    :func:`~sb3_sparse.marl.evaluation.evaluate_marl_policy`)."""
+    if not is_multi_agent(spec.algo):
+        mean, std = evaluate_policy(model, env, spec.n_eval_episodes, deterministic=True)
+        return float(mean), float(std)  # type: ignore[arg-type]  # floats without return_episode_rewards
+    from sb3_sparse.marl.evaluation import evaluate_marl_policy
+
+    return evaluate_marl_policy(model, env, spec.n_eval_episodes, deterministic=True)
+
+
+def load_checkpoint(spec: RunSpec, checkpoint: Path, env: Any, device: str = "cpu") -> Any:
+    """The model and replay buffer of ``checkpoint``, on the new ``env``, with random generators reseeded
+    (``spec.seed`` + steps done) so a resumed run does not replay its first sitting's random draws."""
+    model = model_class(spec.algo, spec.method).load(checkpoint / "model.zip", env=env, device=device)
+    model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    seed = spec.seed + model.num_timesteps
+    if is_multi_agent(spec.algo):
+        # QMIX has no set_random_seed: its exploration generator and first env reset restart from the saved seed
+        set_random_seed(seed)
+        model._rng = np.random.default_rng(seed)
+        model._reset_seed = seed
+    else:
+        model._last_obs = None  # the env is new: reset it
+        model.set_random_seed(seed)
+    return model
 
 
 #: The trained networks of a dense policy (with their target network's attribute) and the acting one.
@@ -226,12 +270,28 @@ def dense_flops(model: BaseAlgorithm) -> dict[str, Any]:
     }
 
 
-def sparse_metrics(model: BaseAlgorithm) -> dict[str, Any]:
+def team_step_flops(policy: Any) -> tuple[int, int]:
+    """Training FLOPs (at the current masks, and dense) of one step of a multi-agent batch: the shared agent
+    network runs once per agent, the mixer once (:func:`sb3_sparse.flops_report` counts each module once)."""
+    sparse = dense = 0
+    for name, binding in policy.sparse_bindings().items():
+        module = training_step_flops(weight_rows(name, binding.online, binding.exclude), binding.target is not None)
+        copies = policy.n_agents if name == policy.inference_module else 1
+        sparse, dense = sparse + copies * module[0], dense + copies * module[1]
+    return sparse, dense
+
+
+def sparse_metrics(model: Any, reference: Any = None) -> dict[str, Any]:
     """Realised sparsity, FLOPs (absolute and relative to the dense model of the same architecture and width)
     and the run's training FLOPs.
 
     ``flops.run_training_flops``: training FLOPs of the whole run, per-sample FLOPs of a training step (each
-    phase at the density it had, for ``gmp`` / ``ne``) x batch size x gradient steps.
+    phase at the density it had, for ``gmp`` / ``ne``) x batch size x gradient steps. Multi-agent: per team step
+    (:func:`team_step_flops`) x batch size (episodes) x episode limit (an upper bound: a batch is unrolled over
+    its longest episode) x gradient steps.
+
+    ``reference``: a dense policy the ``dense_*`` FLOPs and the ratios are taken from instead (``tiny``: the
+    full-size dense policy; its weight count is ``flops.reference_weights``).
     """
     if not hasattr(model.policy, "sparse_bindings"):
         metrics: dict[str, Any] = {"sparsity": {"global": 0.0}, "flops": dense_flops(model)}
@@ -242,11 +302,32 @@ def sparse_metrics(model: BaseAlgorithm) -> dict[str, Any]:
         metrics = {"sparsity": module_sparsity(model), "flops": report}
     flops = metrics["flops"]
     ratio = flops["integrated_training_flops_ratio"]
-    per_step = flops["training_flops"] if ratio is None else ratio * flops["dense_training_flops"]
     n_updates = int(getattr(model, "_n_updates", 0))
-    flops["run_training_flops"] = float(per_step * getattr(model, "batch_size", 1) * n_updates)
+    if is_multi_agent_model(model):
+        sparse, dense = team_step_flops(model.policy)
+        per_step = sparse if ratio is None else ratio * dense
+        samples = model.batch_size * model.episode_limit
+    else:
+        per_step = flops["training_flops"] if ratio is None else ratio * flops["dense_training_flops"]
+        samples = getattr(model, "batch_size", 1)
+    flops["run_training_flops"] = float(per_step * samples * n_updates)
     flops["gradient_steps"] = n_updates
+    if reference is not None:
+        dense_report = flops_report(reference)
+        if ratio is not None:  # the run's FLOPs over its own dense form -> over the reference's
+            flops["integrated_training_flops_ratio"] = (
+                ratio * flops["dense_training_flops"] / dense_report["dense_training_flops"]
+            )
+        for kind in ("inference", "training"):
+            flops[f"dense_{kind}_flops"] = dense_report[f"dense_{kind}_flops"]
+            flops[f"{kind}_flops_ratio"] = flops[f"{kind}_flops"] / dense_report[f"dense_{kind}_flops"]
+        flops["reference_weights"] = dense_report["weights"]
     return metrics
+
+
+def is_multi_agent_model(model: Any) -> bool:
+    """Whether ``model`` is a multi-agent learner (QMIX, VDN): it trains on batches of episodes."""
+    return hasattr(model, "env_shape") and hasattr(model, "episode_limit")
 
 
 def size_metrics(model: BaseAlgorithm) -> dict[str, Any]:
@@ -277,6 +358,13 @@ def size_metrics(model: BaseAlgorithm) -> dict[str, Any]:
             "active_weights": active,
         }
     }
+
+
+def multi_agent_widths(model: Any) -> dict[str, int] | None:
+    """The widths of a multi-agent policy (agent ``hidden_dim``, mixer ``mixing_embed_dim`` / ``hypernet_embed``)."""
+    if not is_multi_agent_model(model):
+        return None
+    return {name: int(getattr(model.policy, name)) for name in ("hidden_dim", "mixing_embed_dim", "hypernet_embed")}
 
 
 def buffer_metrics(model: BaseAlgorithm) -> dict[str, Any]:
@@ -334,14 +422,16 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
     if checkpoint is not None:
         with open(checkpoint / "state.json") as file:
             state = json.load(file)
-        model = model_class(spec.algo, spec.method).load(checkpoint / "model.zip", env=env, device=device)
-        model.load_replay_buffer(checkpoint / "replay_buffer.pkl")  # type: ignore[attr-defined]
-        model._last_obs = None  # type: ignore[assignment]  # the env is new: reset it
-        model.set_random_seed(spec.seed + model.num_timesteps)
+        model = load_checkpoint(spec, checkpoint, env, device)
         state["resumes"] += 1
         state.setdefault("wall_seconds", 0.0)  # a checkpoint of an older harness
     else:
-        kwargs = {"buffer_size": min(1_000_000, spec.total_timesteps), **spec.algo_kwargs}
+        # multi-agent buffers count episodes: QMIX's default (EPyMARL's 5000) unless the profile says otherwise
+        kwargs = (
+            dict(spec.algo_kwargs)
+            if is_multi_agent(spec.algo)
+            else {"buffer_size": min(1_000_000, spec.total_timesteps), **spec.algo_kwargs}
+        )
         model = build_model(
             spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs,
             device=device, policy=spec.policy, width=spec.width,
@@ -359,7 +449,7 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
     state["wall_seconds"] += outside
     if callback.stopped:
         return "interrupted"
-    if state["curve"]["steps"][-1] != model.num_timesteps:
+    if state["curve"]["steps"][-1] < min(model.num_timesteps, spec.total_timesteps):  # multi-agent: may pass the total
         start = time.perf_counter()
         callback.evaluate()
         state["wall_seconds"] += time.perf_counter() - start
@@ -375,11 +465,11 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         "seconds_per_step": state["train_seconds"] / model.num_timesteps,
         "resumes": state["resumes"],
         "n_topology_updates": sum(m["n_updates"] for m in getattr(model, "dst_state", {}).get("modules", {}).values()),
-        **sparse_metrics(model),
+        **sparse_metrics(model, multi_agent_dense_reference(model, spec)),
         **size_metrics(model),
         **buffer_metrics(model),
         "policy": type(model.policy).__name__,
-        "net_arch": getattr(model.policy, "net_arch", None),
+        "net_arch": getattr(model.policy, "net_arch", None) or multi_agent_widths(model),
         "device": str(model.device),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"node": platform.node(), "processor": platform.processor(), "cpus": os.cpu_count()},

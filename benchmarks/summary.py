@@ -485,6 +485,23 @@ def size_section(results: list[dict[str, Any]], out_dir: Path, order: list[str] 
     return lines
 
 
+def multi_agent_note(results: list[dict[str, Any]]) -> list[str]:
+    """What the numbers of multi-agent runs (QMIX, VDN) mean, when there are any."""
+    from sb3_sparse.registry import MULTI_AGENT_ALGORITHMS
+
+    if not any(result["spec"]["algo"] in MULTI_AGENT_ALGORITHMS for result in results):
+        return []
+    return [
+        "",
+        "Multi-agent runs (QMIX / VDN): returns are team returns (the sum of the agents' rewards) of greedy "
+        "episodes; parameters and FLOPs are those of the shared agent network and the mixer (inference: one "
+        "agent's forward pass; train FLOPs / run: per team step, the agent network once per agent, x batch of "
+        "episodes x episode limit x gradient steps). `tiny` (MAST's *Tiny* baseline: a dense policy with the "
+        "active weight count of the sparse ones) is measured against the full-size dense policy, so its FLOPs "
+        "ratios are below 1 at sparsity 0.",
+    ]
+
+
 def write_summary(
     results_dir: Path,
     out_dir: Path,
@@ -521,6 +538,7 @@ def write_summary(
     lines.append(f"- Summary generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     if note:
         lines += ["", note]
+    lines += multi_agent_note(results)
     lines.append("")
     if not results:
         path = out_dir / "summary.md"
