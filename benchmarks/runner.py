@@ -26,13 +26,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.utils import set_random_seed
 
 from benchmarks.methods import build_model, is_multi_agent, model_class, multi_agent_dense_reference
 from benchmarks.profile import RunSpec
@@ -228,14 +226,9 @@ def load_checkpoint(spec: RunSpec, checkpoint: Path, env: Any, device: str = "cp
     model = model_class(spec.algo, spec.method).load(checkpoint / "model.zip", env=env, device=device)
     model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
     seed = spec.seed + model.num_timesteps
-    if is_multi_agent(spec.algo):
-        # QMIX has no set_random_seed: its exploration generator and first env reset restart from the saved seed
-        set_random_seed(seed)
-        model._rng = np.random.default_rng(seed)
-        model._reset_seed = seed
-    else:
+    if not is_multi_agent(spec.algo):
         model._last_obs = None  # the env is new: reset it
-        model.set_random_seed(seed)
+    model.set_random_seed(seed)
     return model
 
 

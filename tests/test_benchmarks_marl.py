@@ -57,7 +57,7 @@ def test_parse_marl_profiles():
     _, marl = load_profile("marl")
     assert len(marl) == 30 and {s.algo for s in marl} == {"qmix"} and {s.seed for s in marl} == {0, 1, 2}
     assert {s.label for s in marl} == {"dense", "tiny-0.9", "static-0.9", "rigl-0.9", "mast-0.9"}
-    assert {s.env_id: s.total_timesteps for s in marl} == {"Foraging-8x8-2p-2f-coop-v3": 150_000, ENV: 100_000}
+    assert {s.env_id: s.total_timesteps for s in marl} == {"Foraging-5x5-2p-1f-coop-v3": 100_000, ENV: 100_000}
     assert all(s.eval_freq * 10 == s.total_timesteps for s in marl)  # an evaluation every 10% of the run
     _, full = load_profile("marl-full")
     assert {s.algo for s in full} == {"qmix", "vdn"} and len({s.seed for s in full}) == 5

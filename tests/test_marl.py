@@ -256,3 +256,22 @@ def test_short_real_runs(env_id, steps, algo):
     assert model.num_timesteps >= steps and model._n_updates >= 1
     assert_masked(model) if algo is QMIX else None
     assert isinstance(model.policy, MlpQMIXPolicy) is False
+
+
+def test_set_random_seed_repeats_a_continued_run():
+    runs = []
+    for _ in range(2):
+        model = QMIX("MlpPolicy", match_env(), seed=7, **SMALL)
+        model.learn(150)
+        model.set_random_seed(11)
+        model.learn(150, reset_num_timesteps=False)
+        runs.append(model.get_parameters()["policy"])
+    assert all(th.equal(runs[0][key], runs[1][key]) for key in runs[0])
+
+
+def test_a_stopping_callback_ends_learn_without_another_gradient_step():
+    model = QMIX("MlpPolicy", match_env(), seed=8, **SMALL)
+    model.learn(100)
+    updates, steps = model._n_updates, model.num_timesteps
+    model.learn(100, callback=lambda locals_, globals_: False, reset_num_timesteps=False)
+    assert model._n_updates == updates and model.num_timesteps == steps + 1

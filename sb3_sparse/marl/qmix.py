@@ -275,6 +275,15 @@ class QMIX:
             raise ValueError(f"replay_buffer_kwargs={kwargs['replay_buffer_kwargs']!r} is not valid; give a dict")
         buffer_class(1, 1, 1, 1, 1, 1, **(kwargs["replay_buffer_kwargs"] or {}))  # a mistake in its kwargs: say it now
 
+    def set_random_seed(self, seed: int | None = None) -> None:
+        """Seed Python, NumPy and PyTorch, the exploration and sampling generator, and the env's next reset (as SB3's
+        ``set_random_seed``; ``None``: nothing)."""
+        if seed is None:
+            return
+        set_random_seed(seed, using_cuda=self.device.type == "cuda")
+        self._rng = np.random.default_rng(seed)
+        self._reset_seed = seed
+
     # --- env ---------------------------------------------------------------------------------------------------
 
     def set_env(self, env: MultiAgentEnv | Any | str, force_reset: bool = True) -> None:
@@ -568,6 +577,8 @@ class QMIX:
             callback.on_rollout_start()
             keep_going = self._collect_episode(callback)
             callback.on_rollout_end()
+            if not keep_going:  # a callback stopped training (the episode so far is stored)
+                break
             if self.replay_buffer.can_sample(self.batch_size) and self.num_timesteps >= self.learning_starts:
                 self.train()
             self._update_target()
