@@ -18,6 +18,19 @@ DS_SAC_LAMBDAS = {"HalfCheetah": (12, 80), "Walker2d": (12, 80), "Hopper": (7, 2
 ACTOR_CRITIC = ("sparse_sac", "sparse_td3", "sparse_tqc", "sparse_crossq")
 ALL = (*ACTOR_CRITIC, "sparse_dqn")
 
+# The sparse schedule of MAST's comparisons (Hu et al., 2024): every layer (of SparseDQN's Q-network; of QMIX's
+# agent network and mixer hypernetworks) at 90% (ERK), a topology update every 10k env steps (about MAST's 200
+# episodes), cosine drop fraction from 0.5 until 80% of the run (RigL's schedule; MAST does not publish it).
+_MAST_SPARSE = {
+    "sparsity": 0.9,
+    "sparsity_distribution": "erk",
+    "sparse_layers": "all",
+    "topology_update_interval": 10_000,
+    "drop_fraction": 0.5,
+    "drop_fraction_schedule": "cosine",
+    "topology_update_end": 0.8,
+}
+
 #: name -> (the algorithms it is for, its keyword arguments)
 RECIPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     # DS-TD3: TD3 settings of the paper (256-256 networks, not SB3's TD3 default of 400-300; the
@@ -82,14 +95,8 @@ RECIPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "mast": (
         ("sparse_dqn",),
         {
+            **_MAST_SPARSE,
             "regime": "rigl",
-            "sparsity": 0.9,
-            "sparsity_distribution": "erk",
-            "sparse_layers": "all",
-            "topology_update_interval": 10_000,
-            "drop_fraction": 0.5,
-            "drop_fraction_schedule": "cosine",
-            "topology_update_end": 0.8,
             "target_operator": "soft_mellowmax",
             "mellowmax_omega": 10.0,
             "mellowmax_alpha": 1.0,
@@ -186,35 +193,22 @@ RECIPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 #: The multi-agent learners, which take the recipes of :data:`MULTI_AGENT_RECIPES` under the same names.
 MULTI_AGENT = ("qmix", "vdn")
 
-# The sparse schedule of MAST's comparisons (Hu et al., 2024) on QMIX / VDN: every layer of the agent network
-# and of the mixer's hypernetworks at 90% (ERK), a topology update every 10k env steps (about MAST's 200
-# episodes), cosine drop fraction from 0.5 until 80% of the run (RigL's schedule; MAST does not publish it).
-_MULTI_AGENT_SPARSE = {
-    "sparsity": 0.9,
-    "sparsity_distribution": "erk",
-    "sparse_layers": "all",
-    "topology_update_interval": 10_000,
-    "drop_fraction": 0.5,
-    "drop_fraction_schedule": "cosine",
-    "topology_update_end": 0.8,
-}
-
 #: name -> keyword arguments of :class:`~sb3_sparse.marl.QMIX` / :class:`~sb3_sparse.marl.VDN`: MAST and the
 #: sparse baselines of its paper (its *Tiny* baseline, a dense policy of the same size, is
 #: :func:`sb3_sparse.marl.policies.tiny_policy_kwargs`).
 MULTI_AGENT_RECIPES: dict[str, dict[str, Any]] = {
-    "static": {**_MULTI_AGENT_SPARSE, "regime": "static"},
-    "set": {**_MULTI_AGENT_SPARSE, "regime": "set"},
-    "rigl": {**_MULTI_AGENT_SPARSE, "regime": "rigl"},
+    "static": {**_MAST_SPARSE, "regime": "static"},
+    "set": {**_MAST_SPARSE, "regime": "set"},
+    "rigl": {**_MAST_SPARSE, "regime": "rigl"},
     # RLx2's pieces that apply to episodes: RigL with 3-step targets (its dynamic buffer ranks transitions by
     # policy distance, which episode batches do not have)
-    "rlx2": {**_MULTI_AGENT_SPARSE, "regime": "rigl", "n_steps": 3},
+    "rlx2": {**_MAST_SPARSE, "regime": "rigl", "n_steps": 3},
     # MAST: RigL, Soft Mellowmax targets (omega 10; alpha 1 is ours), hybrid targets: TD(lambda) for the first
     # half of the run, 3-step returns after it, and dual buffers (half of each batch from the newest 100
     # episodes). MAST does not publish lambda, the switch point, the buffer sizes or the mixing ratio:
     # lambda 0.6 is pymarl2's QMIX value, the rest are ours.
     "mast": {
-        **_MULTI_AGENT_SPARSE,
+        **_MAST_SPARSE,
         "regime": "rigl",
         "target_operator": "soft_mellowmax",
         "mellowmax_omega": 10.0,

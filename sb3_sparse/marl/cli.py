@@ -40,6 +40,7 @@ import yaml
 from sb3_sparse import registry
 from sb3_sparse.core.config import MODULE_SETTINGS, check_choice
 from sb3_sparse.zoo import ZooError
+from sb3_sparse.zoo.validation import coerce_steps
 
 SUBCOMMANDS = ("train", "enjoy", "tune")
 
@@ -141,22 +142,6 @@ def _evaluate_python_keys(values: dict[str, Any], where: str) -> None:
             values[key] = value
         if value is not None and not isinstance(value, dict):
             raise ZooError(f"{where}: {key} must be a mapping (e.g. dict(...)), got {value!r}")
-
-
-def _coerce(values: dict[str, Any]) -> None:
-    """Integral floats of the :data:`INTEGER_KEYS` (and of the :data:`WINDOW_KEYS` above 1) become ints, in place."""
-    settings = [values]
-    if isinstance(values.get("modules"), dict):
-        settings += [overrides for overrides in values["modules"].values() if isinstance(overrides, dict)]
-    for entry in settings:
-        for key in INTEGER_KEYS:
-            value = entry.get(key)
-            if isinstance(value, float) and value.is_integer():
-                entry[key] = int(value)
-        for key in WINDOW_KEYS:
-            value = entry.get(key)
-            if isinstance(value, float) and value > 1.0 and value.is_integer():
-                entry[key] = int(value)
 
 
 def env_name(env_id: str) -> str:
@@ -285,10 +270,10 @@ def load_config(algo: str, env_id: str, conf_file: str | None, recipe: str | Non
     key, entry = _read_entry(path, env_id)
     where = f"entry {key!r} of {path}"
     _evaluate_python_keys(entry, where)
-    _coerce(entry)
+    coerce_steps(entry, INTEGER_KEYS, WINDOW_KEYS)
     params = dict(params or {})
     _evaluate_python_keys(params, "-params")
-    _coerce(params)
+    coerce_steps(params, INTEGER_KEYS, WINDOW_KEYS)
     recipe_kwargs: dict[str, Any] = {}
     if recipe is not None:
         from sb3_sparse.common.recipes import sparse_recipe

@@ -6,6 +6,7 @@ traceback deep inside rl-zoo3's experiment manager.
 
 import difflib
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 from sb3_sparse.common.algorithm import DST_ARGUMENTS
@@ -30,24 +31,28 @@ RENAMED: dict[str, tuple[str | None, str]] = {
 }
 
 
-def coerce_steps(hyperparams: dict[str, Any]) -> None:
+def coerce_steps(
+    hyperparams: dict[str, Any], step_knobs: Sequence[str] = STEP_KNOBS, window_knobs: Sequence[str] = WINDOW_KNOBS
+) -> None:
     """Turn integral floats into env steps in place: ``1e4`` -> ``10000`` (and ``9.5e5`` -> ``950000`` for start/end).
 
     A float in [0, 1] for start/end stays a fraction of the run. The per-module settings of
     ``modules`` (``modules: {actor: {topology_update_interval: !!float 1e4}}``) are coerced too.
 
     :param hyperparams: an entry of a hyperparameter file
+    :param step_knobs: the keys that are counts (steps, episodes, samples)
+    :param window_knobs: the keys that are a step or a fraction of the run
     """
     settings = [hyperparams]
     modules = hyperparams.get("modules")
     if isinstance(modules, dict):
         settings += [overrides for overrides in modules.values() if isinstance(overrides, dict)]
     for values in settings:
-        for name in STEP_KNOBS:
+        for name in step_knobs:
             value = values.get(name)
             if isinstance(value, float) and value.is_integer():
                 values[name] = int(value)
-        for name in WINDOW_KNOBS:
+        for name in window_knobs:
             value = values.get(name)
             if isinstance(value, float) and value > 1.0 and value.is_integer():
                 values[name] = int(value)
