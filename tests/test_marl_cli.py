@@ -269,3 +269,21 @@ def test_help_lists_the_options_without_rst_markup(command, capsys):
     out = capsys.readouterr().out
     assert ("--algo" in out) if command else all(name in out for name in ("train", "enjoy", "tune", "mast", "qmix"))
     assert re.search(r"``|:(?:class|func|mod|param):", out) is None
+
+
+@pytest.mark.parametrize(
+    ("env_id", "steps"), [("Foraging-8x8-2p-2f-coop-v3", "120"), ("rware-tiny-2ag-v2", "1000"), ("simple_spread_v3", "60")]
+)
+@pytest.mark.parametrize(("algo", "recipe"), [("qmix", []), ("vdn", ["--recipe", "rigl"])])
+def test_train_each_env_family_dense_and_sparse(tmp_path, env_id, steps, algo, recipe):
+    small = [
+        "-params",
+        "batch_size:2",
+        "buffer_size:4",
+        "policy_kwargs:dict(hidden_dim=8, mixing_embed_dim=4, hypernet_embed=8)",
+    ]
+    args = ["train", "--algo", algo, "--env", env_id, "-f", str(tmp_path), "-n", steps, "--eval-freq", "0", "--verbose", "0"]
+    assert marl(*args, *recipe, *small) == 0
+    model = (QMIX if algo == "qmix" else VDN).load(tmp_path / algo / f"{env_id}_1" / f"{env_id}.zip", device="cpu")
+    assert model.num_timesteps >= int(steps) and model._n_updates >= 1
+    assert flops_report(model)["sparsity"] == (pytest.approx(0.9, abs=0.01) if recipe else 0.0)
