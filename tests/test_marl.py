@@ -275,3 +275,27 @@ def test_a_stopping_callback_ends_learn_without_another_gradient_step():
     updates, steps = model._n_updates, model.num_timesteps
     model.learn(100, callback=lambda locals_, globals_: False, reset_num_timesteps=False)
     assert model._n_updates == updates and model.num_timesteps == steps + 1
+
+
+def test_predict_batches_envs_and_resets_state_at_episode_starts():
+    model = QMIX("RnnPolicy", match_env(), seed=9, **SMALL)
+    rng = np.random.default_rng(0)
+    obs = rng.random((2, 2, 3)).astype(np.float32)  # 2 envs, 2 agents
+    batched, state = model.predict(obs, deterministic=True)
+    singles = [model.predict(obs[i], deterministic=True) for i in range(2)]
+    assert np.array_equal(batched, np.stack([a for a, _ in singles]))
+    assert np.allclose(state[0][1], singles[1][1][0])
+    # the recurrent state carries over, unless an episode starts
+    _, carried = model.predict(obs, state=state, deterministic=True)
+    _, restarted = model.predict(obs, state=state, episode_start=np.array([True, False]), deterministic=True)
+    assert np.allclose(restarted[0][0], state[0][0]) and np.allclose(restarted[0][1], carried[0][1])
+    assert not np.allclose(carried[0][0], state[0][0])
+
+
+def test_tensorboard_log(tmp_path):
+    pytest.importorskip("tensorboard")
+    model = QMIX("MlpPolicy", match_env(), seed=10, tensorboard_log=str(tmp_path), **SMALL)
+    model.learn(120, tb_log_name="run")
+    model.learn(60, tb_log_name="run", reset_num_timesteps=False)
+    runs = sorted(p.name for p in tmp_path.iterdir())
+    assert runs == ["run_1"] and any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "run_1").iterdir())
