@@ -55,8 +55,8 @@ def test_parse_marl_profiles():
     ]  # fmt: skip
     assert all(s.policy == "RnnPolicy" and s.algo_kwargs == SMALL for s in specs)
     _, marl = load_profile("marl")
-    assert len(marl) == 30 and {s.algo for s in marl} == {"qmix"} and {s.seed for s in marl} == {0, 1, 2}
-    assert {s.label for s in marl} == {"dense", "tiny-0.9", "static-0.9", "rigl-0.9", "mast-0.9"}
+    assert len(marl) == 36 and {s.algo for s in marl} == {"qmix"} and {s.seed for s in marl} == {0, 1, 2}
+    assert {s.label for s in marl} == {"dense", "tiny-0.9", "static-0.9", "rigl-0.9", "mast-0.9", "mast-dense"}
     assert {s.env_id: s.total_timesteps for s in marl} == {"Foraging-5x5-2p-1f-coop-v3": 100_000, ENV: 100_000}
     assert all(s.eval_freq * 10 == s.total_timesteps for s in marl)  # an evaluation every 10% of the run
     _, full = load_profile("marl-full")
