@@ -110,7 +110,7 @@ def test_rlx2_recipe_is_the_full_method():
 
 def test_mast_recipe_builds_sparse_dqn_and_learns():
     kwargs = sparse_recipe("mast", algorithm="sparse_dqn")
-    with pytest.raises(ValueError, match="recipe 'mast' is for sparse_dqn, not 'sparse_sac'"):
+    with pytest.raises(ValueError, match="recipe 'mast' is for sparse_dqn, qmix, vdn, not 'sparse_sac'"):
         sparse_recipe("mast", algorithm="sparse_sac")
     model = SparseDQN("MlpPolicy", "CartPole-v1", **{**small(), **kwargs})
     assert model.target_operator == "soft_mellowmax" and model.mellowmax_omega == 10.0
