@@ -20,7 +20,6 @@ baseline: a dense policy shrunk to the active weight count of the sparse one at 
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 
@@ -162,16 +161,6 @@ def build_model(
     return model
 
 
-def multi_agent_spaces(shape: dict[str, int]) -> tuple[spaces.Box, spaces.Discrete]:
-    """One agent's observation and action spaces, as QMIX builds them from its ``env_shape`` (or an env's sizes)."""
-    return spaces.Box(-np.inf, np.inf, (int(shape["obs_dim"]),), np.float32), spaces.Discrete(int(shape["n_actions"]))
-
-
-def env_shape(env: Any) -> dict[str, int]:
-    """The sizes of a :class:`~sb3_sparse.marl.envs.MultiAgentEnv` that its learner's networks are built from."""
-    return {name: int(getattr(env, name)) for name in ("n_agents", "obs_dim", "state_dim", "n_actions")}
-
-
 def base_policy_kwargs(kwargs: dict[str, Any], width: int | None) -> dict[str, Any]:
     """The multi-agent policy's keyword arguments before ``tiny`` shrinks them: ``kwargs["policy_kwargs"]``, with
     ``width`` as the agents' ``hidden_dim``."""
@@ -200,10 +189,11 @@ def build_multi_agent_model(
     policy_kwargs = base_policy_kwargs(kwargs, width)
     if method == TINY:
         from sb3_sparse.marl.policies import tiny_policy_kwargs
+        from sb3_sparse.marl.qmix import agent_spaces, env_shape
 
         shape = env_shape(env)
         target = TINY_SPARSITY if sparsity is None else sparsity
-        observation_space, action_space = multi_agent_spaces(shape)
+        observation_space, action_space = agent_spaces(shape)
         policy_class = cls._policy_class(policy)
         policy_kwargs = tiny_policy_kwargs(
             policy_class, target, observation_space, action_space, shape["n_agents"], shape["state_dim"], policy_kwargs
@@ -221,7 +211,9 @@ def multi_agent_dense_reference(model: Any, spec: Any) -> Any:
     from stable_baselines3.common.utils import ConstantSchedule
 
     kwargs = {**spec.algo_kwargs, **spec.method_kwargs}
-    observation_space, action_space = multi_agent_spaces(model.env_shape)
+    from sb3_sparse.marl.qmix import agent_spaces
+
+    observation_space, action_space = agent_spaces(model.env_shape)
     n_agents, state_dim = model.env_shape["n_agents"], model.env_shape["state_dim"]
     policy_kwargs = base_policy_kwargs(kwargs, spec.width)
     return model.policy_class(observation_space, action_space, ConstantSchedule(1e-3), n_agents, state_dim, **policy_kwargs)

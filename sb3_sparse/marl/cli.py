@@ -39,7 +39,7 @@ import yaml
 
 from sb3_sparse import registry
 from sb3_sparse.core.config import MODULE_SETTINGS, check_choice
-from sb3_sparse.zoo import ZooError
+from sb3_sparse.zoo import ZooError, run_ids
 from sb3_sparse.zoo.validation import coerce_steps
 
 SUBCOMMANDS = ("train", "enjoy", "tune")
@@ -389,20 +389,10 @@ def _check_optional(flag: str, modules: Sequence[str], extra: str) -> None:
 # Runs on disk
 
 
-def _run_ids(log_path: Path, name: str) -> list[int]:
-    """The ids ``N`` of the runs ``<name>_<N>`` in ``log_path``."""
-    if not log_path.is_dir():
-        return []
-    pattern = re.compile(re.escape(name) + r"_(\d+)")
-    return sorted(
-        int(match.group(1)) for path in log_path.iterdir() if (match := pattern.fullmatch(path.name)) and path.is_dir()
-    )
-
-
 def _new_run(log_path: Path, name: str) -> Path:
     """Create ``<log_path>/<name>_<N>`` for the next free ``N`` (rl-zoo3's numbering; safe between concurrent runs)."""
     log_path.mkdir(parents=True, exist_ok=True)
-    run_id = max(_run_ids(log_path, name), default=0) + 1
+    run_id = max(run_ids(log_path, name), default=0) + 1
     while True:
         run = log_path / f"{name}_{run_id}"
         try:
@@ -416,7 +406,7 @@ def find_run(folder: str, algo: str, env_id: str, exp_id: int) -> Path:
     """The run folder ``<folder>/<algo>/<env>_<exp_id>`` (``exp_id`` 0: the latest)."""
     log_path = Path(folder) / algo
     name = env_name(env_id)
-    ids = _run_ids(log_path, name)
+    ids = run_ids(log_path, name)
     if exp_id == 0:
         if not ids:
             raise ZooError(f"no {algo} run on {env_id} in {log_path} (train one first, or pass -f / --exp-id)")

@@ -15,6 +15,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel
 from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import ConstantSchedule
 from torch import nn
 
 from sb3_sparse.common.networks import chain_candidates, linear_layers
@@ -225,7 +226,7 @@ class QMIXPolicy(SparsePolicyMixin, BaseModel):
         data = super()._get_constructor_parameters()
         data.pop("normalize_images")  # no images: observations are flat vectors
         data.update(
-            lr_schedule=_constant_schedule(self.optimizer.param_groups[0]["lr"]),
+            lr_schedule=ConstantSchedule(self.optimizer.param_groups[0]["lr"]),
             n_agents=self.n_agents,
             state_dim=self.state_dim,
             hidden_dim=self.hidden_dim,
@@ -303,12 +304,6 @@ class QMIXPolicy(SparsePolicyMixin, BaseModel):
         self.training = mode
 
 
-def _constant_schedule(value: float) -> Schedule:
-    from stable_baselines3.common.utils import ConstantSchedule
-
-    return ConstantSchedule(value)
-
-
 class MlpQMIXPolicy(QMIXPolicy):
     """:class:`QMIXPolicy` with feed-forward agents (``use_rnn=False``)."""
 
@@ -355,7 +350,7 @@ def tiny_policy_kwargs(
     base.pop("dst_config", None)
 
     def weights(kwargs: dict[str, Any]) -> int:
-        policy = policy_class(observation_space, action_space, _constant_schedule(1e-3), n_agents, state_dim, **kwargs)
+        policy = policy_class(observation_space, action_space, ConstantSchedule(1e-3), n_agents, state_dim, **kwargs)
         return matrix_weights(policy)
 
     def scaled(factor: float) -> dict[str, Any]:

@@ -48,6 +48,16 @@ SelfQMIX = TypeVar("SelfQMIX", bound="QMIX")
 ENV_SHAPE = ("n_agents", "obs_dim", "state_dim", "n_actions", "episode_limit")
 
 
+def env_shape(env: MultiAgentEnv) -> dict[str, int]:
+    """The sizes of ``env`` that a learner builds its networks and buffer from (:data:`ENV_SHAPE`)."""
+    return {name: int(getattr(env, name)) for name in ENV_SHAPE}
+
+
+def agent_spaces(shape: dict[str, int]) -> tuple[spaces.Box, spaces.Discrete]:
+    """One agent's observation and action spaces, as the policies take them, from an :func:`env_shape`."""
+    return spaces.Box(-np.inf, np.inf, (shape["obs_dim"],), np.float32), spaces.Discrete(shape["n_actions"])
+
+
 class MultiAgentTopologyCallback(TopologyUpdateCallback):
     """The engine's callback for the episode learners: one gradient step per episode."""
 
@@ -289,7 +299,7 @@ class QMIX:
     def set_env(self, env: MultiAgentEnv | Any | str, force_reset: bool = True) -> None:
         """Use ``env`` from now on; its agents, observations, state and actions must match the model's."""
         env = env if isinstance(env, MultiAgentEnv) else make_marl_env(env)
-        shape = {name: int(getattr(env, name)) for name in ENV_SHAPE}
+        shape = env_shape(env)
         if self.env_shape:
             differs = [
                 f"{name} {shape[name]} (model: {self.env_shape[name]})"
@@ -324,8 +334,7 @@ class QMIX:
             raise ValueError(f"{type(self).__name__} needs an env to build its networks (or load a saved model)")
         if self.seed is not None:
             set_random_seed(self.seed)
-        observation_space = spaces.Box(-np.inf, np.inf, (self.env_shape["obs_dim"],), np.float32)
-        action_space = spaces.Discrete(self.env_shape["n_actions"])
+        observation_space, action_space = agent_spaces(self.env_shape)
         self.policy = self.policy_class(  # type: ignore[call-arg]
             observation_space,
             action_space,

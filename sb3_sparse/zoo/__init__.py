@@ -6,6 +6,7 @@ the ``sb3-sparse`` command (:mod:`sb3_sparse.zoo.cli`) then hands over to rl-zoo
 rl-zoo3 is imported lazily: ``import sb3_sparse`` works without the ``zoo`` extra.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,17 @@ def hyperparams_path(algo: str) -> Path:
     return registry.ALGORITHMS[algo].hyperparams if algo in registry.ALGORITHMS else HYPERPARAMS_DIR / f"{algo}.yml"
 
 
+def run_ids(log_path: str | Path, name: str) -> list[int]:
+    """The numbers ``N`` of the run folders ``<log_path>/<name>_<N>`` (rl-zoo3's layout), in increasing order."""
+    log_path = Path(log_path)
+    if not log_path.is_dir():
+        return []
+    pattern = re.compile(re.escape(name) + r"_(\d+)")
+    return sorted(
+        int(match.group(1)) for path in log_path.iterdir() if (match := pattern.fullmatch(path.name)) and path.is_dir()
+    )
+
+
 def register() -> None:
     """Add the sparse algorithms and their Optuna samplers to rl-zoo3's registries (idempotent).
 
@@ -58,4 +70,4 @@ def register() -> None:
         converters[algo] = convert_sparse_params
 
 
-__all__ = ["HYPERPARAMS_DIR", "ZooError", "algorithm_class", "hyperparams_path", "is_sparse_algo", "register"]
+__all__ = ["HYPERPARAMS_DIR", "ZooError", "algorithm_class", "hyperparams_path", "is_sparse_algo", "register", "run_ids"]

@@ -8,10 +8,8 @@ episodes), ``evaluations.npz`` (``--eval-freq``) and our ``sparsity.csv`` and ``
 import argparse
 import contextlib
 import csv
-import glob
 import math
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -20,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sb3_sparse.core.plasticity import NEAR_ZERO_THRESHOLD
-from sb3_sparse.zoo import ZooError, is_sparse_algo
+from sb3_sparse.zoo import ZooError, is_sparse_algo, run_ids
 from sb3_sparse.zoo.callbacks import PLASTICITY_FILE, SPARSITY_FILE
 
 Curve = tuple[np.ndarray, np.ndarray]
@@ -44,13 +42,7 @@ def find_run(folder: str, algo: str, env_id: str, exp_id: int = 0) -> str:
 
 def run_folders(folder: str, algo: str, env_id: str) -> list[str]:
     """All run folders of ``algo`` on ``env_id`` under ``folder``, by run number."""
-    pattern = re.compile(re.escape(env_id) + r"_(\d+)$")
-    runs = []
-    for path in glob.glob(os.path.join(folder, algo, f"{env_id}_*")):
-        match = pattern.search(os.path.basename(path))
-        if match and os.path.isdir(path):
-            runs.append((int(match.group(1)), path))
-    return [path for _, path in sorted(runs)]
+    return [os.path.join(folder, algo, f"{env_id}_{run_id}") for run_id in run_ids(os.path.join(folder, algo), env_id)]
 
 
 def training_episodes(run_dir: str) -> Curve | None:
