@@ -5,6 +5,7 @@ state) with epsilon-greedy exploration over their available actions; the episode
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,7 @@ def epsilon_greedy(
     return actions, hidden
 
 
+@dataclass
 class EpisodeRunner:
     """Plays episodes of ``env`` with ``policy``'s epsilon-greedy agents and stores each one in ``buffer``.
 
@@ -61,21 +63,12 @@ class EpisodeRunner:
         gymma envs (LBF, RWARE, MPE) do
     """
 
-    def __init__(
-        self,
-        env: MultiAgentEnv,
-        policy: QMIXPolicy,
-        buffer: EpisodeReplayBuffer,
-        rng: np.random.Generator,
-        episode_limit: int,
-        time_limit_bootstrap: bool = True,
-    ) -> None:
-        self.env = env
-        self.policy = policy
-        self.buffer = buffer
-        self.rng = rng
-        self.episode_limit = episode_limit
-        self.time_limit_bootstrap = time_limit_bootstrap
+    env: MultiAgentEnv
+    policy: QMIXPolicy
+    buffer: EpisodeReplayBuffer
+    rng: np.random.Generator
+    episode_limit: int
+    time_limit_bootstrap: bool = True
 
     def run(
         self, epsilon: Callable[[], float], on_step: Callable[[dict[str, Any]], bool], seed: int | None = None
