@@ -11,6 +11,7 @@ from pettingzoo import ParallelEnv
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.save_util import save_to_zip_file
 
 from sb3_sparse import flops_report, sparse_recipe
 from sb3_sparse.core.masking import get_mask, sparse_weights
@@ -428,3 +429,27 @@ def test_a_loaded_replay_buffer_follows_the_episode_limit(tmp_path):
     assert longer.replay_buffer.size() == 5 and longer.replay_buffer.episode_limit == 9
     longer.learn(18)
     assert longer.replay_buffer.lengths[:7].tolist() == [6] * 5 + [9] * 2 and longer._n_updates == 2
+
+
+def test_a_file_saved_by_version_0_1_loads(tmp_path):
+    """sb3-sparse 0.1 saved the constructor's arguments and the training state, not SB3's attributes."""
+    model = QMIX("RnnPolicy", match_env(), seed=17, **SMALL, **RIGL)
+    model.learn(120)
+    state = ("num_timesteps", "_total_timesteps", "_episode_num", "_n_updates", "_last_target_update", "exploration_rate")
+    data = {name: getattr(model, name) for name in (*state, "reward_stats", "dst_state", "env_shape", "dst_config")}
+    init_kwargs = {**SMALL, "seed": 17, "learning_rate": 5e-4, "gamma": 0.99}
+    save_to_zip_file(
+        tmp_path / "old.zip",
+        data={**data, "policy_class": QMIXPolicy, "init_kwargs": init_kwargs},
+        params=model.get_parameters(),
+    )
+    loaded = QMIX.load(tmp_path / "old.zip", env=match_env())
+    assert loaded.dst_state == model.dst_state and loaded.num_timesteps == 120 and loaded.batch_size == 4
+    assert loaded.time_limit_bootstrap is True  # 0.1's behaviour
+    obs = np.random.default_rng(0).random((2, 3)).astype(np.float32)
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    loaded.learn(60, reset_num_timesteps=False)
+    assert_masked(loaded)
+    save_to_zip_file(tmp_path / "other.zip", data={"x": 1}, params=model.get_parameters())
+    with pytest.raises(KeyError):  # neither format
+        QMIX.load(tmp_path / "other.zip")

@@ -25,7 +25,7 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
+from stable_baselines3.common.save_util import load_from_pkl, load_from_zip_file, save_to_pkl
 from stable_baselines3.common.type_aliases import MaybeCallback, Schedule
 from stable_baselines3.common.utils import safe_mean, set_random_seed
 
@@ -592,9 +592,33 @@ class QMIX(SparseAlgorithmMixin, BaseAlgorithm):
             as ``backend="csr"``, validated like the constructor's)
         """
         # SB3's load wraps ``env`` in a VecEnv and checks its spaces: the multi-agent env is set after, by set_env
-        model = super().load(path, None, device, custom_objects, print_system_info, force_reset, **kwargs)
+        try:
+            model = super().load(path, None, device, custom_objects, print_system_info, force_reset, **kwargs)
+        except KeyError:  # no spaces saved: a file of sb3-sparse 0.1, or not a model's
+            data, params, _ = load_from_zip_file(path, device=device, custom_objects=custom_objects)
+            if data is None or params is None or "init_kwargs" not in data:
+                raise
+            model = cls._load_constructor_file(data, params, device, **kwargs)
         if env is not None:
             model.set_env(env)
+        return model
+
+    @classmethod
+    def _load_constructor_file(
+        cls: type[SelfQMIX],
+        data: dict[str, Any],
+        params: dict[str, Any],
+        device: th.device | str,
+        **kwargs: Any,
+    ) -> SelfQMIX:
+        """A model from a file of sb3-sparse 0.1, which saved the constructor's arguments and the training state."""
+        init_kwargs = {**data.pop("init_kwargs"), "device": device}
+        model = cls(data.pop("policy_class"), None, **init_kwargs, **data.pop("dst_config"), _init_setup_model=False)
+        model.__dict__.update(data)
+        model.observation_space, model.action_space = agent_spaces(model.env_shape)
+        model.__dict__.update(kwargs)
+        model._setup_model()
+        model.set_parameters(params, exact_match=True, device=device)
         return model
 
 
