@@ -37,7 +37,7 @@ from sb3_sparse.marl.buffers import EpisodeReplayBuffer, get_episode_buffer_clas
 from sb3_sparse.marl.envs import MultiAgentEnv, make_marl_env
 from sb3_sparse.marl.learner import ValueDecompositionLearner
 from sb3_sparse.marl.policies import MlpQMIXPolicy, MlpVDNPolicy, QMIXPolicy, VDNPolicy
-from sb3_sparse.marl.runner import EpisodeRunner, epsilon_greedy
+from sb3_sparse.marl.runner import EpisodeRunner, recurrent_actions
 
 SelfQMIX = TypeVar("SelfQMIX", bound="QMIX")
 
@@ -388,33 +388,8 @@ class QMIX(SparseAlgorithmMixin, BaseAlgorithm):
         :return: the actions ``[n_agents]`` (or ``[n_envs, n_agents]``) and the next state
             ``(recurrent state, last actions)``
         """
-        observation = np.asarray(observation, dtype=np.float32)
-        single = observation.ndim == 2
-        obs = observation[None] if single else observation
-        n_envs = obs.shape[0]
-        masks = None if action_masks is None else np.asarray(action_masks)
-        if masks is not None and single:
-            masks = masks[None]
-        if state is None:
-            hidden = None
-            last_actions = -np.ones((n_envs, self.n_agents), dtype=np.int64)
-        else:
-            hidden_array, last_actions = state[0], np.array(state[1])
-            hidden = th.as_tensor(hidden_array, device=self.device).reshape(n_envs, self.n_agents, -1)
-            if episode_start is not None:
-                starts = np.asarray(episode_start, dtype=bool).reshape(n_envs)
-                hidden = hidden * th.as_tensor(~starts, device=self.device, dtype=hidden.dtype).view(-1, 1, 1)
-                last_actions = last_actions.reshape(n_envs, self.n_agents)
-                last_actions[starts] = -1
-        self.policy.set_training_mode(False)
         epsilon = 0.0 if deterministic else self.exploration_rate
-        actions, next_hidden = epsilon_greedy(
-            self.policy, obs, masks, hidden, last_actions.reshape(n_envs, self.n_agents), epsilon, self._rng
-        )
-        next_state = (next_hidden.cpu().numpy(), actions.copy())
-        if single:
-            return actions[0], (next_state[0][0], next_state[1][0])
-        return actions, next_state
+        return recurrent_actions(self.policy, observation, state, episode_start, action_masks, epsilon, self._rng)
 
     def _update_exploration_rate(self) -> float:
         """Epsilon now: from ``exploration_initial_eps`` to ``exploration_final_eps`` over ``exploration_steps``."""

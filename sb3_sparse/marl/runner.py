@@ -49,6 +49,50 @@ def epsilon_greedy(
     return actions, hidden
 
 
+def recurrent_actions(
+    policy: QMIXPolicy,
+    observation: np.ndarray,
+    state: tuple[np.ndarray, ...] | None,
+    episode_start: np.ndarray | None,
+    action_masks: np.ndarray | None,
+    epsilon: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """:func:`epsilon_greedy` on numpy arrays, with the recurrent state passed in and out as sb3-contrib's
+    recurrent policies do (the algorithms' ``predict``).
+
+    :param observation: ``[n_agents, obs_dim]`` (or ``[n_envs, n_agents, obs_dim]``)
+    :param state: ``(recurrent state, last actions)`` as the previous call returned it (``None``: episode start)
+    :param episode_start: per env, whether this step starts an episode (resets ``state``)
+    :param action_masks: available actions, ``[n_agents, n_actions]`` (or per env; 1: available)
+    :return: the actions ``[n_agents]`` (or ``[n_envs, n_agents]``) and the next state
+    """
+    n_agents = policy.n_agents
+    observation = np.asarray(observation, dtype=np.float32)
+    single = observation.ndim == 2
+    obs = observation[None] if single else observation
+    n_envs = obs.shape[0]
+    masks = None if action_masks is None else np.asarray(action_masks)
+    if masks is not None and single:
+        masks = masks[None]
+    if state is None:
+        hidden = None
+        last_actions = -np.ones((n_envs, n_agents), dtype=np.int64)
+    else:
+        hidden = th.as_tensor(state[0], device=policy.device).reshape(n_envs, n_agents, -1)
+        last_actions = np.array(state[1]).reshape(n_envs, n_agents)
+        if episode_start is not None:
+            starts = np.asarray(episode_start, dtype=bool).reshape(n_envs)
+            hidden = hidden * th.as_tensor(~starts, device=policy.device, dtype=hidden.dtype).view(-1, 1, 1)
+            last_actions[starts] = -1
+    policy.set_training_mode(False)
+    actions, next_hidden = epsilon_greedy(policy, obs, masks, hidden, last_actions, epsilon, rng)
+    next_state = (next_hidden.cpu().numpy(), actions.copy())
+    if single:
+        return actions[0], (next_state[0][0], next_state[1][0])
+    return actions, next_state
+
+
 @dataclass
 class EpisodeRunner:
     """Plays episodes of ``env`` with ``policy``'s epsilon-greedy agents and stores each one in ``buffer``.
