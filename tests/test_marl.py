@@ -404,7 +404,7 @@ def test_sb3_machinery_learning_rate_schedule_and_parameters(tmp_path):
         assert copied.num_timesteps == 60 and third.num_timesteps == 30
 
 
-def test_set_env_with_a_longer_episode_limit_extends_the_buffer():
+def test_set_env_with_a_longer_episode_limit_extends_the_buffer(tmp_path):
     model = QMIX("MlpPolicy", match_env(), seed=15, **SMALL)
     model.learn(30)
     stored = model.replay_buffer.storage["rewards"][:5].copy()
@@ -418,6 +418,10 @@ def test_set_env_with_a_longer_episode_limit_extends_the_buffer():
     model.learn(8, reset_num_timesteps=False)
     with pytest.raises(ValueError, match=r"n_actions 4 \(model: 3\)"):
         model.set_env(MultiAgentEnv(MatchGame(n_actions=4), episode_limit=6))
+    model.save(tmp_path / "model.zip")
+    with pytest.raises(ValueError, match=r"n_agents 3 \(model: 2\), obs_dim 4 \(model: 3\)"):
+        QMIX.load(tmp_path / "model.zip", env=MultiAgentEnv(MatchGame(n_agents=3, n_actions=4), episode_limit=6))
+    assert QMIX.load(tmp_path / "model.zip", env=match_env(length=12)).replay_buffer.episode_limit == 12
 
 
 def test_a_loaded_replay_buffer_follows_the_episode_limit(tmp_path):
