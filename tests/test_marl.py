@@ -8,13 +8,18 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.save_util import save_to_zip_file
 
 from sb3_sparse import flops_report, sparse_recipe
 from sb3_sparse.core.masking import get_mask, sparse_weights
 from sb3_sparse.marl import QMIX, VDN, MlpQMIXPolicy, QMIXPolicy
+from sb3_sparse.marl.buffers import EpisodeReplayBuffer
 from sb3_sparse.marl.envs import MultiAgentEnv
+from sb3_sparse.marl.learner import ValueDecompositionLearner
+from sb3_sparse.marl.runner import EpisodeRunner
 
 RIGL = {
     "regime": "rigl",
@@ -28,13 +33,14 @@ SMALL = {"batch_size": 4, "buffer_size": 32, "exploration_steps": 300, "policy_k
 
 
 class MatchGame(ParallelEnv):
-    """Each agent sees a one-hot cue and is rewarded when it picks the cued action; 6 steps per episode."""
+    """Each agent sees a one-hot cue and is rewarded when it picks the cued action; ``length`` steps per episode."""
 
     metadata = {"name": "match_v0"}
 
-    def __init__(self, n_agents: int = 2, n_actions: int = 3):
+    def __init__(self, n_agents: int = 2, n_actions: int = 3, length: int = 6):
         self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
         self.n_actions = n_actions
+        self.length = length
         self._rng = np.random.default_rng()
 
     def observation_space(self, agent):
@@ -58,14 +64,28 @@ class MatchGame(ParallelEnv):
         rewards = {agent: float(actions[agent] == self.cues[agent]) for agent in self.agents}
         self.t += 1
         observations = self._observe()
-        truncations = {agent: self.t >= 6 for agent in self.agents}
+        truncations = {agent: self.t >= self.length for agent in self.agents}
         terminations = {agent: False for agent in self.agents}
         infos = {agent: {} for agent in self.agents}
         return observations, rewards, terminations, truncations, infos
 
 
-def match_env() -> MultiAgentEnv:
-    return MultiAgentEnv(MatchGame(), episode_limit=6)
+def match_env(length: int = 6) -> MultiAgentEnv:
+    return MultiAgentEnv(MatchGame(length=length), episode_limit=length)
+
+
+class FirstTwoActions(MatchGame):
+    """:class:`MatchGame` in which only actions 0 and 1 are ever available (an ``action_mask`` in the infos)."""
+
+    def _infos(self):
+        return {agent: {"action_mask": np.array([1, 1, 0], dtype=np.int8)} for agent in self.agents}
+
+    def reset(self, seed=None, options=None):
+        return super().reset(seed, options)[0], self._infos()
+
+    def step(self, actions):
+        assert all(action in (0, 1) for action in actions.values()), actions
+        return *super().step(actions)[:4], self._infos()
 
 
 def assert_masked(model) -> None:
@@ -299,3 +319,141 @@ def test_tensorboard_log(tmp_path):
     model.learn(60, tb_log_name="run", reset_num_timesteps=False)
     runs = sorted(p.name for p in tmp_path.iterdir())
     assert runs == ["run_1"] and any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "run_1").iterdir())
+
+
+def runner_for(env: MultiAgentEnv, time_limit_bootstrap: bool = True) -> EpisodeRunner:
+    policy = QMIX("MlpPolicy", env, seed=0, **SMALL).policy
+    buffer = EpisodeReplayBuffer(8, env.episode_limit, env.n_agents, env.obs_dim, env.state_dim, env.n_actions)
+    return EpisodeRunner(env, policy, buffer, np.random.default_rng(0), env.episode_limit, time_limit_bootstrap)
+
+
+def test_runner_stores_whole_episodes_exploring_only_available_actions():
+    runner = runner_for(MultiAgentEnv(FirstTwoActions(), episode_limit=6))
+    steps = []
+    for _ in range(4):
+        episode, finished = runner.run(lambda: 1.0, lambda values: steps.append(values["dones"][0]) is None)
+        assert finished and episode.length == 6 and episode.filled.tolist() == [1.0] * 6
+    assert runner.buffer.size() == 4 and steps == [False] * 5 + [True] + ([False] * 5 + [True]) * 3
+    actions = runner.buffer.storage["actions"][:4]
+    assert set(np.unique(actions)) == {0, 1}  # random actions, all of them available
+    assert runner.buffer.storage["avail_actions"][:4, :, :, 2].max() == 0
+    # a callback's False ends the episode there; the steps so far are stored
+    episode, finished = runner.run(lambda: 0.0, lambda values: False)
+    assert not finished and episode.length == 1 and runner.buffer.size() == 5
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_time_limit_is_a_truncation_or_as_in_epymarl_a_terminal_step(bootstrap):
+    runner = runner_for(match_env(), time_limit_bootstrap=bootstrap)
+    episode, _ = runner.run(lambda: 0.5, lambda values: True)
+    assert episode.terminated.tolist() == [0.0] * 5 + [0.0 if bootstrap else 1.0]
+    model = QMIX("MlpPolicy", match_env(), seed=0, time_limit_bootstrap=bootstrap, **SMALL)
+    model.learn(12)
+    assert model.replay_buffer.storage["terminated"][:2, -1].tolist() == [0.0 if bootstrap else 1.0] * 2
+    assert QMIX("MlpPolicy", match_env()).time_limit_bootstrap is True  # the default: bootstrap
+    with pytest.raises(ValueError, match="time_limit_bootstrap='no' is not valid"):
+        QMIX("MlpPolicy", match_env(), time_limit_bootstrap="no")
+
+
+@pytest.mark.parametrize("algo", [QMIX, VDN])
+def test_qmix_and_vdn_share_the_learner_and_its_loss(algo):
+    model = algo("MlpPolicy", match_env(), seed=0, standardize_rewards=False, **SMALL)
+    model.learn(60)
+    assert type(model.learner) is ValueDecompositionLearner and model.learner.policy is model.policy
+    batch = model.replay_buffer.sample(4, np.random.default_rng(0))
+    policy = model.policy
+    with th.no_grad():  # one-step double-Q targets of the team value, by hand
+        inputs = policy.agent_inputs(batch.observations)
+        online, target = policy.unroll(inputs), policy.unroll(inputs, target=True)
+        chosen = online[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+        best = online[:, 1:].argmax(-1, keepdim=True)
+        next_values = policy.mix(target[:, 1:].gather(-1, best).squeeze(-1), batch.states[:, 1:], target=True).squeeze(-1)
+        targets = batch.rewards + model.gamma * (1 - batch.terminated) * next_values
+        q_tot = policy.mix(chosen, batch.states[:, :-1]).squeeze(-1)
+        expected = (((q_tot - targets) * batch.filled) ** 2).sum() / batch.filled.sum()
+    before = [p.clone() for p in policy.agent.parameters()]
+    values = model.learner.train_step(batch)
+    assert values["loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert any(not th.equal(a, b) for a, b in zip(before, policy.agent.parameters(), strict=True))
+    model.learner.update_targets()
+    assert all(th.equal(a, b) for a, b in zip(policy.agent.parameters(), policy.agent_target.parameters(), strict=True))
+
+
+def test_sb3_machinery_learning_rate_schedule_and_parameters(tmp_path):
+    model = QMIX("MlpPolicy", match_env(), seed=12, learning_rate=lambda progress: 1e-3 * (0.5 + progress), **SMALL)
+    assert isinstance(model, BaseAlgorithm)
+    model.set_logger(configure(str(tmp_path / "log"), ["csv"]))
+    model.learn(120, log_interval=1)
+    # SB3's remaining progress drives the schedule: 0 at the last gradient step, after 120 env steps
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
+    assert "train/learning_rate" in (tmp_path / "log" / "progress.csv").read_text().splitlines()[0].split(",")
+    other = QMIX("MlpPolicy", match_env(), seed=13, **SMALL)
+    obs = np.random.default_rng(0).random((2, 3)).astype(np.float32)
+    other.set_parameters(model.get_parameters())
+    assert np.array_equal(other.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    assert set(model.get_parameters()) == {"policy", "policy.optimizer"}
+    model.save(tmp_path / "model.zip")
+    third = QMIX("MlpPolicy", match_env(), seed=14, **SMALL)
+    third.set_parameters(str(tmp_path / "model.zip"))
+    assert all(th.equal(a, b) for a, b in zip(third.policy.parameters(), model.policy.parameters(), strict=True))
+    # a deep copy and a pickle (of a model logging to no file) train on from where it is, with their own learner
+    third.learn(30)
+    for copied in (copy.deepcopy(third), pickle.loads(pickle.dumps(third))):
+        assert copied.learner.policy is copied.policy and copied.learner.reward_stats is copied.reward_stats
+        copied.learn(30, reset_num_timesteps=False)
+        assert copied.num_timesteps == 60 and third.num_timesteps == 30
+
+
+def test_set_env_with_a_longer_episode_limit_extends_the_buffer(tmp_path):
+    model = QMIX("MlpPolicy", match_env(), seed=15, **SMALL)
+    model.learn(30)
+    stored = model.replay_buffer.storage["rewards"][:5].copy()
+    model.set_env(match_env(length=9))
+    assert model.episode_limit == 9 and model.replay_buffer.episode_limit == 9
+    assert np.array_equal(model.replay_buffer.storage["rewards"][:5, :6], stored)
+    model.learn(36, reset_num_timesteps=False)
+    assert model.replay_buffer.lengths[5:9].tolist() == [9] * 4 and model._n_updates > 0
+    model.set_env(match_env(length=4))  # shorter episodes fit
+    assert model.episode_limit == 9
+    model.learn(8, reset_num_timesteps=False)
+    with pytest.raises(ValueError, match=r"n_actions 4 \(model: 3\)"):
+        model.set_env(MultiAgentEnv(MatchGame(n_actions=4), episode_limit=6))
+    model.save(tmp_path / "model.zip")
+    with pytest.raises(ValueError, match=r"n_agents 3 \(model: 2\), obs_dim 4 \(model: 3\)"):
+        QMIX.load(tmp_path / "model.zip", env=MultiAgentEnv(MatchGame(n_agents=3, n_actions=4), episode_limit=6))
+    assert QMIX.load(tmp_path / "model.zip", env=match_env(length=12)).replay_buffer.episode_limit == 12
+
+
+def test_a_loaded_replay_buffer_follows_the_episode_limit(tmp_path):
+    short = QMIX("MlpPolicy", match_env(), seed=16, **SMALL)
+    short.learn(30)
+    short.save_replay_buffer(tmp_path / "buffer.pkl")
+    longer = QMIX("MlpPolicy", match_env(length=9), seed=16, **SMALL)
+    longer.load_replay_buffer(tmp_path / "buffer.pkl")
+    assert longer.replay_buffer.size() == 5 and longer.replay_buffer.episode_limit == 9
+    longer.learn(18)
+    assert longer.replay_buffer.lengths[:7].tolist() == [6] * 5 + [9] * 2 and longer._n_updates == 2
+
+
+def test_a_file_saved_by_version_0_1_loads(tmp_path):
+    """sb3-sparse 0.1 saved the constructor's arguments and the training state, not SB3's attributes."""
+    model = QMIX("RnnPolicy", match_env(), seed=17, **SMALL, **RIGL)
+    model.learn(120)
+    state = ("num_timesteps", "_total_timesteps", "_episode_num", "_n_updates", "_last_target_update", "exploration_rate")
+    data = {name: getattr(model, name) for name in (*state, "reward_stats", "dst_state", "env_shape", "dst_config")}
+    init_kwargs = {**SMALL, "seed": 17, "learning_rate": 5e-4, "gamma": 0.99}
+    save_to_zip_file(
+        tmp_path / "old.zip",
+        data={**data, "policy_class": QMIXPolicy, "init_kwargs": init_kwargs},
+        params=model.get_parameters(),
+    )
+    loaded = QMIX.load(tmp_path / "old.zip", env=match_env())
+    assert loaded.dst_state == model.dst_state and loaded.num_timesteps == 120 and loaded.batch_size == 4
+    assert loaded.time_limit_bootstrap is True  # 0.1's behaviour
+    obs = np.random.default_rng(0).random((2, 3)).astype(np.float32)
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    loaded.learn(60, reset_num_timesteps=False)
+    assert_masked(loaded)
+    save_to_zip_file(tmp_path / "other.zip", data={"x": 1}, params=model.get_parameters())
+    with pytest.raises(KeyError):  # neither format
+        QMIX.load(tmp_path / "other.zip")

@@ -98,6 +98,17 @@ def test_eval_callback_writes_evaluations_and_best_model(tmp_path):
     assert {"eval/mean_reward", "eval/mean_ep_length"} <= set(header)
 
 
+def test_eval_callback_keeps_its_results_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tiny_model()
+    callback = MultiAgentEvalCallback(seeded_env(1), n_eval_episodes=2, eval_freq=40, verbose=0)
+    model.learn(80, callback=callback)
+    assert callback.evaluations_timesteps == [40, 80]
+    assert [len(r) for r in callback.evaluations_results] == [2, 2] and callback.evaluations_length == [[25, 25]] * 2
+    assert callback.last_mean_reward == pytest.approx(np.mean(callback.evaluations_results[-1]))
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 def test_evaluating_does_not_disturb_training(tmp_path):
     """Greedy evaluations in the middle of training episodes leave the training run exactly as it was."""
     plain = tiny_model(seed=2)

@@ -138,6 +138,15 @@ class EpisodeReplayBuffer:
         self.full = self.full or self.pos == 0
         self.episodes_added += 1
 
+    def extend_episode_limit(self, episode_limit: int) -> None:
+        """Make room for episodes of up to ``episode_limit`` steps (the stored ones are kept, padded)."""
+        extra = _check_size("episode_limit", episode_limit) - self.episode_limit
+        if extra <= 0:
+            return
+        for name, array in self.storage.items():
+            self.storage[name] = np.pad(array, [(0, 0), (0, extra)] + [(0, 0)] * (array.ndim - 2))
+        self.episode_limit = int(episode_limit)
+
     def can_sample(self, batch_size: int) -> bool:
         return self.size() >= batch_size
 

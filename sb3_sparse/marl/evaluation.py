@@ -122,8 +122,10 @@ class MultiAgentEvalCallback(EventCallback):
 
     The learners call the callbacks once per env step, so ``eval_freq`` counts env steps; an evaluation can fall in
     the middle of a training episode: it runs on ``eval_env``, which must therefore be a separate env. Logs
-    ``eval/mean_reward`` and ``eval/mean_ep_length``, appends to ``<log_path>/evaluations.npz`` (``timesteps``,
-    ``results``, ``ep_lengths``, as SB3) and saves ``<best_model_save_path>/best_model.zip`` on a new best mean.
+    ``eval/mean_reward`` and ``eval/mean_ep_length``, keeps every evaluation in ``evaluations_timesteps``,
+    ``evaluations_results`` and ``evaluations_length`` (whether or not it writes them), writes them to
+    ``<log_path>/evaluations.npz`` (``timesteps``, ``results``, ``ep_lengths``, as SB3) and saves
+    ``<best_model_save_path>/best_model.zip`` on a new best mean.
 
     :param eval_env: the env to evaluate on (a :class:`~sb3_sparse.marl.envs.MultiAgentEnv` or an env id); seed it
         once beforehand for repeatable evaluations
@@ -198,10 +200,10 @@ class MultiAgentEvalCallback(EventCallback):
             return_episode_rewards=True,
             render=self.render,
         )
+        self.evaluations_timesteps.append(self.num_timesteps)
+        self.evaluations_results.append(returns)
+        self.evaluations_length.append(lengths)
         if self.log_path is not None:
-            self.evaluations_timesteps.append(self.num_timesteps)
-            self.evaluations_results.append(returns)
-            self.evaluations_length.append(lengths)
             np.savez(
                 self.log_path,
                 timesteps=self.evaluations_timesteps,

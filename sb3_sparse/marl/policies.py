@@ -153,8 +153,6 @@ class QMIXPolicy(SparsePolicyMixin, BaseModel):
     }
     inference_module: ClassVar[str] = "agent"
     flops_exclude: ClassVar[tuple[str, ...]] = ()
-    #: the mixing network's class
-    mixer_class: ClassVar[type[nn.Module]] = QMixer
     #: whether agents are recurrent unless ``use_rnn`` says otherwise
     default_use_rnn: ClassVar[bool] = True
 
@@ -314,7 +312,6 @@ class VDNPolicy(QMIXPolicy):
     """Agent network and its target, mixed by a sum (VDN: the mixer has no weights, so ``agent`` is the only module)."""
 
     sparse_modules: ClassVar[dict[str, ModuleSpec]] = {"agent": ModuleSpec("agent", "agent_target", "optimizer")}
-    mixer_class = VDNMixer
 
     def make_mixer(self) -> nn.Module:
         return VDNMixer()

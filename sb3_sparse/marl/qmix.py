@@ -1,46 +1,43 @@
 """QMIX and VDN: cooperative multi-agent Q-learning by value decomposition, with sparse networks.
 
-SB3 has no multi-agent learner, so this one is written in SB3's manner around SB3's own pieces (logger,
-callbacks, saving, seeding): ``QMIX(policy, env).learn(n)``, ``predict``, ``save`` / ``load``. It follows
-EPyMARL's QMIX: one episode is collected with epsilon-greedy agents, stored in an episode buffer, and
-one gradient step is taken on a batch of whole episodes; the target networks are copied every
-``target_update_interval`` episodes. The agent network and the mixer are modules of the sparse engine,
-driven by the same :class:`~sb3_sparse.common.callbacks.TopologyUpdateCallback` as the single-agent
-algorithms; MAST's pieces (Soft Mellowmax targets, TD(lambda) / multi-step targets, dual buffers) are
-arguments.
+SB3 has no multi-agent learner; this one is an SB3 algorithm (:class:`~stable_baselines3.common.base_class.
+BaseAlgorithm`: logger, seeding, callbacks, ``_setup_learn``, ``save`` / ``load``, ``get_parameters``) made of
+two parts: an :class:`~sb3_sparse.marl.runner.EpisodeRunner` collects one episode with epsilon-greedy agents
+into an episode buffer, and a :class:`~sb3_sparse.marl.learner.ValueDecompositionLearner` takes one gradient
+step on a batch of whole episodes, as EPyMARL's QMIX does; the target networks are copied every
+``target_update_interval`` episodes. The agent network and the mixer are modules of the sparse engine, with the
+DST arguments of the single-agent algorithms (:class:`~sb3_sparse.common.algorithm.SparseAlgorithmMixin`);
+MAST's pieces (Soft Mellowmax targets, TD(lambda) / multi-step targets, dual buffers) are arguments.
+
+Where SB3's machinery expects a gymnasium ``VecEnv`` (making and wrapping the env, resetting it, seeding it,
+checking its spaces), the methods below override it and say why.
 """
 
 import io
 import pathlib
+import sys
 import time
-from collections import deque
-from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback, ProgressBarCallback
-from stable_baselines3.common.logger import Logger, configure
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.save_util import (
-    load_from_pkl,
-    load_from_zip_file,
-    recursive_getattr,
-    save_to_pkl,
-    save_to_zip_file,
-)
-from stable_baselines3.common.type_aliases import MaybeCallback, TrainFreq, TrainFrequencyUnit
-from stable_baselines3.common.utils import ConstantSchedule, get_device, safe_mean, set_random_seed
-from stable_baselines3.common.utils import configure_logger as sb3_configure_logger
+from stable_baselines3.common.save_util import load_from_pkl, load_from_zip_file, save_to_pkl
+from stable_baselines3.common.type_aliases import MaybeCallback, Schedule
+from stable_baselines3.common.utils import safe_mean, set_random_seed
 
-from sb3_sparse.common.algorithm import _suggest_keywords
-from sb3_sparse.common.callbacks import STATE_ATTRIBUTE, TopologyUpdateCallback
-from sb3_sparse.common.targets import check_mellowmax_parameters, get_target_operator, lambda_returns, n_step_returns
-from sb3_sparse.core.config import MODULE_SETTINGS, check_step_or_fraction, is_integer, is_number, resolve_modules
-from sb3_sparse.marl.buffers import EpisodeBatch, EpisodeReplayBuffer, get_episode_buffer_class
+from sb3_sparse.common.algorithm import SparseAlgorithmMixin
+from sb3_sparse.common.callbacks import TopologyUpdateCallback
+from sb3_sparse.common.targets import check_mellowmax_parameters, get_target_operator
+from sb3_sparse.core.config import check_step_or_fraction, is_integer, is_number
+from sb3_sparse.marl.buffers import EpisodeReplayBuffer, get_episode_buffer_class
 from sb3_sparse.marl.envs import MultiAgentEnv, make_marl_env
+from sb3_sparse.marl.learner import ValueDecompositionLearner
 from sb3_sparse.marl.policies import MlpQMIXPolicy, MlpVDNPolicy, QMIXPolicy, VDNPolicy
+from sb3_sparse.marl.runner import EpisodeRunner, recurrent_actions
 
 SelfQMIX = TypeVar("SelfQMIX", bound="QMIX")
 
@@ -75,19 +72,23 @@ class MultiAgentTopologyCallback(TopologyUpdateCallback):
         return self.model.episode_limit if self.engine.configs[name].schedule_unit == "env_steps" else 1  # type: ignore[attr-defined]
 
 
-class QMIX:
+class QMIX(SparseAlgorithmMixin, BaseAlgorithm):
     """
     QMIX (Rashid et al., 2018) with parameter-shared agents, in EPyMARL's form, and DST on its networks.
 
-    Defaults are EPyMARL's QMIX (buffer of 5000 episodes, batch of 32 episodes, Adam lr 5e-4, GRU agents of
-    width 64, targets copied every 200 episodes, mixing width 32, double Q-learning, epsilon from 1 to 0.05
-    over 50k steps, standardised rewards) and dense networks. ``sparse_recipe("mast", algorithm="qmix")`` gives
-    MAST's settings.
+    Defaults are EPyMARL's QMIX (buffer of 5000 episodes, batch of 32 episodes, Adam lr 5e-4, agents of width
+    64, targets copied every 200 episodes, mixing width 32, double Q-learning, epsilon from 1 to 0.05 over 50k
+    steps, standardised rewards) and dense networks, with two differences, each a setting: the agents are GRUs
+    (``"RnnPolicy"``; EPyMARL's ``qmix.yaml`` now sets ``use_rnn: False``, ``"MlpPolicy"`` here) and an episode
+    cut by its time limit bootstraps from its last state (``time_limit_bootstrap=True``; EPyMARL's gymma envs
+    store the limit as a terminal step, ``False`` here). ``sparse_recipe("mast", algorithm="qmix")`` gives MAST's
+    settings.
 
     :param policy: ``"RnnPolicy"`` (GRU agents), ``"MlpPolicy"`` or a policy class
     :param env: a :class:`~sb3_sparse.marl.envs.MultiAgentEnv`, a PettingZoo parallel env or an env id of
         :func:`~sb3_sparse.marl.envs.make_marl_env` (``None``: only to load a model for inference)
-    :param learning_rate: learning rate of the optimizer (agent and mixer together)
+    :param learning_rate: learning rate of the optimizer (agent and mixer together), or a schedule of the
+        remaining progress (from 1 to 0), as SB3 takes it
     :param buffer_size: episodes in the replay buffer
     :param learning_starts: env steps before training starts (it also waits for ``batch_size`` episodes)
     :param batch_size: episodes per gradient step
@@ -100,6 +101,9 @@ class QMIX:
         (with ``target_operator="max"``)
     :param max_grad_norm: maximum gradient norm (clipping)
     :param standardize_rewards: divide rewards minus their running mean by their running std (EPyMARL's QMIX)
+    :param time_limit_bootstrap: an episode that reaches its time limit (the env's truncation or
+        ``episode_limit``) is stored as not terminated and bootstraps from its last state (``True``, the default);
+        ``False`` stores it as terminal, as EPyMARL's gymma envs (LBF, RWARE, MPE) do
     :param replay_buffer_class: ``"episode"``, ``"dual"`` (MAST's dual buffers) or an
         :class:`~sb3_sparse.marl.buffers.EpisodeReplayBuffer` subclass
     :param replay_buffer_kwargs: its keyword arguments (``"dual"``: ``recent_size``, ``recent_fraction``)
@@ -125,21 +129,20 @@ class QMIX:
     :param _init_setup_model: whether to build the networks and buffer now
     """
 
-    policy_aliases: ClassVar[dict[str, type[QMIXPolicy]]] = {"RnnPolicy": QMIXPolicy, "MlpPolicy": MlpQMIXPolicy}
-    policy: QMIXPolicy
+    policy_aliases: ClassVar[dict[str, type[QMIXPolicy]]] = {  # type: ignore[assignment]
+        "RnnPolicy": QMIXPolicy,
+        "MlpPolicy": MlpQMIXPolicy,
+    }
+    policy: QMIXPolicy  # type: ignore[assignment]
+    env: MultiAgentEnv | None  # type: ignore[assignment]
     replay_buffer: EpisodeReplayBuffer | None
+    learner: ValueDecompositionLearner
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "__init__" in cls.__dict__:
-            cls.__init__ = _suggest_keywords(cls.__dict__["__init__"])  # type: ignore[method-assign]
-
-    @_suggest_keywords
     def __init__(
         self,
         policy: str | type[QMIXPolicy],
         env: MultiAgentEnv | Any | str | None,
-        learning_rate: float = 5e-4,
+        learning_rate: float | Schedule = 5e-4,
         buffer_size: int = 5000,
         learning_starts: int = 0,
         batch_size: int = 32,
@@ -151,6 +154,7 @@ class QMIX:
         double_q: bool = True,
         max_grad_norm: float = 10.0,
         standardize_rewards: bool = True,
+        time_limit_bootstrap: bool = True,
         replay_buffer_class: str | type[EpisodeReplayBuffer] = "episode",
         replay_buffer_kwargs: dict[str, Any] | None = None,
         n_steps: int = 1,
@@ -185,20 +189,20 @@ class QMIX:
         modules: dict[str, dict[str, Any]] | None = None,
         _init_setup_model: bool = True,
     ) -> None:
-        arguments = dict(locals())
-        self.policy_class = self._policy_class(policy)
-        flat = {name: arguments[name] for name in MODULE_SETTINGS}
-        resolve_modules(tuple(self.policy_class.sparse_modules), flat, modules)
-        self.dst_config: dict[str, Any] = {**flat, "modules": modules}
-        self.__dict__.setdefault(STATE_ATTRIBUTE, {})
-        #: the constructor's arguments that ``save`` keeps (the env and the DST settings are kept apart)
-        self._init_kwargs = {
-            name: arguments[name]
-            for name in arguments
-            if name not in ("self", "policy", "env", "_init_setup_model", "__class__", *MODULE_SETTINGS, "modules")
-        }
-        self._check_arguments()
-        self.learning_rate = learning_rate
+        policy_class = self._policy_class(policy)
+        self._init_dst({**locals(), "policy": policy_class})
+        self._check_arguments(locals())
+        super().__init__(
+            policy_class,  # type: ignore[arg-type]
+            None,  # SB3 would make a gymnasium VecEnv of it: set_env takes the multi-agent env below
+            learning_rate,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+        )
         self.buffer_size = buffer_size
         self.learning_starts = learning_starts
         self.batch_size = batch_size
@@ -210,6 +214,7 @@ class QMIX:
         self.double_q = double_q
         self.max_grad_norm = max_grad_norm
         self.standardize_rewards = standardize_rewards
+        self.time_limit_bootstrap = time_limit_bootstrap
         self.replay_buffer_class = get_episode_buffer_class(replay_buffer_class)
         self.replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
         self.n_steps = n_steps
@@ -217,33 +222,16 @@ class QMIX:
         self.td_lambda_end = td_lambda_end
         self.target_operator = target_operator
         self.mellowmax_omega, self.mellowmax_alpha = mellowmax_omega, mellowmax_alpha
-        self.stats_window_size = stats_window_size
-        self.tensorboard_log = tensorboard_log
-        self.policy_kwargs = dict(policy_kwargs or {})
-        self.verbose = verbose
-        self.seed = seed
-        self.device = get_device(device)
-        #: trained once per episode (what the engine's callback reads)
-        self.train_freq = TrainFreq(1, TrainFrequencyUnit.EPISODE)
-        self.gradient_steps = 1
 
-        self.env: MultiAgentEnv | None = None
-        self.env_shape: dict[str, int] = {}
-        if env is not None:
-            self.set_env(env)
-        self.num_timesteps = 0
-        self._total_timesteps = 0
-        self._episode_num = 0
-        self._n_updates = 0
         self._last_target_update = 0  # episode of the last target copy
         self.exploration_rate = exploration_initial_eps
         self.reward_stats = RunningMeanStd(shape=())
-        self.ep_info_buffer: deque[dict[str, float]] = deque(maxlen=stats_window_size)
-        self._logger: Logger | None = None
-        self._custom_logger = False
         self.replay_buffer = None
         self._rng = np.random.default_rng(seed)
         self._reset_seed: int | None = seed
+        self.env_shape: dict[str, int] = {}
+        if env is not None:
+            self.set_env(env)
         if _init_setup_model:
             self._setup_model()
 
@@ -259,9 +247,9 @@ class QMIX:
             )
         return policy
 
-    def _check_arguments(self) -> None:
+    @staticmethod
+    def _check_arguments(kwargs: dict[str, Any]) -> None:
         """Every argument that is not a DST setting, checked at construction with a message naming it."""
-        kwargs = self._init_kwargs
         for name in ("buffer_size", "batch_size", "target_update_interval", "n_steps", "stats_window_size"):
             if not is_integer(kwargs[name]) or kwargs[name] <= 0:
                 raise ValueError(f"{name}={kwargs[name]!r} is not valid; it must be a positive integer")
@@ -273,9 +261,13 @@ class QMIX:
         for name in ("gamma", "td_lambda", "exploration_initial_eps", "exploration_final_eps"):
             if not is_number(kwargs[name]) or not 0.0 <= kwargs[name] <= 1.0:
                 raise ValueError(f"{name}={kwargs[name]!r} is not valid; it must be a number in [0, 1]")
-        for name in ("learning_rate", "max_grad_norm"):
-            if not is_number(kwargs[name]) or kwargs[name] <= 0:
-                raise ValueError(f"{name}={kwargs[name]!r} is not valid; it must be a number > 0")
+        if not callable(kwargs["learning_rate"]) and (not is_number(kwargs["learning_rate"]) or kwargs["learning_rate"] <= 0):
+            raise ValueError(f"learning_rate={kwargs['learning_rate']!r} is not valid; it must be a number > 0")
+        if not is_number(kwargs["max_grad_norm"]) or kwargs["max_grad_norm"] <= 0:
+            raise ValueError(f"max_grad_norm={kwargs['max_grad_norm']!r} is not valid; it must be a number > 0")
+        for name in ("double_q", "standardize_rewards", "time_limit_bootstrap"):
+            if not isinstance(kwargs[name], bool):
+                raise ValueError(f"{name}={kwargs[name]!r} is not valid; it must be True or False")
         if kwargs["td_lambda_end"] is not None:
             check_step_or_fraction("td_lambda_end", kwargs["td_lambda_end"])
         get_target_operator(kwargs["target_operator"])
@@ -286,8 +278,8 @@ class QMIX:
         buffer_class(1, 1, 1, 1, 1, 1, **(kwargs["replay_buffer_kwargs"] or {}))  # a mistake in its kwargs: say it now
 
     def set_random_seed(self, seed: int | None = None) -> None:
-        """Seed Python, NumPy and PyTorch, the exploration and sampling generator, and the env's next reset (as SB3's
-        ``set_random_seed``; ``None``: nothing)."""
+        """Seed Python, NumPy and PyTorch, the exploration and sampling generator, and the env's next reset (``None``:
+        nothing). SB3's seeds a ``VecEnv``; a multi-agent env is seeded through its next reset, as gymnasium's."""
         if seed is None:
             return
         set_random_seed(seed, using_cuda=self.device.type == "cuda")
@@ -296,28 +288,35 @@ class QMIX:
 
     # --- env ---------------------------------------------------------------------------------------------------
 
-    def set_env(self, env: MultiAgentEnv | Any | str, force_reset: bool = True) -> None:
-        """Use ``env`` from now on; its agents, observations, state and actions must match the model's."""
-        env = env if isinstance(env, MultiAgentEnv) else make_marl_env(env)
+    @staticmethod
+    def _wrap_env(env: Any, verbose: int = 0, monitor_wrapper: bool = True) -> MultiAgentEnv:  # type: ignore[override]
+        """The :class:`~sb3_sparse.marl.envs.MultiAgentEnv` of ``env`` (an id, a PettingZoo parallel env or one
+        already). SB3 wraps an env in a ``Monitor`` and a ``VecEnv``; the runner reads the multi-agent env itself."""
+        return env if isinstance(env, MultiAgentEnv) else make_marl_env(env)
+
+    def set_env(self, env: MultiAgentEnv | Any | str, force_reset: bool = True) -> None:  # type: ignore[override]
+        """Use ``env`` from now on. Its agents, observations, state and actions must match the model's (a
+        ``ValueError`` names what differs); a longer episode limit makes room for longer episodes in the buffer.
+
+        :param force_reset: SB3's argument, without effect here: every episode starts with a reset
+        """
+        env = self._wrap_env(env, self.verbose)
         shape = env_shape(env)
         if self.env_shape:
             differs = [
                 f"{name} {shape[name]} (model: {self.env_shape[name]})"
-                for name in ENV_SHAPE[:4]
-                if shape[name] != self.env_shape[name]
+                for name in ENV_SHAPE
+                if name != "episode_limit" and shape[name] != self.env_shape[name]
             ]
             if differs:
                 raise ValueError(f"the env does not match the model: {', '.join(differs)}")
             shape["episode_limit"] = max(shape["episode_limit"], self.env_shape["episode_limit"])
+            if self.replay_buffer is not None:
+                self.replay_buffer.extend_episode_limit(shape["episode_limit"])
+        self.observation_space, self.action_space = agent_spaces(shape)
+        self.n_envs = 1
         self.env = env
         self.env_shape = shape
-
-    def get_env(self) -> MultiAgentEnv | None:
-        return self.env
-
-    def get_vec_normalize_env(self) -> None:
-        """No observation normalization wrapper (for SB3's callbacks)."""
-        return None
 
     @property
     def n_agents(self) -> int:
@@ -330,15 +329,16 @@ class QMIX:
     # --- model -------------------------------------------------------------------------------------------------
 
     def _setup_model(self) -> None:
+        super()._setup_model()  # the DST settings given to load (SparseAlgorithmMixin); BaseAlgorithm's is abstract
         if not self.env_shape:
             raise ValueError(f"{type(self).__name__} needs an env to build its networks (or load a saved model)")
-        if self.seed is not None:
-            set_random_seed(self.seed)
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
         observation_space, action_space = agent_spaces(self.env_shape)
         self.policy = self.policy_class(  # type: ignore[call-arg]
             observation_space,
             action_space,
-            ConstantSchedule(self.learning_rate),
+            self.lr_schedule,
             self.n_agents,
             self.env_shape["state_dim"],
             **self.policy_kwargs,
@@ -354,32 +354,22 @@ class QMIX:
             device=self.device,
             **self.replay_buffer_kwargs,
         )
+        self.learner = ValueDecompositionLearner(
+            self.policy,
+            gamma=self.gamma,
+            double_q=self.double_q,
+            target_operator=self.target_operator,
+            mellowmax_omega=self.mellowmax_omega,
+            mellowmax_alpha=self.mellowmax_alpha,
+            n_steps=self.n_steps,
+            td_lambda=self.td_lambda,
+            max_grad_norm=self.max_grad_norm,
+            reward_stats=self.reward_stats if self.standardize_rewards else None,
+        )
 
     # --- acting ------------------------------------------------------------------------------------------------
 
-    @th.no_grad()
-    def _act(
-        self,
-        observations: np.ndarray,
-        avail_actions: np.ndarray | None,
-        hidden: th.Tensor | None,
-        last_actions: np.ndarray,
-        epsilon: float,
-    ) -> tuple[np.ndarray, th.Tensor]:
-        """Epsilon-greedy joint actions of ``[n_envs, n_agents, obs_dim]`` observations, and the next recurrent state."""
-        obs = th.as_tensor(observations, device=self.device, dtype=th.float32)
-        inputs = self.policy.agent_inputs(obs, th.as_tensor(last_actions, device=self.device))
-        q_values, hidden = self.policy.agent_q_values(inputs, hidden)
-        avail = None if avail_actions is None else th.as_tensor(avail_actions, device=self.device)
-        actions = self.policy.greedy_actions(q_values, avail).cpu().numpy()
-        if epsilon > 0:
-            explore = self._rng.random(actions.shape) < epsilon
-            allowed = np.ones(q_values.shape, dtype=bool) if avail_actions is None else np.asarray(avail_actions) > 0
-            random_actions = np.array([[self._rng.choice(np.flatnonzero(a)) for a in env_allowed] for env_allowed in allowed])
-            actions = np.where(explore, random_actions, actions)
-        return actions, hidden
-
-    def predict(
+    def predict(  # type: ignore[override]
         self,
         observation: np.ndarray,
         state: tuple[np.ndarray, ...] | None = None,
@@ -398,32 +388,16 @@ class QMIX:
         :return: the actions ``[n_agents]`` (or ``[n_envs, n_agents]``) and the next state
             ``(recurrent state, last actions)``
         """
-        observation = np.asarray(observation, dtype=np.float32)
-        single = observation.ndim == 2
-        obs = observation[None] if single else observation
-        n_envs = obs.shape[0]
-        masks = None if action_masks is None else np.asarray(action_masks)
-        if masks is not None and single:
-            masks = masks[None]
-        if state is None:
-            hidden = None
-            last_actions = -np.ones((n_envs, self.n_agents), dtype=np.int64)
-        else:
-            hidden_array, last_actions = state[0], np.array(state[1])
-            hidden = th.as_tensor(hidden_array, device=self.device).reshape(n_envs, self.n_agents, -1)
-            if episode_start is not None:
-                starts = np.asarray(episode_start, dtype=bool).reshape(n_envs)
-                hidden = hidden * th.as_tensor(~starts, device=self.device, dtype=hidden.dtype).view(-1, 1, 1)
-                last_actions = last_actions.reshape(n_envs, self.n_agents)
-                last_actions[starts] = -1
-        self.policy.set_training_mode(False)
-        actions, next_hidden = self._act(
-            obs, masks, hidden, last_actions.reshape(n_envs, self.n_agents), 0.0 if deterministic else self.exploration_rate
+        epsilon = 0.0 if deterministic else self.exploration_rate
+        return recurrent_actions(self.policy, observation, state, episode_start, action_masks, epsilon, self._rng)
+
+    def _update_exploration_rate(self) -> float:
+        """Epsilon now: from ``exploration_initial_eps`` to ``exploration_final_eps`` over ``exploration_steps``."""
+        progress = 1.0 if self.exploration_steps == 0 else min(1.0, self.num_timesteps / self.exploration_steps)
+        self.exploration_rate = self.exploration_initial_eps + progress * (
+            self.exploration_final_eps - self.exploration_initial_eps
         )
-        next_state = (next_hidden.cpu().numpy(), actions.copy())
-        if single:
-            return actions[0], (next_state[0][0], next_state[1][0])
-        return actions, next_state
+        return self.exploration_rate
 
     # --- training ----------------------------------------------------------------------------------------------
 
@@ -437,125 +411,48 @@ class QMIX:
         end_step = round(end * self._total_timesteps) if isinstance(end, float) else end
         return self.num_timesteps < end_step
 
-    def _next_agent_values(self, batch: EpisodeBatch, online_q: th.Tensor, target_q: th.Tensor) -> th.Tensor:
-        """Each agent's bootstrap value at time points ``1..T``: ``[batch, T, n_agents]``."""
-        avail = batch.avail_actions[:, 1:] > 0
-        any_avail = avail.any(dim=-1)  # padding time points have no available action
-        avail = avail | ~any_avail.unsqueeze(-1)
-        next_target = target_q[:, 1:]
-        if self.target_operator == "max" and self.double_q:
-            best = self.policy.greedy_actions(online_q[:, 1:].detach(), avail.float())
-            values = next_target.gather(-1, best.unsqueeze(-1)).squeeze(-1)
-        else:
-            operator = get_target_operator(self.target_operator)
-            params = (
-                {"omega": self.mellowmax_omega, "alpha": self.mellowmax_alpha}
-                if self.target_operator == "soft_mellowmax"
-                else {}
-            )
-            values = operator(next_target.masked_fill(~avail, -float("inf")), dim=-1, **params)
-        return th.where(any_avail, values, 0.0)
-
-    def _targets(self, batch: EpisodeBatch, rewards: th.Tensor, next_values: th.Tensor) -> th.Tensor:
-        """The team targets ``[batch, T]``: TD(lambda) in its phase, else ``n_steps``-step returns."""
-        if self._lambda_phase():
-            return lambda_returns(rewards, batch.terminated, next_values, self.gamma, self.td_lambda, batch.filled)
-        return n_step_returns(rewards, batch.terminated, next_values, self.gamma, self.n_steps, batch.filled)
-
     def train(self) -> None:
         """One gradient step on a batch of episodes."""
         assert self.replay_buffer is not None
-        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
         batch = self.replay_buffer.sample(self.batch_size, self._rng)
-        steps = batch.actions.shape[1]
-        last_actions = th.cat([-th.ones_like(batch.actions[:, :1]), batch.actions], dim=1)
-        inputs = self.policy.agent_inputs(batch.observations, last_actions)
-        online_q = self.policy.unroll(inputs)
-        chosen = online_q[:, :steps].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
-        rewards = batch.rewards
-        filled = batch.filled
-        if self.standardize_rewards:
-            self.reward_stats.update(rewards[filled > 0].cpu().numpy().astype(np.float64))
-            rewards = (rewards - float(self.reward_stats.mean)) / float(np.sqrt(self.reward_stats.var) + 1e-8)
-        with th.no_grad():
-            target_q = self.policy.unroll(inputs, target=True)
-            next_values = self.policy.mix(self._next_agent_values(batch, online_q, target_q), batch.states[:, 1:], target=True)
-            targets = self._targets(batch, rewards, next_values.squeeze(-1))
-        q_tot = self.policy.mix(chosen, batch.states[:, :steps]).squeeze(-1)
-        td_error = (q_tot - targets) * filled
-        loss = (td_error**2).sum() / filled.sum()
-        self.policy.optimizer.zero_grad()
-        loss.backward()
-        parameters = [p for group in self.policy.optimizer.param_groups for p in group["params"]]
-        grad_norm = th.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
-        self.policy.optimizer.step()
+        values = self.learner.train_step(batch, use_lambda=self._lambda_phase())
         self._n_updates += 1
-        n_filled = float(filled.sum())
-        td_error, q_tot = td_error.detach(), q_tot.detach()
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", loss.item())
-        self.logger.record("train/grad_norm", float(grad_norm))
-        self.logger.record("train/td_error_abs", float(td_error.abs().sum()) / n_filled)
-        self.logger.record("train/q_taken_mean", float((q_tot * filled).sum()) / n_filled)
-        self.logger.record("train/target_mean", float((targets * filled).sum()) / n_filled)
+        for key, value in values.items():
+            self.logger.record(f"train/{key}", value)
 
     def _update_target(self) -> None:
-        """Copy the online networks (masks included) into the targets every ``target_update_interval`` episodes."""
+        """Copy the online networks into the targets every ``target_update_interval`` episodes."""
         if self._episode_num - self._last_target_update >= self.target_update_interval:
-            self.policy.agent_target.load_state_dict(self.policy.agent.state_dict())
-            self.policy.mixer_target.load_state_dict(self.policy.mixer.state_dict())
+            self.learner.update_targets()
             self._last_target_update = self._episode_num
-
-    def _update_exploration_rate(self) -> None:
-        progress = 1.0 if self.exploration_steps == 0 else min(1.0, self.num_timesteps / self.exploration_steps)
-        self.exploration_rate = self.exploration_initial_eps + progress * (
-            self.exploration_final_eps - self.exploration_initial_eps
-        )
 
     # --- the loop ----------------------------------------------------------------------------------------------
 
-    @property
-    def logger(self) -> Logger:
-        if self._logger is None:
-            self._logger = configure(folder=None, format_strings=["stdout"] if self.verbose >= 1 else [])
-        return self._logger
-
-    def set_logger(self, logger: Logger) -> None:
-        """Log with ``logger`` (SB3's :func:`~stable_baselines3.common.logger.configure`) instead of the default one."""
-        self._logger = logger
-        self._custom_logger = True
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        """The engine's callback first, then the user's (SB3 merges them and adds the progress bar)."""
+        if callback is not None and not isinstance(callback, (list, BaseCallback)):
+            callback = ConvertCallback(callback)
+        user = callback if isinstance(callback, list) else [] if callback is None else [callback]
+        return super()._init_callback([MultiAgentTopologyCallback(verbose=self.verbose), *user], progress_bar)
 
     def _setup_learn(
-        self, total_timesteps: int, callback: MaybeCallback, reset_num_timesteps: bool, tb_log_name: str, progress_bar: bool
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
         if self.env is None:
             raise ValueError(f"{type(self).__name__} has no env to learn from: pass one to the constructor, load or set_env")
         if not is_integer(total_timesteps) or total_timesteps < 0:
             raise ValueError(f"total_timesteps={total_timesteps!r} is not valid; it must be an integer >= 0")
-        self.start_time = time.time_ns()
-        self._num_timesteps_at_start = self.num_timesteps
         if reset_num_timesteps:
-            self.num_timesteps = 0
-            self._episode_num = 0
             self._last_target_update = 0
-            self.ep_info_buffer.clear()
-        else:
-            total_timesteps += self.num_timesteps
-        self._total_timesteps = int(total_timesteps)
-        if not self._custom_logger:
-            self._logger = sb3_configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
-        callbacks: list[BaseCallback] = [MultiAgentTopologyCallback(verbose=self.verbose)]
-        if isinstance(callback, list):
-            callbacks += callback
-        elif isinstance(callback, BaseCallback):
-            callbacks.append(callback)
-        elif callback is not None:
-            callbacks.append(ConvertCallback(callback))
-        if progress_bar:
-            callbacks.append(ProgressBarCallback())
-        merged = CallbackList(callbacks)
-        merged.init_callback(self)  # type: ignore[arg-type]
-        return self._total_timesteps, merged
+        # SB3's also resets the env once (the runner resets it again at the start of every episode, seeded if asked)
+        return super()._setup_learn(int(total_timesteps), callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     def learn(
         self: SelfQMIX,
@@ -581,10 +478,13 @@ class QMIX:
         )
         callback.on_training_start(locals(), globals())
         assert self.env is not None and self.replay_buffer is not None
+        runner = EpisodeRunner(
+            self.env, self.policy, self.replay_buffer, self._rng, self.episode_limit, self.time_limit_bootstrap
+        )
         keep_going = True
         while self.num_timesteps < total_timesteps and keep_going:
             callback.on_rollout_start()
-            keep_going = self._collect_episode(callback)
+            keep_going = self._collect_episode(runner, callback)
             callback.on_rollout_end()
             if not keep_going:  # a callback stopped training (the episode so far is stored)
                 break
@@ -592,45 +492,29 @@ class QMIX:
                 self.train()
             self._update_target()
             if log_interval is not None and self._episode_num % log_interval == 0:
-                self._dump_logs()
+                self.dump_logs()
         callback.on_training_end()
         return self
 
-    def _collect_episode(self, callback: BaseCallback) -> bool:
-        """Run one epsilon-greedy episode into the buffer, calling ``callback`` at every step."""
-        assert self.env is not None and self.replay_buffer is not None
-        self.policy.set_training_mode(False)
-        observations, state, avail = self.env.reset(seed=self._reset_seed)
-        self._reset_seed = None
-        episode = self.replay_buffer.new_episode()
-        episode.start(observations, state, avail)
-        hidden = None
-        last_actions = -np.ones((1, self.n_agents), dtype=np.int64)
-        episode_return = 0.0
-        keep_going = True
-        done = False
-        while not done:
-            self._update_exploration_rate()
-            actions, hidden = self._act(observations[None], avail[None], hidden, last_actions, self.exploration_rate)
-            observations, state, avail, reward, terminated, truncated, info = self.env.step(actions[0])
-            done = terminated or truncated or episode.length + 1 >= self.episode_limit
-            episode.add(actions[0], reward, terminated, observations, state, avail)
-            last_actions = actions
-            episode_return += reward
+    def _collect_episode(self, runner: EpisodeRunner, callback: BaseCallback) -> bool:
+        """One episode of ``runner``, counting env steps and calling ``callback`` at every step."""
+
+        def on_step(values: dict[str, Any]) -> bool:
             self.num_timesteps += 1
-            dones = np.array([done])
-            infos = [info]
-            callback.update_locals(locals())
-            if not callback.on_step():
-                keep_going = False
-                break
-        self.replay_buffer.add(episode)
+            self._update_current_progress_remaining(self.num_timesteps, self._total_timesteps)
+            callback.update_locals(values)
+            return callback.on_step()
+
+        seed, self._reset_seed = self._reset_seed, None
+        episode, keep_going = runner.run(self._update_exploration_rate, on_step, seed)
         self._episode_num += 1
-        self.ep_info_buffer.append({"r": episode_return, "l": episode.length})
+        assert self.ep_info_buffer is not None
+        self.ep_info_buffer.append({"r": float(episode.rewards[: episode.length].sum()), "l": episode.length})
         return keep_going
 
-    def _dump_logs(self) -> None:
-        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
+    def dump_logs(self) -> None:
+        """Write the rollout and time statistics (SB3's off-policy keys) and what was recorded since the last dump."""
+        elapsed = max((time.time_ns() - self.start_time) / 1e9, sys.float_info.epsilon)
         fps = int((self.num_timesteps - self._num_timesteps_at_start) / elapsed)
         self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
         if self.ep_info_buffer:
@@ -644,55 +528,12 @@ class QMIX:
 
     # --- saving ------------------------------------------------------------------------------------------------
 
-    #: attributes saved besides the constructor's arguments (the training state ``learn`` continues from)
-    _saved_state: ClassVar[tuple[str, ...]] = (
-        "num_timesteps",
-        "_total_timesteps",
-        "_episode_num",
-        "_n_updates",
-        "_last_target_update",
-        "exploration_rate",
-        "reward_stats",
-        STATE_ATTRIBUTE,
-        "env_shape",
-        "dst_config",
-    )
+    def _excluded_save_params(self) -> list[str]:
+        # the learner is rebuilt from the saved settings by _setup_model
+        return [*super()._excluded_save_params(), "learner"]
 
-    def get_parameters(self) -> dict[str, dict[str, Any]]:
-        """The policy's and the optimizer's ``state_dict`` (masks included), as SB3 names them."""
-        return {"policy": self.policy.state_dict(), "policy.optimizer": self.policy.optimizer.state_dict()}
-
-    def set_parameters(
-        self, load_path_or_dict: str | dict[str, Any], exact_match: bool = True, device: th.device | str = "auto"
-    ) -> None:
-        """Load parameters from :meth:`get_parameters` or a saved file (see SB3's ``set_parameters``)."""
-        if isinstance(load_path_or_dict, dict):
-            params = load_path_or_dict
-        else:
-            _, loaded, _ = load_from_zip_file(load_path_or_dict, device=device, load_data=False)
-            assert loaded is not None
-            params = loaded
-        missing = {"policy", "policy.optimizer"} - set(params)
-        if exact_match and missing:
-            raise ValueError(f"names of parameters do not match the model's: missing {sorted(missing)}")
-        for name, state in params.items():
-            recursive_getattr(self, name).load_state_dict(state)
-
-    def save(
-        self,
-        path: str | pathlib.Path | io.BufferedIOBase,
-        exclude: Iterable[str] | None = None,
-        include: Iterable[str] | None = None,
-    ) -> None:
-        """Save the model (networks, masks, optimizer, DST schedule, training counters) to a zip file, as SB3 does.
-
-        :param exclude: saved attributes to leave out
-        :param include: other attributes to save
-        """
-        names = set(self._saved_state) - set(exclude or ()) | set(include or ())
-        data = {name: getattr(self, name) for name in sorted(names)}
-        data.update(policy_class=self.policy_class, init_kwargs=self._init_kwargs)
-        save_to_zip_file(path, data=data, params=self.get_parameters())
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "policy.optimizer"], []
 
     def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
         """Save the episode buffer (a pickle), to resume training later with :meth:`load_replay_buffer`."""
@@ -705,10 +546,11 @@ class QMIX:
         if not isinstance(buffer, EpisodeReplayBuffer) or buffer.shape != self.replay_buffer.shape:  # type: ignore[union-attr]
             raise ValueError(f"{path} does not hold an episode buffer of this model's shapes")
         buffer.device = self.device
+        buffer.extend_episode_limit(self.episode_limit)
         self.replay_buffer = buffer
 
     @classmethod
-    def load(
+    def load(  # type: ignore[override]
         cls: type[SelfQMIX],
         path: str | pathlib.Path | io.BufferedIOBase,
         env: MultiAgentEnv | Any | str | None = None,
@@ -718,26 +560,38 @@ class QMIX:
         force_reset: bool = True,
         **kwargs: Any,
     ) -> SelfQMIX:
-        """Load a model saved by :meth:`save` (with ``env``, to continue training).
+        """Load a model saved by :meth:`save` (with ``env``, to continue training), as SB3's ``load``.
 
-        :param kwargs: constructor arguments that replace the saved ones (e.g. ``learning_rate``, ``verbose``, a DST
-            setting such as ``backend="csr"``)
+        :param force_reset: SB3's argument, without effect here: every episode starts with a reset
+        :param kwargs: attributes that replace the saved ones (e.g. ``learning_rate``, ``verbose``, a DST setting such
+            as ``backend="csr"``, validated like the constructor's)
         """
-        data, params, _ = load_from_zip_file(
-            path, device=device, custom_objects=custom_objects, print_system_info=print_system_info
-        )
-        assert data is not None and params is not None
-        init_kwargs = {
-            **data.pop("init_kwargs"),
-            **{k: v for k, v in kwargs.items() if k not in MODULE_SETTINGS and k != "modules"},
-        }
-        dst_config = data.pop("dst_config")
-        dst_config.update({k: v for k, v in kwargs.items() if k in MODULE_SETTINGS or k == "modules"})
-        init_kwargs["device"] = device
-        model = cls(data.pop("policy_class"), None, **init_kwargs, **dst_config, _init_setup_model=False)
-        model.__dict__.update(data)
+        # SB3's load wraps ``env`` in a VecEnv and checks its spaces: the multi-agent env is set after, by set_env
+        try:
+            model = super().load(path, None, device, custom_objects, print_system_info, force_reset, **kwargs)
+        except KeyError:  # no spaces saved: a file of sb3-sparse 0.1, or not a model's
+            data, params, _ = load_from_zip_file(path, device=device, custom_objects=custom_objects)
+            if data is None or params is None or "init_kwargs" not in data:
+                raise
+            model = cls._load_constructor_file(data, params, device, **kwargs)
         if env is not None:
             model.set_env(env)
+        return model
+
+    @classmethod
+    def _load_constructor_file(
+        cls: type[SelfQMIX],
+        data: dict[str, Any],
+        params: dict[str, Any],
+        device: th.device | str,
+        **kwargs: Any,
+    ) -> SelfQMIX:
+        """A model from a file of sb3-sparse 0.1, which saved the constructor's arguments and the training state."""
+        init_kwargs = {**data.pop("init_kwargs"), "device": device}
+        model = cls(data.pop("policy_class"), None, **init_kwargs, **data.pop("dst_config"), _init_setup_model=False)
+        model.__dict__.update(data)
+        model.observation_space, model.action_space = agent_spaces(model.env_shape)
+        model.__dict__.update(kwargs)
         model._setup_model()
         model.set_parameters(params, exact_match=True, device=device)
         return model
@@ -749,7 +603,7 @@ class VDN(QMIX):
     network: ``agent`` is the only sparse module). Same arguments and defaults (EPyMARL's VDN shares QMIX's).
     """
 
-    policy_aliases: ClassVar[dict[str, type[QMIXPolicy]]] = {"RnnPolicy": VDNPolicy, "MlpPolicy": MlpVDNPolicy}
+    policy_aliases: ClassVar[dict[str, type[QMIXPolicy]]] = {"RnnPolicy": VDNPolicy, "MlpPolicy": MlpVDNPolicy}  # type: ignore[assignment]
 
     def learn(
         self,
