@@ -118,11 +118,12 @@ class ModuleConfig:
 
     :param regime: how the mask evolves: ``"dense"``, ``"static"``, ``"set"``, ``"rigl"``, ``"gmp"``
         (dense-to-sparse pruning), ``"ne"`` (sparse-to-dense growth) or a registered one
+        (:data:`~sb3_sparse.core.regimes.REGIMES`)
     :param sparsity: (final) fraction of the sparse layers' weights that are pruned, in [0, 1)
     :param initial_sparsity: sparsity at the start (default: the regime's; ``gmp`` starts dense,
         ``ne`` at 0.8, the others at ``sparsity``)
     :param sparsity_distribution: how the sparsity is spread over the layers: ``"uniform"``,
-        ``"erdos_renyi"`` or ``"erk"``
+        ``"erdos_renyi"``, ``"erk"`` or a registered one (:data:`~sb3_sparse.core.distributions.DISTRIBUTIONS`)
     :param erdos_renyi_lambdas: one Erdos-Renyi lambda per sparse layer depth (DS-TD3); when set, the
         layer densities come from the lambdas and ``sparsity`` is not used
     :param sparse_layers: which linear layers are sparse: ``"input"`` (the first layer of each MLP),
@@ -131,7 +132,8 @@ class ModuleConfig:
     :param topology_update_interval: steps between two mask updates
     :param drop_fraction: fraction of each layer's active weights dropped and regrown per update (the
         initial value of the cosine schedule)
-    :param drop_fraction_schedule: ``"constant"`` or ``"cosine"`` (decays to 0 at ``topology_update_end``)
+    :param drop_fraction_schedule: ``"constant"``, ``"cosine"`` (decays to 0 at ``topology_update_end``) or a
+        registered one (:data:`~sb3_sparse.core.schedules.DROP_FRACTION_SCHEDULES`)
     :param topology_update_start: first step of mask updates (int), or fraction of the run (float)
     :param topology_update_end: last step of mask updates (int), or fraction of the run (float); for
         ``gmp`` / ``ne`` the sparsity reaches its final value there
@@ -139,7 +141,8 @@ class ModuleConfig:
         (RigL and RLx2 count training iterations; it matters when there is more than one per env step)
     :param backend: what computes the sparse layers' products: ``"masked"`` (dense products on the masked
         weights), ``"csr"`` (sparse products of the active weights) or ``"auto"`` (per layer and batch,
-        whichever was measured faster); every backend gives the same results up to float rounding
+        whichever was measured faster), or a registered one (:data:`~sb3_sparse.core.backends.BACKENDS`);
+        every backend gives the same results up to float rounding
     :param plasticity_metrics: measure the module's plasticity diagnostics (dormant-unit ratio, near-zero
         fraction, feature rank, weight and gradient norms; see :mod:`sb3_sparse.core.plasticity`) once per
         ``topology_update_interval``, logged under ``plasticity/``; ``False``: no hook is ever set

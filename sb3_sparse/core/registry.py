@@ -50,6 +50,9 @@ class Registry(dict[str, T], Generic[T]):
         super().__init__(entries or {})
         self.argument = argument
 
+    def __repr__(self) -> str:
+        return f"Registry({self.argument!r}: {', '.join(self)})"
+
     @overload
     def register(self, name: str) -> Callable[[T], T]: ...
 
