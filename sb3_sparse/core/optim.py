@@ -67,8 +67,7 @@ def fresh_state(optimizer: th.optim.Optimizer, param: th.Tensor) -> dict[str, An
     group = next((g for g in optimizer.param_groups if any(p is param for p in g["params"])), None)
     if group is None:
         raise ValueError(f"the parameter of shape {tuple(param.shape)} is not one that this {cls.__name__} steps")
-    # fused / foreach choose a kernel, not the state: the plain loop runs on any copy
-    settings = {key: value for key, value in group.items() if key not in ("params", "fused", "foreach")}
+    settings = {key: value for key, value in group.items() if key != "params"}
     # the settings go to the constructor as well, which may create the state (Adagrad's sum)
     accepted = inspect.signature(cls).parameters
     keywords = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
