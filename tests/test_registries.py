@@ -134,34 +134,39 @@ def test_user_sparsity_schedule_through_a_regime():
 
 
 def test_user_drop_fraction_schedule_from_the_constructor():
-    with pytest.raises(ValueError, match=r"drop_fraction_schedule='half' is not valid; choose one of 'constant', 'cosine'"):
-        tiny_sac(drop_fraction_schedule="half")
+    message = (
+        r"drop_fraction_schedule='cosine_half' is not valid \(did you mean 'cosine'\?\); choose one of 'constant', 'cosine'$"
+    )
+    with pytest.raises(ValueError, match=message):
+        tiny_sac(drop_fraction_schedule="cosine_half")
     calls = []
 
-    @DROP_FRACTION_SCHEDULES.register("half")
-    def half(fraction, progress):
-        """Half the drop fraction throughout."""
+    @DROP_FRACTION_SCHEDULES.register("cosine_half")
+    def cosine_half(fraction, progress):
+        """Half the cosine schedule."""
         calls.append(fraction)
-        return fraction / 2
+        return DROP_FRACTION_SCHEDULES["cosine"](fraction, progress) / 2
 
-    with pytest.raises(ValueError, match=r"drop_fraction_schedule='halff' is not valid \(did you mean 'half'\?\)"):
-        tiny_sac(drop_fraction_schedule="halff")
-    tiny_sac(regime="set", drop_fraction=0.4, drop_fraction_schedule="half").learn(40)
+    with pytest.raises(ValueError, match=r"drop_fraction_schedule='cosine_hlf' is not valid \(did you mean 'cosine_half'\?\)"):
+        tiny_sac(drop_fraction_schedule="cosine_hlf")
+    tiny_sac(regime="set", drop_fraction=0.4, drop_fraction_schedule="cosine_half").learn(40)
     assert calls and set(calls) == {0.4}
 
 
 def test_user_distribution_from_the_constructor():
-    with pytest.raises(ValueError, match=r"sparsity_distribution='first_half' is not valid; choose one of 'uniform'"):
-        tiny_sac(sparsity_distribution="first_half")
+    with pytest.raises(ValueError, match=r"sparsity_distribution='uniform_first' is not valid \(did you mean 'uniform'\?\)"):
+        tiny_sac(sparsity_distribution="uniform_first")
 
-    @DISTRIBUTIONS.register("first_half")
-    def first_half(shapes, density):
+    @DISTRIBUTIONS.register("uniform_first")
+    def uniform_first(shapes, density):
         """All the sparsity in the first layer (a test distribution)."""
         return [0.5] + [1.0] * (len(shapes) - 1)
 
-    with pytest.raises(ValueError, match=r"sparsity_distribution='first_hlf' is not valid \(did you mean 'first_half'\?\)"):
-        tiny_sac(sparsity_distribution="first_hlf")
-    model = tiny_sac(regime="static", sparsity_distribution="first_half").learn(20)
+    with pytest.raises(
+        ValueError, match=r"sparsity_distribution='uniform_frst' is not valid \(did you mean 'uniform_first'\?\)"
+    ):
+        tiny_sac(sparsity_distribution="uniform_frst")
+    model = tiny_sac(regime="static", sparsity_distribution="uniform_first").learn(20)
     assert actor_densities(model) == [0.5, 1.0]
 
 
@@ -172,19 +177,21 @@ def test_distribution_giving_bad_densities_is_refused():
 
 
 def test_user_backend_from_the_constructor():
-    with pytest.raises(ValueError, match=r"backend='csr_always' is not valid; choose one of 'auto', 'masked', 'csr'"):
-        tiny_sac(backend="csr_always")
+    with pytest.raises(
+        ValueError, match=r"backend='auto_gpu' is not valid \(did you mean 'auto'\?\); choose one of 'auto', 'masked', 'csr'$"
+    ):
+        tiny_sac(backend="auto_gpu")
     calls = []
 
-    @BACKENDS.register("csr_always")
-    def csr_always(weight, density, batch, mode):
+    @BACKENDS.register("auto_gpu")
+    def auto_gpu(weight, density, batch, mode):
         """CSR products for every layer and batch (a test backend)."""
         calls.append(mode)
         return "csr"
 
-    with pytest.raises(ValueError, match=r"backend='csr_alway' is not valid \(did you mean 'csr_always'\?\)"):
-        tiny_sac(backend="csr_alway")
-    model = tiny_sac(backend="csr_always").learn(20)
+    with pytest.raises(ValueError, match=r"backend='auto_gp' is not valid \(did you mean 'auto_gpu'\?\)"):
+        tiny_sac(backend="auto_gp")
+    model = tiny_sac(backend="auto_gpu").learn(20)
     assert {"training", "inference"} <= set(calls)
     assert model.predict(th.zeros(3).numpy(), deterministic=True)[0].shape == (1,)
 
