@@ -35,6 +35,7 @@ def register_optimizer(optimizer_class: type[th.optim.Optimizer], reset: StateRe
 
 
 def registered_reset(optimizer: th.optim.Optimizer) -> StateReset | None:
+    """The reset registered for the optimizer's class or its nearest registered base class, if any."""
     for cls in type(optimizer).__mro__:
         if cls in STATE_RESETS:
             return STATE_RESETS[cls]
