@@ -45,7 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sb3_sparse.core.config import BACKENDS
+from sb3_sparse.core.backends import BACKENDS
 
 #: module imported from -> {name: the sparse class that replaces it (in sb3_sparse)}
 REPLACEMENTS = {

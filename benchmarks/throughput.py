@@ -54,7 +54,7 @@ import torch as th
 from benchmarks.methods import build_model
 from benchmarks.runner import plain_args, write_results
 from sb3_sparse.common.deploy import export_policy, load_policy
-from sb3_sparse.core.config import BACKENDS
+from sb3_sparse.core.backends import BACKENDS
 from sb3_sparse.core.engine import SparseEngine
 
 DENSE = "dense SB3"

@@ -13,6 +13,7 @@ from docutils.parsers.rst import Directive
 DOCS_DIR = Path(__file__).resolve().parent
 ROOT_DIR = DOCS_DIR.parent
 sys.path.insert(0, str(ROOT_DIR))
+sys.path.insert(0, str(DOCS_DIR / "_ext"))
 
 # -- Project information -----------------------------------------------------------------------
 
@@ -29,6 +30,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "myst_parser",
+    "registry_table",
 ]
 source_suffix = {".rst": "restructuredtext"}
 # docs/benchmarks/ holds generated Markdown summaries: they are included by guide/benchmarks.rst,

@@ -26,7 +26,7 @@ from sb3_sparse.common.architectures import (
     residual_mlp,
 )
 from sb3_sparse.core.masking import get_mask, sparse_weights
-from sb3_sparse.core.optim import state_names
+from sb3_sparse.core.optim import fresh_state
 from sb3_sparse.crossq.policies import BroCrossQPolicy, SimbaCrossQPolicy
 from sb3_sparse.registry import get_algorithm
 from sb3_sparse.sac.policies import BroSACPolicy, SimbaSACPolicy
@@ -201,9 +201,9 @@ def test_encoder_update_resets_the_state_of_both_optimizers():
     grown = get_mask(layer, "weight").bool() & ~before.bool()
     assert grown.any()
     state = model.policy.actor.optimizer.state[layer.weight]
-    for name in state_names(model.policy.actor.optimizer) or {}:
-        if name in state:
-            assert (state[name][grown] == 0).all(), name
+    for name, fresh in fresh_state(model.policy.actor.optimizer, layer.weight).items():
+        if name in state and fresh.shape == layer.weight.shape:
+            assert th.equal(state[name][grown], fresh[grown]), name
     assert (layer.weight[grown] == 0).all()
 
 

@@ -119,7 +119,7 @@ def test_examples(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     tests in the same process see the package's own entries.
     """
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(regimes, "REGIMES", dict(regimes.REGIMES))
+    monkeypatch.setattr(regimes, "REGIMES", regimes.REGIMES.copy())
     monkeypatch.setattr(registry, "ALGORITHMS", dict(registry.ALGORITHMS))
     namespace: dict = {"__name__": "__main__"}
     for block in blocks_of(path):

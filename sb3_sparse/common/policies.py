@@ -3,18 +3,14 @@
 from operator import attrgetter
 from typing import Any, ClassVar, NamedTuple
 
-from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from torch import nn
 
 from sb3_sparse.common.networks import encoder_candidates
 from sb3_sparse.core.backends import set_backend
 from sb3_sparse.core.config import ModuleConfig, resolve_modules
 from sb3_sparse.core.engine import ModuleBinding, sparsify_module
-from sb3_sparse.core.optim import check_optimizer, prefer_fused, register_optimizer
+from sb3_sparse.core.optim import check_optimizer, prefer_fused
 from sb3_sparse.core.regimes import get_regime
-
-# SB3's TF-style RMSprop (rl-zoo3's Atari DQN / A2C settings) starts its square average at 1.
-register_optimizer(RMSpropTFLike, {"square_avg": 1.0, "momentum_buffer": 0.0, "grad_avg": 0.0})
 
 
 class ModuleSpec(NamedTuple):
@@ -73,7 +69,7 @@ class SparsePolicyMixin:
     def module_sparse_config(self, module: str) -> dict[str, Any] | None:
         """Constructor argument ``sparse_config`` of the network of ``module`` (``None``: dense)."""
         config = self.module_configs[module]
-        return None if config.regime == "dense" else config.as_dict()
+        return config.as_dict() if get_regime(config.regime).masked else None
 
     def network_kwargs(self, module: str) -> dict[str, Any]:
         """The network of ``module`` gets its DST settings too (see

@@ -19,6 +19,7 @@ Only ``float32`` ``nn.Linear`` layers use CSR; other layers, ONNX export and tra
 
 import bisect
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,8 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from sb3_sparse.core.config import BACKENDS, check_choice
 from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights, weight_state
+from sb3_sparse.core.registry import Registry
 
 # The CSR products are used deliberately, on the layouts PyTorch supports: its beta notice is not news to users.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
@@ -257,16 +258,35 @@ def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
     return choice
 
 
+def auto_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str:
+    """Per layer and batch, CSR where it was measured faster (:data:`CROSSOVER`), masked elsewhere."""
+    # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
+    highest = crossover_density(weight.device.type, mode, batch, max(weight.shape))
+    return "csr" if density * (1 - 1e-4) <= highest else "masked"
+
+
+def masked_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str:
+    """Dense products on the masked weights."""
+    return "masked"
+
+
+def csr_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str:
+    """Sparse CSR products of the active weights."""
+    return "csr"
+
+
+#: The backend registry: name -> f(weight, density, batch, mode) -> the product that computes the layer's next
+#: call, ``"masked"`` or ``"csr"`` (asked once per layer, mask and ``(mode, batch)``; ``mode`` is one of :data:`MODES`).
+BACKENDS: Registry[Callable[[th.Tensor, float, int, str], str]] = Registry(
+    "backend", {"auto": auto_backend, "masked": masked_backend, "csr": csr_backend}
+)
+
+
 def _choose(module: nn.Module, backend: str, batch: int, mode: str, layout: CsrLayout) -> str:
     weight = getattr(module, "weight", None)
     if not isinstance(module, SparseLinear) or weight is None or weight.dtype != th.float32:
         return "masked"
-    if backend == "csr":
-        return "csr"
-    # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
-    density = layout.density * (1 - 1e-4)
-    highest = crossover_density(weight.device.type, mode, batch, max(weight.shape))
-    return "csr" if density <= highest else "masked"
+    return BACKENDS[backend](weight, layout.density, batch, mode)
 
 
 def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
@@ -278,7 +298,7 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
         weights are gathered into CSR form once instead of at every call. Weights written in place by a
         fused optimizer or ``polyak_update`` would then go unnoticed: do not train a frozen network.
     """
-    check_choice("backend", backend, BACKENDS)
+    BACKENDS.check(backend)
     for _, module, name in sparse_weights(root):
         if name != "weight" or type(module) not in (nn.Linear, SparseLinear):
             continue

@@ -17,13 +17,18 @@ from typing import Any
 
 import numpy as np
 
-DISTRIBUTIONS = ("uniform", "erdos_renyi", "erk")
+from sb3_sparse.core.backends import BACKENDS
+from sb3_sparse.core.distributions import DISTRIBUTIONS
+from sb3_sparse.core.regimes import get_regime
+from sb3_sparse.core.registry import check_choice
+from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES
+
+# Fixed choices, not extension points: the two initial masks are the two the update knows how to draw
+# (:func:`~sb3_sparse.core.update.init_mask`), and each schedule unit is a clock that the engine and the
+# callback read. Regimes, schedules, distributions and backends are registries (see :mod:`sb3_sparse.core.registry`).
 MASK_INITS = ("random", "magnitude")
-LAYER_ROLES = ("input", "hidden", "output")
-DROP_FRACTION_SCHEDULES = ("constant", "cosine")
 SCHEDULE_UNITS = ("env_steps", "gradient_steps")
-#: Compute backends of the sparse layers (see :mod:`sb3_sparse.core.backends`).
-BACKENDS = ("auto", "masked", "csr")
+LAYER_ROLES = ("input", "hidden", "output")
 
 #: Types accepted for a step (``int``) or a fraction of the run (``float``).
 StepOrFraction = int | float
@@ -37,15 +42,6 @@ def is_number(value: Any) -> bool:
 def is_integer(value: Any) -> bool:
     """An integer (Python or NumPy), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    """Raise a ``ValueError`` naming ``name`` unless ``value`` is one of ``choices`` (with a did-you-mean hint)."""
-    if isinstance(value, str) and value in choices:
-        return
-    close = difflib.get_close_matches(value, list(choices), n=1) if isinstance(value, str) else []
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"{name}={value!r} is not valid{hint}; choose one of {', '.join(map(repr, choices))}")
 
 
 def check_unknown(where: str, names: Iterable[str], valid: Sequence[str]) -> None:
@@ -122,11 +118,12 @@ class ModuleConfig:
 
     :param regime: how the mask evolves: ``"dense"``, ``"static"``, ``"set"``, ``"rigl"``, ``"gmp"``
         (dense-to-sparse pruning), ``"ne"`` (sparse-to-dense growth) or a registered one
+        (:data:`~sb3_sparse.core.regimes.REGIMES`)
     :param sparsity: (final) fraction of the sparse layers' weights that are pruned, in [0, 1)
     :param initial_sparsity: sparsity at the start (default: the regime's; ``gmp`` starts dense,
         ``ne`` at 0.8, the others at ``sparsity``)
     :param sparsity_distribution: how the sparsity is spread over the layers: ``"uniform"``,
-        ``"erdos_renyi"`` or ``"erk"``
+        ``"erdos_renyi"``, ``"erk"`` or a registered one (:data:`~sb3_sparse.core.distributions.DISTRIBUTIONS`)
     :param erdos_renyi_lambdas: one Erdos-Renyi lambda per sparse layer depth (DS-TD3); when set, the
         layer densities come from the lambdas and ``sparsity`` is not used
     :param sparse_layers: which linear layers are sparse: ``"input"`` (the first layer of each MLP),
@@ -135,7 +132,8 @@ class ModuleConfig:
     :param topology_update_interval: steps between two mask updates
     :param drop_fraction: fraction of each layer's active weights dropped and regrown per update (the
         initial value of the cosine schedule)
-    :param drop_fraction_schedule: ``"constant"`` or ``"cosine"`` (decays to 0 at ``topology_update_end``)
+    :param drop_fraction_schedule: ``"constant"``, ``"cosine"`` (decays to 0 at ``topology_update_end``) or a
+        registered one (:data:`~sb3_sparse.core.schedules.DROP_FRACTION_SCHEDULES`)
     :param topology_update_start: first step of mask updates (int), or fraction of the run (float)
     :param topology_update_end: last step of mask updates (int), or fraction of the run (float); for
         ``gmp`` / ``ne`` the sparsity reaches its final value there
@@ -143,7 +141,8 @@ class ModuleConfig:
         (RigL and RLx2 count training iterations; it matters when there is more than one per env step)
     :param backend: what computes the sparse layers' products: ``"masked"`` (dense products on the masked
         weights), ``"csr"`` (sparse products of the active weights) or ``"auto"`` (per layer and batch,
-        whichever was measured faster); every backend gives the same results up to float rounding
+        whichever was measured faster), or a registered one (:data:`~sb3_sparse.core.backends.BACKENDS`);
+        every backend gives the same results up to float rounding
     :param plasticity_metrics: measure the module's plasticity diagnostics (dormant-unit ratio, near-zero
         fraction, feature rank, weight and gradient norms; see :mod:`sb3_sparse.core.plasticity`) once per
         ``topology_update_interval``, logged under ``plasticity/``; ``False``: no hook is ever set
@@ -173,13 +172,11 @@ class ModuleConfig:
     recycle_dormant: bool = False
 
     def __post_init__(self) -> None:
-        from sb3_sparse.core.regimes import get_regime  # regimes validate against this class
-
         set_ = object.__setattr__
         set_(self, "sparsity", check_sparsity("sparsity", self.sparsity))
         if self.initial_sparsity is not None:
             set_(self, "initial_sparsity", check_sparsity("initial_sparsity", self.initial_sparsity))
-        check_choice("sparsity_distribution", self.sparsity_distribution, DISTRIBUTIONS)
+        DISTRIBUTIONS.check(self.sparsity_distribution)
         set_(self, "erdos_renyi_lambdas", normalize_lambdas(self.erdos_renyi_lambdas))
         if self.erdos_renyi_lambdas is not None and self.sparsity_distribution != "erdos_renyi":
             raise ValueError(
@@ -192,7 +189,7 @@ class ModuleConfig:
         if not is_number(self.drop_fraction) or not 0.0 <= self.drop_fraction <= 1.0:
             raise ValueError(f"drop_fraction={self.drop_fraction!r} is not valid; it must be a number in [0, 1]")
         set_(self, "drop_fraction", float(self.drop_fraction))
-        check_choice("drop_fraction_schedule", self.drop_fraction_schedule, DROP_FRACTION_SCHEDULES)
+        DROP_FRACTION_SCHEDULES.check(self.drop_fraction_schedule)
         start = check_step_or_fraction("topology_update_start", self.topology_update_start)
         end = check_step_or_fraction("topology_update_end", self.topology_update_end)
         set_(self, "topology_update_start", start)
@@ -200,7 +197,7 @@ class ModuleConfig:
         if type(start) is type(end) and end < start:
             raise ValueError(f"topology_update_end={end!r} is before topology_update_start={start!r}")
         check_choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
-        check_choice("backend", self.backend, BACKENDS)
+        BACKENDS.check(self.backend)
         set_(self, "plasticity_metrics", check_bool("plasticity_metrics", self.plasticity_metrics))
         if not is_number(self.dormant_threshold) or not 0.0 <= self.dormant_threshold < 1.0:
             raise ValueError(f"dormant_threshold={self.dormant_threshold!r} is not valid; it must be a number in [0, 1)")
@@ -211,8 +208,6 @@ class ModuleConfig:
     @property
     def start_sparsity(self) -> float:
         """Sparsity of the initial masks."""
-        from sb3_sparse.core.regimes import get_regime
-
         return get_regime(self.regime).initial_sparsity(self)
 
     def as_dict(self) -> dict[str, Any]:

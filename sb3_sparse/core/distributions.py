@@ -5,13 +5,17 @@ A layer is given by its weight shape ``(n_out, n_in)``. Every function returns o
 of a layer proportional to ``(n_in + n_out) / (n_in * n_out)``; for linear layers that is also the
 ERK rule of RigL, which additionally makes a layer dense when its share would exceed 1 and gives
 the overflow to the other layers.
+
+:data:`DISTRIBUTIONS` is a registry of functions ``f(shapes, density) -> densities``: register one to use
+it by name as ``sparsity_distribution``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sb3_sparse.core.config import DISTRIBUTIONS, check_choice
+from sb3_sparse.core.registry import Registry
 
 Shape = tuple[int, int]
+Distribution = Callable[[Sequence[Shape], float], list[float]]
 
 
 def erdos_renyi_scale(shape: Shape) -> float:
@@ -33,8 +37,23 @@ def _check_densities(densities: list[float], shapes: Sequence[Shape], argument: 
     return [min(density, 1.0) for density in densities]
 
 
+def uniform_densities(shapes: Sequence[Shape], density: float) -> list[float]:
+    """Uniform: every layer at the same density."""
+    return [density] * len(shapes)
+
+
+def erdos_renyi_densities(shapes: Sequence[Shape], density: float) -> list[float]:
+    """Erdos-Renyi (SET, DS-TD3): density proportional to ``(n_in + n_out) / (n_in * n_out)``."""
+    sizes = [n_out * n_in for n_out, n_in in shapes]
+    scale = density * sum(sizes) / sum(erdos_renyi_scale(s) * n for s, n in zip(shapes, sizes, strict=True))
+    densities = [scale * erdos_renyi_scale(shape) for shape in shapes]
+    return _check_densities(
+        densities, shapes, "sparsity_distribution='erdos_renyi'", "use sparsity_distribution='erk' or a higher sparsity"
+    )
+
+
 def erk_densities(shapes: Sequence[Shape], density: float) -> list[float]:
-    """ERK: ER densities solved for the global ``density``, with dense-overflow redistribution."""
+    """ERK (RigL): Erdos-Renyi solved for the global density, a layer that would exceed 1 made dense."""
     sizes = [n_out * n_in for n_out, n_in in shapes]
     budget = density * sum(sizes)
     dense: set[int] = set()
@@ -52,6 +71,12 @@ def erk_densities(shapes: Sequence[Shape], density: float) -> list[float]:
     return [1.0 if i in dense else scale * erdos_renyi_scale(shapes[i]) for i in range(len(shapes))]
 
 
+#: The distribution registry: name -> f(weight shapes, network density) -> one density per layer.
+DISTRIBUTIONS: Registry[Distribution] = Registry(
+    "sparsity_distribution", {"uniform": uniform_densities, "erdos_renyi": erdos_renyi_densities, "erk": erk_densities}
+)
+
+
 def layer_densities(
     shapes: Sequence[Shape],
     sparsity: float,
@@ -62,27 +87,25 @@ def layer_densities(
 
     :param shapes: weight shapes ``(n_out, n_in)`` of the sparse layers
     :param sparsity: target fraction of pruned weights over all these layers
-    :param distribution: ``"uniform"``, ``"erdos_renyi"`` or ``"erk"``
+    :param distribution: a name in :data:`DISTRIBUTIONS` (``"uniform"``, ``"erdos_renyi"``, ``"erk"``, ...)
     :param erdos_renyi_lambdas: with ``"erdos_renyi"``, one lambda per layer (DS-TD3); the densities
         then follow from the lambdas and ``sparsity`` is ignored
     :return: one density in (0, 1] per layer
     """
-    check_choice("sparsity_distribution", distribution, DISTRIBUTIONS)
+    function = DISTRIBUTIONS.lookup(distribution)
     if not shapes:
         return []
-    density = 1.0 - sparsity
-    if distribution == "uniform":
-        return [density] * len(shapes)
-    if distribution == "erk":
-        return erk_densities(shapes, density)
     if erdos_renyi_lambdas is not None:
+        if distribution != "erdos_renyi":
+            raise ValueError(f"erdos_renyi_lambdas need sparsity_distribution='erdos_renyi', not {distribution!r}")
         if len(erdos_renyi_lambdas) != len(shapes):
             raise ValueError(f"erdos_renyi_lambdas has {len(erdos_renyi_lambdas)} values for {len(shapes)} layers")
         densities = [lam * erdos_renyi_scale(shape) for lam, shape in zip(erdos_renyi_lambdas, shapes, strict=True)]
         return _check_densities(densities, shapes, "erdos_renyi_lambdas", "choose a smaller lambda for it")
-    sizes = [n_out * n_in for n_out, n_in in shapes]
-    scale = density * sum(sizes) / sum(erdos_renyi_scale(s) * n for s, n in zip(shapes, sizes, strict=True))
-    densities = [scale * erdos_renyi_scale(shape) for shape in shapes]
-    return _check_densities(
-        densities, shapes, "sparsity_distribution='erdos_renyi'", "use sparsity_distribution='erk' or a higher sparsity"
-    )
+    densities = list(function(shapes, 1.0 - sparsity))
+    if len(densities) != len(shapes) or not all(0.0 < d <= 1.0 + 1e-9 for d in densities):
+        raise ValueError(
+            f"sparsity_distribution={distribution!r} gave densities {densities} for {len(shapes)} layers; "
+            "it must give one density in (0, 1] per layer"
+        )
+    return [min(density, 1.0) for density in densities]

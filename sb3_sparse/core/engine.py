@@ -69,7 +69,7 @@ def sparsify_module(config: ModuleConfig, candidates: Sequence[Candidate]) -> in
 
     :return: the number of weights made sparse (0 for the ``dense`` regime)
     """
-    if config.regime == "dense":
+    if not get_regime(config.regime).masked:
         return 0
     selected = [(module, name, depth) for module, name, role, depth in candidates if role in config.sparse_layers]
     shapes = [matrix_shape(getattr(module, name)) for module, name, _ in selected]

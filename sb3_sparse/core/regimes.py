@@ -4,15 +4,16 @@ A regime answers three questions, and the engine's one mask update (:func:`~sb3_
 does the rest: the target sparsity at a point of the update window (so the active count n(t) of each
 layer follows), how many connections to exchange at an update, and which scores drop and grow.
 
-Register your own with :func:`register_regime`; it is then reachable by name from the constructors
-and rl-zoo3 files, like the built-in ones (to tune it with Optuna, add its name to the ``regime``
-entry of ``sb3_sparse.zoo.samplers.DST_SEARCH_SPACE``).
+Register your own with :func:`register_regime`; it is then reachable by name from the constructors,
+rl-zoo3 files and ``tune``, like the built-in ones (:data:`REGIMES` lists them all).
 """
 
 import math
 from typing import TYPE_CHECKING, ClassVar
 
+from sb3_sparse.core.registry import Registry
 from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES, SPARSITY_SCHEDULES
+from sb3_sparse.core.scores import SCORES, needs_dense_grad
 
 if TYPE_CHECKING:
     from sb3_sparse.core.config import ModuleConfig
@@ -22,13 +23,16 @@ class Regime:
     """Base regime: constant sparsity; subclasses override what differs.
 
     :cvar name: the registry name
-    :cvar drop_score: score of the active weights to drop (lowest first)
-    :cvar grow_score: score of the inactive positions to grow (highest first); ``None``: never grows
+    :cvar masked: whether the module's layers get masks (``False``: trained dense, with no mask at all)
+    :cvar drop_score: name in :data:`~sb3_sparse.core.scores.SCORES` of the active weights to drop (lowest first)
+    :cvar grow_score: name in :data:`~sb3_sparse.core.scores.SCORES` of the inactive positions to grow
+        (highest first); ``None``: never grows
     :cvar dynamic: whether the mask changes after initialisation
     :cvar sparsity_schedule: name in :data:`~sb3_sparse.core.schedules.SPARSITY_SCHEDULES`
     """
 
     name: ClassVar[str] = ""
+    masked: ClassVar[bool] = True
     drop_score: ClassVar[str] = "magnitude"
     grow_score: ClassVar[str | None] = None
     dynamic: ClassVar[bool] = False
@@ -60,13 +64,15 @@ class Regime:
 
     @classmethod
     def uses_gradient(cls) -> bool:
-        return "gradient" in (cls.drop_score, cls.grow_score)
+        """Whether a score of this regime reads the dense gradient (the engine then captures it before updates)."""
+        return any(needs_dense_grad(SCORES[score]) for score in (cls.drop_score, cls.grow_score) if score is not None)
 
 
 class Dense(Regime):
     """No mask: the module is trained dense (its FLOPs are still counted)."""
 
     name = "dense"
+    masked = False
 
     @classmethod
     def initial_sparsity(cls, config: "ModuleConfig") -> float:
@@ -167,19 +173,23 @@ class NE(Regime):
 
 
 #: The regime registry: name -> class (add to it with :func:`register_regime`).
-REGIMES: dict[str, type[Regime]] = {regime.name: regime for regime in (Dense, Static, SET, RigL, GMP, NE)}
+REGIMES: Registry[type[Regime]] = Registry("regime", {regime.name: regime for regime in (Dense, Static, SET, RigL, GMP, NE)})
 
 
 def register_regime(regime: type[Regime]) -> type[Regime]:
-    """Add ``regime`` to the registry under ``regime.name`` (usable as a class decorator)."""
+    """Add ``regime`` to :data:`REGIMES` under ``regime.name`` (usable as a class decorator).
+
+    Its scores and sparsity schedule must be registered names (a ``ValueError`` with a did-you-mean otherwise).
+    """
     if not (isinstance(regime, type) and issubclass(regime, Regime)) or not regime.name:
         raise ValueError(f"{regime!r} is not a Regime subclass with a name")
-    REGIMES[regime.name] = regime
-    return regime
+    SCORES.check(regime.drop_score, "drop_score")
+    if regime.grow_score is not None:
+        SCORES.check(regime.grow_score, "grow_score")
+    SPARSITY_SCHEDULES.check(regime.sparsity_schedule, "sparsity_schedule")
+    return REGIMES.register(regime.name, regime)
 
 
 def get_regime(name: str) -> type[Regime]:
-    from sb3_sparse.core.config import check_choice
-
-    check_choice("regime", name, tuple(REGIMES))
-    return REGIMES[name]
+    """The regime registered as ``name`` (a ``ValueError`` naming ``regime`` with a did-you-mean if none is)."""
+    return REGIMES.lookup(name)

@@ -7,19 +7,39 @@ function to :data:`SPARSITY_SCHEDULES` or :data:`DROP_FRACTION_SCHEDULES` to use
 import math
 from collections.abc import Callable
 
-#: name -> f(initial sparsity, final sparsity, progress) -> sparsity
-SPARSITY_SCHEDULES: dict[str, Callable[[float, float, float], float]] = {
-    "constant": lambda initial, final, progress: final,
-    # Zhu & Gupta (2017): s_t = s_f + (s_i - s_f) (1 - progress)^3, fast change first, slow at the end.
-    "cubic": lambda initial, final, progress: final + (initial - final) * (1.0 - progress) ** 3,
-}
+from sb3_sparse.core.registry import Registry
 
-#: name -> f(initial drop fraction, progress) -> drop fraction
-DROP_FRACTION_SCHEDULES: dict[str, Callable[[float, float], float]] = {
-    "constant": lambda fraction, progress: fraction,
-    # RigL / RLx2: zeta_t = zeta_0 / 2 (1 + cos(pi t / T_end)).
-    "cosine": lambda fraction, progress: fraction / 2.0 * (1.0 + math.cos(math.pi * progress)),
-}
+
+def constant_sparsity(initial: float, final: float, progress: float) -> float:
+    """The final sparsity throughout."""
+    return final
+
+
+def cubic_sparsity(initial: float, final: float, progress: float) -> float:
+    """Zhu & Gupta (2017): s = s_f + (s_i - s_f) (1 - progress)^3, fast change first, slow at the end."""
+    return final + (initial - final) * (1.0 - progress) ** 3
+
+
+#: name -> f(initial sparsity, final sparsity, progress) -> sparsity (a regime's ``sparsity_schedule``)
+SPARSITY_SCHEDULES: Registry[Callable[[float, float, float], float]] = Registry(
+    "sparsity_schedule", {"constant": constant_sparsity, "cubic": cubic_sparsity}
+)
+
+
+def constant_drop_fraction(fraction: float, progress: float) -> float:
+    """The initial drop fraction throughout."""
+    return fraction
+
+
+def cosine_drop_fraction(fraction: float, progress: float) -> float:
+    """RigL / RLx2: zeta = zeta_0 / 2 (1 + cos(pi progress)), decaying to 0 at the end of the window."""
+    return fraction / 2.0 * (1.0 + math.cos(math.pi * progress))
+
+
+#: name -> f(initial drop fraction, progress) -> drop fraction (the ``drop_fraction_schedule`` setting)
+DROP_FRACTION_SCHEDULES: Registry[Callable[[float, float], float]] = Registry(
+    "drop_fraction_schedule", {"constant": constant_drop_fraction, "cosine": cosine_drop_fraction}
+)
 
 
 def window_progress(step: float, start: float, end: float) -> float:
