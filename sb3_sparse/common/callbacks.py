@@ -135,6 +135,7 @@ class TopologyUpdateCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         if self.engine is not None:
+            self._on_step()  # the updates crossed by the last training phase (e.g. a train() of many gradient steps)
             self.engine.detach()
 
     def _refresh_mask_metrics(self) -> None:

@@ -159,5 +159,8 @@ class UpdateSchedule:
         return layer_targets(self.config, shapes, self.sparsity(progress), [0] * len(shapes))
 
     def swap_count(self, n_active: int, n_target: int, progress: float) -> int:
-        """The connections a layer exchanges at an update, on top of reaching ``n_target`` (the regime's rule)."""
+        """The connections a layer exchanges at an update, on top of reaching ``n_target``: the regime's rule (which
+        reads the drop fraction schedule), 0 for a regime that grows nothing."""
+        if self.regime.grow_score is None:
+            return 0
         return self.regime.swap_count(self.config, n_active, n_target, progress)
