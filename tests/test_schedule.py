@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import torch as th
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from stable_baselines3.common.callbacks import BaseCallback
 from test_core import build, counts, masks, shapes, train_step
@@ -113,6 +113,36 @@ def test_one_call_does_every_update_its_clock_crossed(regime):
     assert (state["n_updates"], state["last_update_step"], engine.state["n_updates"]) == (3, 30, 3)
     update = engine.schedule("net")
     assert counts(binding.online) == update.active_counts(shapes(binding.online), counts(binding.online), 0.3)
+
+
+@settings(max_examples=15, deadline=None)
+@given(chunks=st.lists(st.integers(0, 25), min_size=1, max_size=8))
+def test_the_engine_updates_once_at_every_boundary_however_training_is_split(chunks):
+    """Gradient steps between calls in chunks of any size: one update per boundary crossed, at that boundary."""
+    config = ModuleConfig(topology_update_interval=7, topology_update_end=10_000, schedule_unit="gradient_steps")
+    engine, binding = engine_with(config)
+    x, y = th.randn(4, 6), th.randn(4, 2)
+    done = 0
+    for env_step, chunk in enumerate(chunks, start=1):
+        for _ in range(chunk):
+            train_step(binding, x, y)
+        done += chunk
+        engine.step({"net": binding}, env_step, {"net": 10_000})
+        state = engine.module_state("net")
+        assert state["n_updates"] == done // 7
+        assert state["last_update_step"] == (done // 7 * 7 if done >= 7 else -1)
+    assert engine.state["n_updates"] == done // 7
+
+
+def test_dormant_units_are_recycled_once_per_call(monkeypatch):
+    """Boundaries caught up in one call share one measurement: a static module recycles its units once."""
+    config = ModuleConfig(regime="static", topology_update_interval=5, topology_update_end=100, recycle_dormant=True)
+    engine, binding = engine_with(config)
+    recycled = []
+    monkeypatch.setattr(engine, "recycle", lambda name, binding, dormant: recycled.append(name))
+    train_step(binding, th.randn(4, 6), th.randn(4, 2))
+    engine.step({"net": binding}, 12, {"net": 100})
+    assert recycled == ["net"]
 
 
 def test_a_state_saved_by_the_previous_version_loads():

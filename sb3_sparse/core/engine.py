@@ -313,7 +313,7 @@ class SparseEngine:
                 resets = {layer.producer: incoming_indices(layer, units) for layer, units in dormant.items()} if fresh else {}
                 if not self.update(name, binding, schedule.progress(boundary), boundary, resets):
                     state["checked_step"] = boundary - 1  # no dense gradient yet: retry from here at the next call
-                    self._dormant[name] = dormant
+                    self._dormant[name] = dormant if fresh else {}
                     return n_updates
                 n_updates += 1
             recycle = fresh and schedule.recycle_due(boundary, mask_due)
