@@ -75,7 +75,9 @@ class UpdateSchedule:
       ``end`` until its layers hold their final counts (:meth:`mask_update_due`).
     - **catch-up**: :meth:`boundaries` lists every boundary between two clock readings, so a reading
       that moved by several intervals (e.g. one ``train()`` call of many gradient steps) gets one update
-      per boundary, in order, each at its own boundary's progress; none is lost or repeated.
+      per boundary, in order, each at its own boundary's progress; none is lost or repeated (the engine
+      does them with what the last training step left: one dense gradient for a gradient-grown regime,
+      see :meth:`SparseEngine.step <sb3_sparse.core.engine.SparseEngine.step>`).
     - **what an update does** at ``progress`` through the window: the target active count n(t) of each
       layer (the regime's sparsity schedule, spread over the layers by the module's distribution) and
       the connections exchanged on top of it (the regime's swap rule, which reads the drop fraction).
