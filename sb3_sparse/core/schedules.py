@@ -78,6 +78,8 @@ class UpdateSchedule:
       per boundary, in order, each at its own boundary's progress; none is lost or repeated (the engine
       does them with what the last training step left: one dense gradient for a gradient-grown regime,
       see :meth:`SparseEngine.step <sb3_sparse.core.engine.SparseEngine.step>`).
+    - **training first**: the engine skips the boundaries a module crosses without having been trained
+      since its last update (e.g. during ``learning_starts``).
     - **what an update does** at ``progress`` through the window: the target active count n(t) of each
       layer (the regime's sparsity schedule, spread over the layers by the module's distribution) and
       the connections exchanged on top of it (the regime's swap rule, which reads the drop fraction).
