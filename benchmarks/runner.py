@@ -457,7 +457,7 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         "wall_seconds": state.get("wall_seconds"),
         "seconds_per_step": state["train_seconds"] / model.num_timesteps,
         "resumes": state["resumes"],
-        "n_topology_updates": sum(m["n_updates"] for m in getattr(model, "dst_state", {}).get("modules", {}).values()),
+        "n_topology_updates": getattr(model, "dst_state", {}).get("n_updates", 0),  # the agent's mask updates
         **sparse_metrics(model, multi_agent_dense_reference(model, spec)),
         **size_metrics(model),
         **buffer_metrics(model),

@@ -142,12 +142,14 @@ def test_pendulum(algo, regime):
         assert 0.5 < dump["sparse/run_train_flops_ratio"] < 1.0
         if algo == "sac":
             assert dump["sparse/run_train_flops_ratio"] == pytest.approx(dump["sparse/train_flops_ratio"])
+        # the fraction exchanged by the last update (the drop fraction, rounded down per layer)
         expected_fraction = 0.0 if regime == "static" else drop_fraction
-        assert dump["sparse/actor_drop_fraction"] == expected_fraction
-        assert dump["sparse/critic_drop_fraction"] == expected_fraction
-    # Recorded at each update (before the dump of the same step) and at the end of each rollout.
+        assert dump["sparse/actor_drop_fraction"] == pytest.approx(expected_fraction, abs=0.01)
+        assert dump["sparse/critic_drop_fraction"] == pytest.approx(expected_fraction, abs=0.01)
+    # Recorded at each update (before the dump of the same step) and at the end of each rollout; the actor and
+    # the critic update at the same steps: one update of the agent each time.
     n_logged = [dump["sparse/n_topology_updates"] for dump in logs.dumps]
-    assert n_logged == ([0, 0] if regime == "static" else [4, 8])
+    assert n_logged == ([0, 0] if regime == "static" else [2, 4])
 
 
 @pytest.mark.parametrize(("algo", "regime"), [("sac", "set"), ("td3", "rigl")])
@@ -178,9 +180,12 @@ def test_halfcheetah(tmp_path, capsys, algo, regime):
     with open(tmp_path / "progress.csv") as file:
         rows = list(csv.DictReader(file))
     assert rows and set(rows[-1]) >= SPARSE_KEYS
-    assert float(rows[-1]["sparse/n_topology_updates"]) == 4
+    assert float(rows[-1]["sparse/n_topology_updates"]) == 2  # actor and critic at steps 100 and 200
     assert float(rows[-1]["sparse/critic_sparsity"]) == pytest.approx(0.8, abs=1e-3)
-    assert float(rows[-1]["sparse/actor_drop_fraction"]) == model.policy.module_configs["actor"].drop_fraction
+    assert float(rows[-1]["sparse/actor_drop_fraction"]) == pytest.approx(model.dst_state["modules"]["actor"]["drop_fraction"])
+    assert float(rows[-1]["sparse/actor_drop_fraction"]) == pytest.approx(
+        model.policy.module_configs["actor"].drop_fraction, abs=0.01
+    )
 
 
 def test_static_actor_dynamic_critic():
@@ -208,7 +213,7 @@ def test_static_actor_dynamic_critic():
     # The static actor never kept dense gradients.
     assert all(weight_state(owner, weight).dense_grad is None for _, owner, weight in sparse_layers(model, "actor"))
     assert logs.dumps[-1]["sparse/actor_drop_fraction"] == 0.0
-    assert logs.dumps[-1]["sparse/critic_drop_fraction"] == 0.1
+    assert logs.dumps[-1]["sparse/critic_drop_fraction"] == pytest.approx(0.1, abs=0.01)
     assert logs.dumps[-1]["sparse/actor_changed_fraction"] == 0.0
     assert logs.dumps[-1]["sparse/critic_changed_fraction"] == pytest.approx(0.1, abs=0.01)
 
@@ -263,16 +268,9 @@ def test_cosine_schedule_and_window():
     for step, fraction in critic_updates:
         expected = 0.25 * (1 + math.cos(math.pi * (step - 100) / 300))
         assert fraction == pytest.approx(expected, abs=0.01)
-    # The logged drop fraction: the schedule's value (its start value before the window), recorded at the
-    # update of the dump's step.
+    # The logged drop fraction: the fraction exchanged by the update of the dump's step (0 before the first).
     logged = [(dump["time/total_timesteps"], dump["sparse/critic_drop_fraction"]) for dump in logs.dumps]
-    assert [step for step, _ in logged] == [50, 100, 150, 200, 250, 300, 350, 400]
-    for step, fraction in logged:
-        progress = min(1.0, max(0.0, (step - 100) / 300))
-        assert fraction == pytest.approx(0.25 * (1 + math.cos(math.pi * progress)), abs=1e-9)
-    in_window = [fraction for step, fraction in logged if step >= 100]
-    assert in_window[0] == 0.5
-    assert all(a > b for a, b in itertools.pairwise(in_window))
+    assert logged == [(50, 0.0), *critic_updates]
 
 
 def test_topology_updates_need_training():
@@ -365,8 +363,9 @@ def test_gradient_steps_schedule_unit():
     state = model.dst_state["modules"]
     assert state["critic"]["optimizer_steps"] == 100
     assert state["actor"]["optimizer_steps"] == 50
-    # Critic: optimizer steps 20, 40, 60, 80 crossed before the end (100 would be after the last callback).
-    assert (state["critic"]["n_updates"], state["critic"]["last_update_step"]) == (4, 80)
+    # Critic: optimizer steps 20, 40, 60, 80 crossed during the run, 100 by its last training step (updated at the
+    # end of learn, after the user's last callback).
+    assert (state["critic"]["n_updates"], state["critic"]["last_update_step"]) == (5, 100)
     # Actor: its window ends at 0.95 of its 50 expected steps; updates at its steps 20 and 40.
     assert (state["actor"]["n_updates"], state["actor"]["last_update_step"]) == (2, 40)
     assert [step for step, module, _ in recorder.updates if module == "actor"] == [61, 101]

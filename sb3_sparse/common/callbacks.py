@@ -7,8 +7,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from sb3_sparse.common.flops import flops_report, module_sparsity
 from sb3_sparse.common.policies import SparsePolicyMixin
 from sb3_sparse.core.engine import ModuleBinding, SparseEngine
-from sb3_sparse.core.regimes import get_regime
-from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES, window_progress
 
 #: Attribute of the model that holds the engine's state (a plain dict, saved with the model).
 STATE_ATTRIBUTE = "dst_state"
@@ -22,7 +20,9 @@ class TopologyUpdateCallback(BaseCallback):
     ``SAC(SparseSACPolicy, env).learn(n, callback=TopologyUpdateCallback())``; the sparse algorithms
     (:class:`~sb3_sparse.SparseSAC`, ...) add it themselves. The schedule state is kept on the model
     (``model.dst_state``), so it is saved with it and a later ``learn(..., reset_num_timesteps=False)``
-    continues it. Logs sparsity, changed fraction and FLOPs ratios under ``sparse/``, and each module's
+    continues it. When each module updates is its :class:`~sb3_sparse.core.schedules.UpdateSchedule`'s to say (the
+    engine asks it, for the run's length that :meth:`_horizon` gives). Logs sparsity, changed and drop fractions,
+    the agent's number of mask updates and FLOPs ratios under ``sparse/``, and each module's
     plasticity diagnostics under ``plasticity/<module>_<metric>`` when the engine measures them (once per
     ``topology_update_interval``, unless ``plasticity_metrics=False``; see :mod:`sb3_sparse.core.plasticity`).
 
@@ -100,18 +100,14 @@ class TopologyUpdateCallback(BaseCallback):
     def _notice_if_no_update(self, name: str) -> None:
         """Say once (through the logger, shown with verbose >= 1) when no update can happen in this run."""
         assert self.engine is not None
-        config = self.engine.configs[name]
-        if not get_regime(config.regime).dynamic:
-            return
-        interval = config.topology_update_interval
+        schedule = self.engine.schedule(name, self.horizons[name])
         now = self.engine.clock(name, self.num_timesteps)
-        start, end = self.engine.window(name, self.horizons[name])
-        first = max(now // interval + 1, -(-start // interval)) * interval
-        if first >= end + interval or first > self.horizons[name]:
+        if schedule.regime.dynamic and schedule.next_update(now) is None:
             self.logger.log(
-                f"sb3-sparse: no mask update of module {name!r} in this run: the next update step ({first}) is past "
-                f"the end of updates ({end}) or of the run ({self.horizons[name]}); lower topology_update_interval "
-                "or raise topology_update_end"
+                f"sb3-sparse: no mask update of module {name!r} in this run: no multiple of topology_update_interval "
+                f"({schedule.interval}) after step {now} lies in both the update window (steps {schedule.start} to "
+                f"{schedule.end}) and the run ({schedule.horizon} steps); lower topology_update_interval or raise "
+                "topology_update_end"
             )
 
     def _on_rollout_start(self) -> None:
@@ -139,6 +135,7 @@ class TopologyUpdateCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         if self.engine is not None:
+            self._on_step()  # the updates crossed by the last training phase (e.g. a train() of many gradient steps)
             self.engine.detach()
 
     def _refresh_mask_metrics(self) -> None:
@@ -159,23 +156,18 @@ class TopologyUpdateCallback(BaseCallback):
                     self.logger.record(f"plasticity/{name}_{metric}", value)
 
     def _record_metrics(self) -> None:
+        """Log the mask metrics and, from the engine's state, each module's last changed and drop fractions, the
+        agent's number of mask updates and the run's FLOPs ratio."""
         assert self.engine is not None
         for key, value in self.mask_metrics.items():
             self.logger.record(key, value)
-        n_updates = 0
         train_flops = dense_train_flops = 0.0
-        for name, config in self.engine.configs.items():
+        for name in self.engine.configs:
             state = self.engine.module_state(name)
-            n_updates += state["n_updates"]
             train_flops += state["train_flops"]
             dense_train_flops += state["dense_train_flops"]
             self.logger.record(f"sparse/{name}_changed_fraction", state["changed_fraction"])
-            start, end = self.engine.window(name, self.horizons.get(name, 1))
-            progress = window_progress(self.engine.clock(name, self.num_timesteps), start, end)
-            fraction = DROP_FRACTION_SCHEDULES[config.drop_fraction_schedule](config.drop_fraction, progress)
-            regime = get_regime(config.regime)
-            swaps = regime.dynamic and regime.grow_score is not None
-            self.logger.record(f"sparse/{name}_drop_fraction", fraction if swaps else 0.0)
-        self.logger.record("sparse/n_topology_updates", n_updates)
+            self.logger.record(f"sparse/{name}_drop_fraction", state["drop_fraction"])
+        self.logger.record("sparse/n_topology_updates", self.engine.state["n_updates"])
         if dense_train_flops > 0:
             self.logger.record("sparse/run_train_flops_ratio", train_flops / dense_train_flops)

@@ -5,7 +5,8 @@ target network (whose masks follow the online ones) and the optimizer that train
 (:class:`ModuleBinding`), and calls :meth:`SparseEngine.step` with the env step. The engine's whole
 state is a plain dict of numbers (:attr:`SparseEngine.state`), so it can be saved as JSON.
 
-At each interval boundary it also reads the module's plasticity diagnostics
+When a module updates is decided by its :class:`~sb3_sparse.core.schedules.UpdateSchedule`, which the
+engine asks at every step. At each interval boundary it also reads the module's plasticity diagnostics
 (:mod:`sb3_sparse.core.plasticity`): a probe armed just before the boundary (as far ahead as dense
 gradients are kept) records one training batch, from which come the ``plasticity`` metrics of the
 module's state and its dormant units (for ``ne`` and ``recycle_dormant``).
@@ -21,8 +22,7 @@ from torch import nn
 
 from sb3_sparse.core.accounting import training_step_flops, weight_rows
 from sb3_sparse.core.backends import set_backend
-from sb3_sparse.core.config import ModuleConfig, StepOrFraction
-from sb3_sparse.core.distributions import active_count, layer_densities
+from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.masking import (
     commit_dense_gradients,
     get_mask,
@@ -33,9 +33,9 @@ from sb3_sparse.core.masking import (
     weight_state,
 )
 from sb3_sparse.core.optim import check_optimizer, reset_state
-from sb3_sparse.core.plasticity import PlasticityProbe, incoming_indices, recycle_units
+from sb3_sparse.core.plasticity import PlasticityProbe, incoming_indices, recycle_layers
 from sb3_sparse.core.regimes import get_regime
-from sb3_sparse.core.schedules import window_progress
+from sb3_sparse.core.schedules import UpdateSchedule, layer_targets
 from sb3_sparse.core.update import init_mask, update_mask
 
 #: A weight that may be made sparse: (owning module, parameter name, role, depth in its chain).
@@ -47,21 +47,11 @@ def matrix_shape(weight: th.Tensor) -> tuple[int, int]:
     return weight.shape[0], math.prod(weight.shape[1:])
 
 
-def layer_targets(
-    config: ModuleConfig, shapes: Sequence[tuple[int, int]], sparsity: float, depths: Sequence[int]
-) -> list[int]:
-    """Active count of each sparse layer at ``sparsity`` under the module's distribution."""
-    lambdas = None
-    if config.erdos_renyi_lambdas is not None:
-        levels = sorted(set(depths))
-        if len(config.erdos_renyi_lambdas) != len(levels):
-            raise ValueError(
-                f"erdos_renyi_lambdas has {len(config.erdos_renyi_lambdas)} values but the module has {len(levels)} "
-                f"sparse layer depths (sparse_layers={list(config.sparse_layers)}); give one lambda per depth"
-            )
-        lambdas = [config.erdos_renyi_lambdas[levels.index(depth)] for depth in depths]
-    densities = layer_densities(shapes, sparsity, config.sparsity_distribution, lambdas)
-    return [active_count(shape, density) for shape, density in zip(shapes, densities, strict=True)]
+def layer_counts(binding: "ModuleBinding") -> tuple[list[tuple[int, int]], list[int]]:
+    """The (fan-out, fan-in) shape and the active count of each masked weight of a module's online network."""
+    weights = binding.weights()
+    shapes = [matrix_shape(getattr(module, name)) for _, module, name in weights]
+    return shapes, [int(get_mask(module, name).sum().item()) for _, module, name in weights]
 
 
 def sparsify_module(config: ModuleConfig, candidates: Sequence[Candidate]) -> int:
@@ -111,6 +101,7 @@ class ModuleBinding:
 
 
 def new_module_state() -> dict[str, Any]:
+    """The state of a module before its first step (a state saved by an earlier version gets the keys it lacks)."""
     return {
         "n_updates": 0,
         "checked_step": 0,
@@ -119,6 +110,7 @@ def new_module_state() -> dict[str, Any]:
         "optimizer_steps_at_update": 0,
         "accounted_steps": 0,
         "changed_fraction": 0.0,
+        "drop_fraction": 0.0,
         "train_flops": 0.0,
         "dense_train_flops": 0.0,
     }
@@ -154,11 +146,17 @@ class SparseEngine:
 
     def __init__(self, configs: Mapping[str, ModuleConfig], state: dict[str, Any] | None = None):
         self.configs = dict(configs)
-        #: the whole engine state, plain numbers only (JSON): ``{"modules": {name: {"n_updates": ...}}}``
+        #: the whole engine state, plain numbers only (JSON): ``{"n_updates": ..., "modules": {name: {"n_updates": ...}}}``;
+        #: the top-level ``n_updates`` counts the agent's mask updates (see :meth:`step`)
         self.state: dict[str, Any] = state if state is not None else {}
-        self.state.setdefault("modules", {})
+        modules = self.state.setdefault("modules", {})
         for name in self.configs:
-            self.state["modules"].setdefault(name, new_module_state())
+            module = modules.setdefault(name, {})
+            for key, value in new_module_state().items():
+                module.setdefault(key, value)
+        # a state saved before the agent's count existed: its modules' updates, as if they had updated together
+        self.state.setdefault("n_updates", max((module["n_updates"] for module in modules.values()), default=0))
+        self._schedules: dict[str, UpdateSchedule] = {}
         self._hooks: dict[str, Any] = {}
         self._step_flops: dict[str, tuple[int, int]] = {}  # per training step, until the masks change
         self._keeping: dict[str, tuple[nn.Module, bool]] = {}  # whether each module keeps dense gradients now
@@ -205,22 +203,18 @@ class SparseEngine:
         for probe in self._probes.values():
             probe.reset()
 
-    def window(self, name: str, horizon: int) -> tuple[int, int]:
-        """First and last step (in the module's unit) of its updates for a run of ``horizon`` steps."""
-        config = self.configs[name]
-
-        def resolve(value: StepOrFraction) -> int:
-            return round(value * horizon) if isinstance(value, float) else value
-
-        return resolve(config.topology_update_start), max(
-            resolve(config.topology_update_start), resolve(config.topology_update_end)
-        )
+    def schedule(self, name: str, horizon: int | None = None) -> UpdateSchedule:
+        """The module's update schedule for a run of ``horizon`` steps in its unit (by default, the last one given)."""
+        schedule = self._schedules.get(name)
+        if schedule is None or (horizon is not None and horizon != schedule.horizon):
+            config = self.configs[name]
+            schedule = UpdateSchedule(config, get_regime(config.regime), horizon or 0)
+            self._schedules[name] = schedule
+        return schedule
 
     def clock(self, name: str, env_step: int) -> int:
         """The module's current step in its schedule unit."""
-        if self.configs[name].schedule_unit == "gradient_steps":
-            return int(self.module_state(name)["optimizer_steps"])
-        return env_step
+        return self.schedule(name).clock(env_step, int(self.module_state(name)["optimizer_steps"]))
 
     def step(
         self,
@@ -231,53 +225,59 @@ class SparseEngine:
     ) -> list[str]:
         """Account FLOPs and update the masks of every module whose update is due.
 
-        An update is due when the module's clock has crossed a multiple ``b`` of its interval with
-        ``start <= b`` and ``b - interval < end`` (the interval began inside the window; a regime whose
-        sparsity changes keeps updating after ``end`` until it has reached its final count), and the
-        module has been trained since its last update. A module with ``recycle_dormant`` recycles its dormant
-        units at each of its updates; a ``static`` or ``dense`` one (never updated otherwise) at each boundary
-        inside its window.
+        Each module's :class:`~sb3_sparse.core.schedules.UpdateSchedule` (for a run of ``horizons[name]``
+        steps) lists the interval boundaries that its clock crossed since the last call and says at which of
+        them the mask is updated; the engine updates it at each, in order, at that boundary's progress
+        (catch-up: a call after a long training phase, e.g. one ``train()`` of many gradient steps, does every
+        update it crossed). Updates are done only if the module has been trained since its last update (none
+        during ``learning_starts``). Updates caught up in one call have one training batch behind them: a
+        gradient-grown regime ranks each with the same dense gradient (the last training step's), and the
+        dormant units measured before the call serve its first update (or recycling) only. A module with
+        ``recycle_dormant`` recycles its dormant units at its updates; a ``static`` or ``dense`` one (never
+        updated otherwise) at a boundary inside its window; at most once per call.
 
-        At every boundary, the module's plasticity metrics are read from the training batch recorded just
+        At every crossing, the module's plasticity metrics are read from the training batch recorded just
         before it (by a probe armed ``lookahead`` steps ahead; none before training starts) into its state
-        (``"plasticity"``, with ``"plasticity_step"``: the boundary).
+        (``"plasticity"``, with ``"plasticity_step"``: the last boundary crossed).
 
         A gradient-grown regime needs the dense gradient of the last training step before the update,
         which costs a dense product on a sparse compute backend: dense gradients are kept only while the
-        next update is at most ``lookahead`` steps of the module's clock away (or an update waits for one).
+        next boundary is at most ``lookahead`` steps of the module's clock away (or an update waits for one:
+        it is retried from its boundary at the next call).
+
+        The agent's count of mask updates (``state["n_updates"]``) grows, at each call, by the largest number of
+        updates that one module made in it: modules updated at the same step count once.
 
         :param horizons: each module's run length in its schedule unit (to resolve fractions)
         :param lookahead: per module, how far the clock can move between a training step and the next call
             (the training frequency); 1 by default
         :return: the names of the modules updated
         """
-        updated: list[str] = []
+        updated: dict[str, int] = {}
         for name, binding in bindings.items():
             if name not in self.configs:
                 continue
             self.account(name, binding)
-            config = self.configs[name]
-            regime = get_regime(config.regime)
+            schedule = self.schedule(name, horizons[name])
             state = self.module_state(name)
             clock = self.clock(name, env_step)
-            interval = config.topology_update_interval
-            crossed = clock // interval > state["checked_step"] // interval
-            checked, state["checked_step"] = state["checked_step"], clock
-            ahead = (lookahead or {}).get(name, 1)
+            crossed = schedule.boundaries(state["checked_step"], clock)
+            state["checked_step"] = clock
             if crossed:
-                boundary = clock // interval * interval
-                self._measure(name, boundary)
-                if self._update_if_due(name, binding, boundary, horizons[name], updated):
-                    state["checked_step"] = checked  # no dense gradient yet: retry at the next call, with gradients kept
-                else:
-                    self._dormant.pop(name, None)
-            if regime.dynamic and regime.uses_gradient():
-                waiting = state["checked_step"] // interval < clock // interval
-                self._keep_dense_gradients(name, binding, waiting or interval - clock % interval <= ahead)
+                self._measure(name, crossed[-1])
+                n_updates = self._update_at(name, binding, schedule, crossed)
+                if n_updates:
+                    updated[name] = n_updates
+            ahead = (lookahead or {}).get(name, 1)
+            if schedule.regime.dynamic and schedule.regime.uses_gradient():
+                waiting = bool(schedule.boundaries(state["checked_step"], clock))
+                self._keep_dense_gradients(name, binding, waiting or schedule.steps_to_next(clock) <= ahead)
             probe = self._probes.get(name)
-            if probe is not None and not probe.armed and interval - clock % interval <= ahead:
+            if probe is not None and not probe.armed and schedule.steps_to_next(clock) <= ahead:
                 probe.arm(binding.online, binding.optimizer, binding.exclude)
-        return updated
+        if updated:
+            self.state["n_updates"] += max(updated.values())
+        return list(updated)
 
     def _measure(self, name: str, boundary: int) -> None:
         """Read the module's probe at an interval boundary: its plasticity metrics and its dormant units."""
@@ -296,34 +296,31 @@ class SparseEngine:
         self._measured[name] = boundary
         probe.reset()
 
-    def _update_if_due(self, name: str, binding: ModuleBinding, boundary: int, horizon: int, updated: list[str]) -> bool:
-        """Update (and recycle the dormant units of) the module at ``boundary`` if that is due.
+    def _update_at(self, name: str, binding: ModuleBinding, schedule: UpdateSchedule, boundaries: range) -> int:
+        """Update (and recycle the dormant units of) the module at each of ``boundaries`` where that is due.
 
-        :return: whether the update must be retried at the next call (a gradient-scored update without a dense gradient)
+        :return: the number of mask updates done
         """
-        config = self.configs[name]
-        regime = get_regime(config.regime)
-        if not (regime.dynamic or config.recycle_dormant):
-            return False
         state = self.module_state(name)
-        start, end = self.window(name, horizon)
-        in_window = start <= boundary and boundary - config.topology_update_interval < end
-        trained = state["optimizer_steps"] > state["optimizer_steps_at_update"] or binding.optimizer is None
-        if not trained:
-            return False
-        dormant = self._dormant.get(name, {})
-        if regime.dynamic:
-            if not (in_window or (boundary >= end and not self.reached_final(name, binding))):
-                return False
-            resets = {layer.producer: incoming_indices(layer, units) for layer, units in dormant.items()}
-            if not self.update(name, binding, window_progress(boundary, start, end), boundary, resets):
-                return True
-            updated.append(name)
-        elif not in_window:
-            return False
-        if config.recycle_dormant:
-            self.recycle(name, binding, dormant)
-        return False
+        dormant = self._dormant.pop(name, {})
+        if not (state["optimizer_steps"] > state["optimizer_steps_at_update"] or binding.optimizer is None):
+            return 0  # not trained since the last update
+        n_updates = 0
+        fresh = True  # the dormant units were measured before this call: they serve its first update only
+        for boundary in boundaries:
+            mask_due = schedule.mask_update_due(boundary, lambda: self._final_reached(binding, schedule))
+            if mask_due:
+                resets = {layer.producer: incoming_indices(layer, units) for layer, units in dormant.items()} if fresh else {}
+                if not self.update(name, binding, schedule.progress(boundary), boundary, resets):
+                    state["checked_step"] = boundary - 1  # no dense gradient yet: retry from here at the next call
+                    self._dormant[name] = dormant if fresh else {}
+                    return n_updates
+                n_updates += 1
+            recycle = fresh and schedule.recycle_due(boundary, mask_due)
+            if recycle:
+                self.recycle(name, binding, dormant)
+            fresh = fresh and not (mask_due or recycle)
+        return n_updates
 
     @th.no_grad()
     def recycle(self, name: str, binding: ModuleBinding, dormant: Mapping[Any, th.Tensor]) -> int:
@@ -336,11 +333,7 @@ class SparseEngine:
             <sb3_sparse.core.plasticity.PlasticityProbe.dormant>`)
         :return: the number of units recycled
         """
-        count = 0
-        # deepest first: an entry that is both incoming (of a deeper unit) and outgoing (of a shallower one) ends 0
-        for layer, units in reversed(list(dormant.items())):
-            recycle_units(layer, units, binding.optimizers)
-            count += units.numel()
+        count = recycle_layers(dormant, binding.optimizers)
         self.sync_target(binding)
         state = self.module_state(name)
         state["optimizer_steps_at_update"] = state["optimizer_steps"]
@@ -355,19 +348,11 @@ class SparseEngine:
         track_dense_gradients(binding.online, keep, binding.exclude)
         self._keeping[name] = (binding.online, keep)
 
-    def targets(self, name: str, binding: ModuleBinding, progress: float) -> list[int]:
-        """The active count n(t) of each sparse weight of the module at ``progress``."""
-        config = self.configs[name]
-        regime = get_regime(config.regime)
-        weights = binding.weights()
-        if regime.sparsity_schedule == "constant":
-            return [int(get_mask(module, weight).sum().item()) for _, module, weight in weights]
-        shapes = [matrix_shape(getattr(module, weight)) for _, module, weight in weights]
-        return layer_targets(config, shapes, regime.sparsity_at(config, progress), [0] * len(shapes))
-
-    def reached_final(self, name: str, binding: ModuleBinding) -> bool:
-        counts = [int(get_mask(module, weight).sum().item()) for _, module, weight in binding.weights()]
-        return counts == self.targets(name, binding, 1.0)
+    @staticmethod
+    def _final_reached(binding: ModuleBinding, schedule: UpdateSchedule) -> bool:
+        """Whether the module's layers hold their final active counts (those at the end of the window)."""
+        shapes, current = layer_counts(binding)
+        return current == schedule.active_counts(shapes, current, 1.0)
 
     @th.no_grad()
     def update(
@@ -384,19 +369,21 @@ class SparseEngine:
             resets dormant units (``ne``: the incoming weights of its dormant units)
         :return: whether a gradient-scored update could run (it needs a captured dense gradient)
         """
-        config = self.configs[name]
-        regime = get_regime(config.regime)
+        schedule = self.schedule(name)
         weights = binding.weights()
         if not weights:
             return False
-        if regime.uses_gradient() and any(weight_state(m, w).dense_grad is None for _, m, w in weights):
+        if schedule.regime.uses_gradient() and any(weight_state(m, w).dense_grad is None for _, m, w in weights):
             return False
-        changed = before = 0
-        for (_, module, weight_name), n_target in zip(weights, self.targets(name, binding, progress), strict=True):
+        regime = schedule.regime
+        shapes, current = layer_counts(binding)
+        changed = exchanged = 0
+        for (_, module, weight_name), n_active, n_target in zip(
+            weights, current, schedule.active_counts(shapes, current, progress), strict=True
+        ):
             weight = getattr(module, weight_name)
             mask = get_mask(module, weight_name)
-            n_active = int(mask.sum().item())
-            n_swap = regime.swap_count(config, n_active, n_target, progress)
+            n_swap = schedule.swap_count(n_active, n_target, progress)
             dense_grad = weight_state(module, weight_name).dense_grad
             dropped, grown = update_mask(weight, mask, n_target, n_swap, regime.drop_score, regime.grow_score, dense_grad)
             set_mask(module, weight_name, mask)
@@ -405,14 +392,15 @@ class SparseEngine:
             for optimizer in binding.optimizers:
                 reset_state(optimizer, weight, changed_positions)
             changed += max(dropped.numel(), grown.numel())
-            before += n_active
+            exchanged += min(dropped.numel(), grown.numel())
         self.sync_target(binding)
         self._step_flops.pop(name, None)
         state = self.module_state(name)
         state["n_updates"] += 1
         state["last_update_step"] = step
         state["optimizer_steps_at_update"] = state["optimizer_steps"]
-        state["changed_fraction"] = changed / max(1, before)
+        state["changed_fraction"] = changed / max(1, sum(current))
+        state["drop_fraction"] = exchanged / max(1, sum(current))
         return True
 
     @staticmethod

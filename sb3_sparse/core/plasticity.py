@@ -396,17 +396,15 @@ class PlasticityProbe:
         return metrics
 
 
-def recycle_dormant(
-    probe: PlasticityProbe, threshold: float, optimizers: Sequence[th.optim.Optimizer] = ()
-) -> Mapping[NeuronLayer, th.Tensor]:
-    """Recycle (:func:`recycle_units`) the dormant units of every recorded hidden layer of ``probe``.
+def recycle_layers(dormant: Mapping[NeuronLayer, th.Tensor], optimizers: Sequence[th.optim.Optimizer] = ()) -> int:
+    """Recycle (:func:`recycle_units`) the given units of each layer, e.g. :meth:`PlasticityProbe.dormant`'s.
 
     The deepest layer goes first, so a weight that is both an incoming weight of a recycled unit and an
     outgoing weight of a recycled unit of an earlier layer ends at 0 (the network's function is kept).
 
-    :return: the recycled units of each layer
+    :param dormant: the units of each neuron layer, in forward order
+    :return: the number of units recycled
     """
-    dormant = probe.dormant(threshold)
-    for layer, units in reversed(dormant.items()):
+    for layer, units in reversed(list(dormant.items())):
         recycle_units(layer, units, optimizers)
-    return dormant
+    return sum(units.numel() for units in dormant.values())

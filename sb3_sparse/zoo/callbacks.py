@@ -79,7 +79,7 @@ class SparsityLogCallback(BaseCallback):
         for module in policy.sparse_modules:
             row[f"{module}_sparsity"] = sparsity.get(module, "")
             row[f"{module}_changed_fraction"] = state[module]["changed_fraction"] if module in rewired else ""
-        row["n_topology_updates"] = sum(values["n_updates"] for values in state.values())
+        row["n_topology_updates"] = getattr(self.model, STATE_ATTRIBUTE)["n_updates"]  # the agent's, as logged
         row["training_flops_ratio"] = flops_report(policy)["training_flops_ratio"]
         assert self._writer is not None and self._file is not None
         self._writer.writerow(row)
@@ -131,6 +131,7 @@ class SparsityLogCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         if self._file is not None:
+            self._on_step()  # the updates that the topology callback did at the end of training
             self._write_row(())
             self._file.close()
             self._file = None

@@ -233,7 +233,7 @@ def run_figure(run_dir: str, window: int = 10) -> tuple[Figure, list[str]]:
             updates = int(np.nanmax(history["n_topology_updates"]))
             flops = history["training_flops_ratio"][-1]
             plural = "" if updates == 1 else "s"
-            axes[2].set_title(f"{updates} topology update{plural}; training FLOPs {flops:.2f}x dense", fontsize=10)
+            axes[2].set_title(f"{updates} mask update{plural} of the agent; training FLOPs {flops:.2f}x dense", fontsize=10)
         if not axes[2].lines:
             notes.append("no topology update in this run (too short, or updates switched off): no connection changed")
             _empty_panel(axes[2], notes[-1])
