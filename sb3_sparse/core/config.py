@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from sb3_sparse.core.names import check_choice, check_unknown
+
 DISTRIBUTIONS = ("uniform", "erdos_renyi", "erk")
 MASK_INITS = ("random", "magnitude")
 LAYER_ROLES = ("input", "hidden", "output")
@@ -37,24 +39,6 @@ def is_number(value: Any) -> bool:
 def is_integer(value: Any) -> bool:
     """An integer (Python or NumPy), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    """Raise a ``ValueError`` naming ``name`` unless ``value`` is one of ``choices`` (with a did-you-mean hint)."""
-    if isinstance(value, str) and value in choices:
-        return
-    close = difflib.get_close_matches(value, list(choices), n=1) if isinstance(value, str) else []
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"{name}={value!r} is not valid{hint}; choose one of {', '.join(map(repr, choices))}")
-
-
-def check_unknown(where: str, names: Iterable[str], valid: Sequence[str]) -> None:
-    """Raise a ``ValueError`` for the first of ``names`` that is not in ``valid``, suggesting the closest one."""
-    for name in names:
-        if name not in valid:
-            close = difflib.get_close_matches(name, list(valid), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{where}: {name!r} is not a DST setting{hint} (valid: {', '.join(valid)})")
 
 
 def check_sparsity(name: str, value: Any) -> float:

@@ -179,7 +179,7 @@ def register_regime(regime: type[Regime]) -> type[Regime]:
 
 
 def get_regime(name: str) -> type[Regime]:
-    from sb3_sparse.core.config import check_choice
+    from sb3_sparse.core.names import check_choice
 
     check_choice("regime", name, tuple(REGIMES))
     return REGIMES[name]
