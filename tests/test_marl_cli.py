@@ -14,8 +14,8 @@ pytest.importorskip("mpe2")
 
 from sb3_sparse import flops_report
 from sb3_sparse.marl import QMIX, VDN
-from sb3_sparse.marl.cli import parse_value
 from sb3_sparse.zoo.cli import main
+from sb3_sparse.zoo.marl import parse_value
 
 ENV_ID = "simple_spread_v3"
 #: a tiny learner: 4-episode batches from a 16-episode buffer, narrow networks
