@@ -206,6 +206,8 @@ def test_tune_shares_a_journal_storage(tmp_path, capsys):
 
     best_file = tmp_path / "logs" / "qmix" / f"best_{ENV_ID}.yml"
     best = load_study(optuna, storage).best_trial
+    budget = "# Tuned at: n_timesteps 250, eval_episodes 2, sampler tpe, pruner none, 2 trials (2 complete)"
+    assert budget in best_file.read_text()
     entry = yaml.safe_load(best_file.read_text())[ENV_ID]
     assert entry["learning_rate"] == best.params["learning_rate"] and entry["regime"] == best.params["regime"]
     assert entry["policy_kwargs"]["hidden_dim"] == best.params["hidden_dim"]

@@ -650,7 +650,7 @@ def tune(argv: Sequence[str]) -> int:
     try:
         import optuna
 
-        from sb3_sparse.zoo.study import TrialProgress, check_storage, open_storage, prepare_study
+        from sb3_sparse.zoo.study import TrialProgress, best_header, check_storage, open_storage, prepare_study
     except ImportError as error:
         raise ZooError(f'tuning needs Optuna: pip install "sb3-sparse[zoo]" ({error})') from None
     check_storage(args.storage)
@@ -680,11 +680,8 @@ def tune(argv: Sequence[str]) -> int:
     best = study.best_trial
     output = Path(args.log_folder) / args.algo / f"best_{env_name(args.env)}.yml"
     output.parent.mkdir(parents=True, exist_ok=True)
-    header = (
-        f"# Best trial of Optuna study {study.study_name!r} ({args.algo}, {args.env}): trial {best.number}, "
-        f"value {best.value:.6g}, out of {len(study.trials)} trials.\n"
-        f"# Train it with: sb3-sparse marl train --algo {args.algo} --env {args.env} -conf {output}\n"
-    )
+    header = best_header(study, args.algo, args.env)
+    header += f"# Train it with: sb3-sparse marl train --algo {args.algo} --env {args.env} -conf {output}\n"
     _write_yaml(output, {args.env: entry}, header)
     print(f"Best trial: {best.number}, value {best.value:.6g} (mean return of its final evaluation)")
     for name, value in best.params.items():
@@ -699,6 +696,7 @@ def _objective(config: RunConfig, args: argparse.Namespace, n_timesteps: int, se
 
     from sb3_sparse.marl.evaluation import evaluate_marl_policy
     from sb3_sparse.zoo.samplers import sample_multi_agent_params
+    from sb3_sparse.zoo.study import record_budget
 
     modules = tuple(config.policy_class.sparse_modules) if is_sparse(config.hyperparams) else ()
     buffer_size = config.hyperparams.get("buffer_size", inspect.signature(config.algo_class).parameters["buffer_size"].default)
@@ -707,7 +705,7 @@ def _objective(config: RunConfig, args: argparse.Namespace, n_timesteps: int, se
         sampled = sample_multi_agent_params(trial, buffer_size, modules)
         hyperparams = trial_hyperparams(config.hyperparams, sampled)
         trial.set_user_attr("seed", seed + trial.number)
-        trial.set_user_attr("n_timesteps", n_timesteps)
+        record_budget(trial, n_timesteps=n_timesteps, eval_episodes=args.eval_episodes, sampler=args.sampler, pruner="none")
         env = make_env(config.env_id, config.env_kwargs)
         eval_env = make_env(config.env_id, config.env_kwargs)
         eval_env.reset(seed=seed + 1)  # every trial of this worker is evaluated on the same episodes
