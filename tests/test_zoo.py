@@ -16,8 +16,9 @@ optuna = pytest.importorskip("optuna")
 from sb3_sparse import SparseSAC, SparseTD3, registry  # noqa: E402
 from sb3_sparse.common.buffers import DualReplayBuffer, MultiStepReplayBuffer, find_replay_buffer_class  # noqa: E402
 from sb3_sparse.common.flops import module_sparsity  # noqa: E402
+from sb3_sparse.core.regimes import REGIMES  # noqa: E402
 from sb3_sparse.zoo import ZooError, hyperparams_path, register  # noqa: E402
-from sb3_sparse.zoo.cli import COMMANDS, InferenceLoader, main  # noqa: E402
+from sb3_sparse.zoo.cli import COMMANDS, InferenceLoader, main, usage  # noqa: E402
 from sb3_sparse.zoo.samplers import (  # noqa: E402
     MODULE_PARAMS,
     convert_sparse_params,
@@ -25,7 +26,14 @@ from sb3_sparse.zoo.samplers import (  # noqa: E402
     make_sampler,
     merge_trial_hyperparams,
 )
-from sb3_sparse.zoo.study import best_entry, check_storage, export_best, normalize_storage, python_literal  # noqa: E402
+from sb3_sparse.zoo.study import (  # noqa: E402
+    best_entry,
+    check_storage,
+    export_best,
+    load_study,
+    normalize_storage,
+    python_literal,
+)
 from sb3_sparse.zoo.validation import check_hyperparams, coerce_steps  # noqa: E402
 
 ENVS = [
@@ -711,3 +719,44 @@ def test_python_config_example_is_valid():
     model = SparseSAC(env="Pendulum-v1", buffer_size=10, **entry)
     for config in model.policy.module_configs.values():  # the RigL recipe reached every module
         assert config.regime == "rigl" and config.sparse_layers == ("input", "hidden", "output")
+
+
+USER_REGIME = """
+from sb3_sparse import register_regime
+from sb3_sparse.core.regimes import SET
+
+
+@register_regime
+class HalfSET(SET):
+    name = "half_set"
+"""
+
+
+@pytest.fixture
+def user_regime(tmp_path, monkeypatch):
+    """A module of the user's that registers a regime ``half_set`` when imported (unregistered afterwards)."""
+    (tmp_path / "my_regimes.py").write_text(USER_REGIME)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_regimes"
+    REGIMES.pop("half_set", None)
+    sys.modules.pop("my_regimes", None)
+
+
+def test_a_user_regime_works_from_a_yaml_file_and_tune(user_regime, tmp_path, capsys, monkeypatch):
+    """Registered by an imported module (--gym-packages), a regime trains from a file, is in the help and is tuned."""
+    monkeypatch.chdir(tmp_path)
+    entry = "Pendulum-v1:\n  n_timesteps: 100\n  policy: MlpPolicy\n  learning_starts: 50\n  regime: half_set\n"
+    (tmp_path / "mine.yml").write_text(entry)
+    args = ["--algo", "sparse_sac", "--env", "Pendulum-v1", "-conf", "mine.yml", "--eval-freq", "-1", "--verbose", "0"]
+    assert main(["train", *args]) == 2  # not imported: not registered
+    assert "regime='half_set' is not valid" in capsys.readouterr().err
+    assert main(["train", *args, "--gym-packages", user_regime]) == 0
+    model = SparseSAC.load(tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "Pendulum-v1.zip")
+    assert {config.regime for config in model.policy.module_configs.values()} == {"half_set"}
+    assert "dense, static, set, rigl, gmp, ne, half_set" in usage()
+    assert "half_set" in dst_search_space()["regime"][1]
+    tune = ["-n", "100", "--n-trials", "1", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots"]
+    tune += ["--sampler", "random", "--storage", "s.log", "--study-name", "s", "--gym-packages", user_regime]
+    assert main(["tune", *args, *tune]) == 0
+    trial = load_study("s.log", "s").trials[0]
+    assert "half_set" in trial.distributions["regime"].choices and "half_set" in trial.distributions["actor_regime"].choices
