@@ -92,6 +92,16 @@ def test_config_trains_again_and_runs_are_numbered(trained, tmp_path):
     assert model.batch_size == 4 and model.policy.hidden_dim == 16 and model.num_timesteps >= 50
 
 
+def test_train_and_enjoy_with_a_multi_agent_algo_run_the_marl_verbs(trained, tmp_path, capsys):
+    """``sb3-sparse train --algo qmix`` is ``sb3-sparse marl train --algo qmix`` (and so for enjoy)."""
+    argv = ["--algo", "qmix", "--env", ENV_ID, "-f", str(tmp_path), "-n", "50", "--eval-freq", "0", "--verbose", "0", *TINY]
+    assert main(["train", *argv]) == 0
+    assert QMIX.load(tmp_path / "qmix" / f"{ENV_ID}_1" / f"{ENV_ID}.zip", device="cpu").num_timesteps >= 50
+    capsys.readouterr()
+    assert main(["enjoy", "--algo", "qmix", "--env", ENV_ID, "-f", str(trained), "-n", "1"]) == 0
+    assert "Mean return: " in capsys.readouterr().out
+
+
 def test_recipe_mast_trains_a_sparse_model(tmp_path):
     assert train(tmp_path, "--recipe", "mast", "-n", "100", "--eval-freq", "0", "--seed", "0", *TINY, algo="vdn") == 0
     run = tmp_path / "vdn" / f"{ENV_ID}_1"

@@ -490,6 +490,15 @@ def test_plot_run_of_a_dense_run_says_why_sparsity_is_missing(tmp_path, capsys, 
     assert notes[1].startswith("no plasticity.csv in") and all(ax.texts for ax in fig.axes[3:])
 
 
+def test_help_shows_the_arguments_of_best(capsys):
+    assert main(["--help"]) == 0
+    usage_line = "sb3-sparse best --algo ALGO --env ENV --storage FILE_OR_URL --study-name NAME [-conf FILE] [-o FILE]"
+    assert usage_line in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["best", "--help"])
+    assert capsys.readouterr().out.startswith("usage: sb3-sparse best [-h] --algo ALGO --env ENV --storage FILE_OR_URL")
+
+
 def test_cli_version(capsys):
     from sb3_sparse import __version__
 
