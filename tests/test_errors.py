@@ -362,8 +362,8 @@ def test_per_module_overrides():
 # The sb3-sparse command: every build-time mistake is one line on stderr, exit status 2, and nothing on disk.
 
 BAD_YAML = "Pendulum-v1: [1, 2\n"
-SAC = ["--algo", "sparse_sac", "--env", "Pendulum-v1", "-n", "100", "--eval-freq", "-1"]
-QMIX = ["--algo", "qmix", "--env", "simple_spread_v3", "-n", "50"]
+SAC_ARGS = ["--algo", "sparse_sac", "--env", "Pendulum-v1", "-n", "100", "--eval-freq", "-1"]
+QMIX_ARGS = ["--algo", "qmix", "--env", "simple_spread_v3", "-n", "50"]
 STUDY = ["--storage", "study.log", "--study-name", "s"]
 
 # (command line, the start of the message after "error: ", what the message must also hold)
@@ -373,29 +373,29 @@ BAD_COMMANDS: list[tuple[list[str], str, str]] = [
     (["tune", "--algo", "qmx", "--env", "simple_spread_v3"], "sb3-sparse tune: error: ", "did you mean 'qmix'?"),
     (["train", "--algo", "sparse_sac", "--env", "Pendulm-v1"], "sb3-sparse train: error: ", "did you mean 'Pendulum-v1'?"),
     (["enjoy", "--algo", "sparse_sac", "--env", "Pendulm-v1"], "sb3-sparse enjoy: error: ", "unknown env id"),
-    (["train", *SAC, "--gym-packages", "no_such_package"], "sb3-sparse train: error: ", "cannot be imported"),
-    (["train", *SAC, "-conf", "bad.yml"], "sb3-sparse train: error: ", "bad.yml is not valid YAML"),
-    (["train", *SAC, "-params", "sparsty:0.5"], "sb3-sparse train: error: ", "did you mean 'sparsity'?"),
-    (["train", *SAC, "-params", "learning_rate:-1", "regime:'rigel'"], "sb3-sparse train: error: ", "did you mean 'rigl'?"),
+    (["train", *SAC_ARGS, "--gym-packages", "no_such_package"], "sb3-sparse train: error: ", "cannot be imported"),
+    (["train", *SAC_ARGS, "-conf", "bad.yml"], "sb3-sparse train: error: ", "bad.yml is not valid YAML"),
+    (["train", *SAC_ARGS, "-params", "sparsty:0.5"], "sb3-sparse train: error: ", "did you mean 'sparsity'?"),
+    (["train", *SAC_ARGS, "-params", "regime:'rigel'"], "sb3-sparse train: error: ", "did you mean 'rigl'?"),
     (
-        ["train", *SAC, "-params", "modules:dict(actor=dict(sparsty=0.5))"],
+        ["train", *SAC_ARGS, "-params", "modules:dict(actor=dict(sparsty=0.5))"],
         "sb3-sparse train: error: ",
         "'sparsty' is not a DST setting; did you mean 'sparsity'?",
     ),
-    (["train", *SAC, "--bogus"], "sb3-sparse train: error: unrecognized arguments: --bogus", ""),
-    (["tune", *SAC, *STUDY, "-params", "sparsty:0.5"], "sb3-sparse tune: error: ", "did you mean 'sparsity'?"),
-    (["tune", *SAC, *STUDY, "-conf", "bad.yml"], "sb3-sparse tune: error: ", "is not valid YAML"),
+    (["train", *SAC_ARGS, "--bogus"], "sb3-sparse train: error: unrecognized arguments: --bogus", ""),
+    (["tune", *SAC_ARGS, *STUDY, "-params", "sparsty:0.5"], "sb3-sparse tune: error: ", "did you mean 'sparsity'?"),
+    (["tune", *SAC_ARGS, *STUDY, "-conf", "bad.yml"], "sb3-sparse tune: error: ", "is not valid YAML"),
     (["best", "--algo", "sparse_sac"], "sb3-sparse best: error: the following arguments are required: --env", ""),
     (["marl", "train", "--algo", "qmx", "--env", "simple_spread_v3"], "sb3-sparse marl train: error: ", "'qmix'"),
     (["train", "--algo", "qmix", "--env", "nowhere_v3"], "sb3-sparse train: error: --env 'nowhere_v3'", ""),
-    (["train", *QMIX, "-params", "regime:rigel"], "sb3-sparse train: error: ", "did you mean 'rigl'?"),
+    (["train", *QMIX_ARGS, "-params", "regime:rigel"], "sb3-sparse train: error: ", "did you mean 'rigl'?"),
     (
-        ["marl", "train", *QMIX, "-params", "modules:dict(agent=dict(sparsty=0.5))"],
+        ["marl", "train", *QMIX_ARGS, "-params", "modules:dict(agent=dict(sparsty=0.5))"],
         "sb3-sparse marl train: error: ",
         "'sparsty' is not a DST setting; did you mean 'sparsity'?",
     ),
-    (["marl", "tune", *QMIX, *STUDY, "-conf", "bad.yml"], "sb3-sparse marl tune: error: ", "is not valid YAML"),
-    (["marl", "tune", *QMIX, *STUDY, "-params", "sparsty:0.5"], "sb3-sparse marl tune: error: ", "'sparsity'?"),
+    (["marl", "tune", *QMIX_ARGS, *STUDY, "-conf", "bad.yml"], "sb3-sparse marl tune: error: ", "is not valid YAML"),
+    (["marl", "tune", *QMIX_ARGS, *STUDY, "-params", "sparsty:0.5"], "sb3-sparse marl tune: error: ", "'sparsity'?"),
 ]
 
 

@@ -701,6 +701,26 @@ def test_cli_bad_yaml_value_is_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "logs" / "sparse_sac").exists() or not any((tmp_path / "logs" / "sparse_sac").iterdir())
 
 
+def test_env_ids_registered_by_rl_zoo3_and_gym_packages_pass_the_check(tmp_path, monkeypatch):
+    from sb3_sparse.zoo.cli import check_zoo_arguments, zoo_arguments
+
+    register()
+    check_zoo_arguments(zoo_arguments(["--algo", "sparse_sac", "--env", "PendulumNoVel-v1"]))  # rl-zoo3's own
+    (tmp_path / "my_envs.py").write_text(
+        "import gymnasium as gym\n\ngym.register('MyPendulum-v0', entry_point='gymnasium.envs.classic_control:PendulumEnv')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ZooError, match="unknown env id --env 'MyPendulum-v0'"):
+        check_zoo_arguments(zoo_arguments(["--env", "MyPendulum-v0"]))
+    try:
+        check_zoo_arguments(zoo_arguments(["--env", "MyPendulum-v0", "--gym-packages", "my_envs"]))
+    finally:
+        import gymnasium as gym
+
+        gym.envs.registry.pop("MyPendulum-v0", None)
+        sys.modules.pop("my_envs", None)
+
+
 def test_cli_unknown_algo_and_command(capsys):
     assert main(["train", "--algo", "sparse_ppo", "--env", "Pendulum-v1"]) == 2
     assert capsys.readouterr().err == (

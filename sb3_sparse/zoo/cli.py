@@ -115,8 +115,10 @@ def zoo_arguments(argv: Sequence[str]) -> argparse.Namespace:
 def check_zoo_arguments(args: argparse.Namespace) -> None:
     """Check ``--algo`` and ``--env`` before rl-zoo3 runs: a did-you-mean :class:`ZooError` instead of its traceback.
 
-    The ``--gym-packages`` are imported first (as rl-zoo3 does), so the envs and regimes they register count.
+    The ``--gym-packages`` are imported first (as rl-zoo3 does), so the envs and regimes they register count, and
+    so are the envs rl-zoo3 registers itself (``PendulumNoVel-v1``, ...).
     """
+    import rl_zoo3.import_envs  # noqa: F401
     from rl_zoo3.utils import ALGOS
 
     if args.algo is not None and args.algo not in ALGOS:
@@ -140,17 +142,10 @@ def multi_agent(argv: Sequence[str]) -> bool:
     return zoo_arguments(argv).algo in MULTI_AGENT_ALGORITHMS
 
 
-def run_marl(command: str, argv: Sequence[str]) -> int:
-    """``sb3-sparse marl <command> ...``."""
-    from sb3_sparse.zoo.marl import main as marl_main
-
-    return marl_main([command, *argv])
-
-
 def train(argv: Sequence[str]) -> int:
     """``sb3-sparse train``: rl-zoo3's train, with our algorithms and experiment manager."""
     if multi_agent(argv):
-        return run_marl("train", argv)
+        return marl(["train", *argv])
     return _train("sb3-sparse train", argv)
 
 
@@ -170,7 +165,7 @@ def _train(prog: str, argv: Sequence[str]) -> int:
 def tune(argv: Sequence[str]) -> int:
     """``sb3-sparse tune``: ``train --optimize-hyperparameters`` (all of rl-zoo3's Optuna flags apply)."""
     if multi_agent(argv):
-        return run_marl("tune", argv)
+        return marl(["tune", *argv])
     argv = list(argv)
     if not {"-optimize", "--optimize-hyperparameters"} & set(argv):
         argv.append("--optimize-hyperparameters")
@@ -229,7 +224,7 @@ def _register_for_inference(argv: Sequence[str]) -> None:
 def enjoy(argv: Sequence[str]) -> int:
     """``sb3-sparse enjoy``: rl-zoo3's enjoy, loading sparse agents without a full replay buffer."""
     if multi_agent(argv):
-        return run_marl("enjoy", argv)
+        return marl(["enjoy", *argv])
     _register_for_inference(argv)
     import rl_zoo3.enjoy
 
