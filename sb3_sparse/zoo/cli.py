@@ -121,6 +121,8 @@ def check_zoo_arguments(args: argparse.Namespace) -> None:
     import rl_zoo3.import_envs  # noqa: F401
     from rl_zoo3.utils import ALGOS
 
+    if args.algo in MULTI_AGENT_ALGORITHMS:
+        raise ZooError(f"--algo {args.algo!r} is a multi-agent learner: it has the verbs 'sb3-sparse marl train|enjoy|tune'")
     if args.algo is not None and args.algo not in ALGOS:
         names = [*ALGOS, *MULTI_AGENT_ALGORITHMS]
         raise ZooError(f"unknown algorithm --algo {args.algo!r}{did_you_mean(args.algo, names)} (see 'sb3-sparse -h')")
@@ -301,6 +303,7 @@ def best(argv: Sequence[str]) -> int:
     """``sb3-sparse best``: the best trial of a (shared) study as a hyperparameter-file entry."""
     args = best_parser().parse_args(argv)
     register()
+    check_zoo_arguments(argparse.Namespace(algo=args.algo, env=None, gym_packages=[]))
     from sb3_sparse.zoo.study import export_best, load_study
 
     base = _yaml_entry(args.conf_file, args.algo, args.env)
