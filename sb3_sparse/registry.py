@@ -14,7 +14,8 @@ from typing import Any
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 
 
-def _import(path: str) -> Any:
+def import_path(path: str) -> Any:
+    """The object at a dotted path (``"stable_baselines3.SAC"``), its module imported on first use."""
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
@@ -39,15 +40,17 @@ class AlgorithmEntry:
 
     @property
     def sparse_class(self) -> type[Any]:
-        return _import(self.sparse)
+        return import_path(self.sparse)
 
     @property
     def dense_class(self) -> type[Any]:
-        return _import(self.dense)
+        return import_path(self.dense)
 
     def dense_policy(self, policy: Any) -> Any:
         """``policy`` for the dense class: the dense counterpart of an alias it lacks (``"SimbaPolicy"``), else unchanged."""
-        return _import(self.dense_policies[policy]) if isinstance(policy, str) and policy in self.dense_policies else policy
+        return (
+            import_path(self.dense_policies[policy]) if isinstance(policy, str) and policy in self.dense_policies else policy
+        )
 
     @property
     def modules(self) -> tuple[str, ...]:

@@ -356,3 +356,61 @@ def test_per_module_overrides():
     assert model.dst_config["modules"] == {"actor": {"regime": "static", "sparsity": 0.9}, "critic": {"drop_fraction": 0.3}}
     assert model.dst_config["sparsity"] == 0.6
     assert "dst_config" not in model.policy_kwargs
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The sb3-sparse command: every build-time mistake is one line on stderr, exit status 2, and nothing on disk.
+
+BAD_YAML = "Pendulum-v1: [1, 2\n"
+SAC_ARGS = ["--algo", "sparse_sac", "--env", "Pendulum-v1", "-n", "100", "--eval-freq", "-1"]
+QMIX_ARGS = ["--algo", "qmix", "--env", "simple_spread_v3", "-n", "50"]
+STUDY = ["--storage", "study.log", "--study-name", "s"]
+
+# (command line, the start of the message after "error: ", what the message must also hold)
+BAD_COMMANDS: list[tuple[list[str], str, str]] = [
+    (["trian"], "sb3-sparse: error: command='trian' is not valid (did you mean 'train'?)", "choose one of"),
+    (["train", "--algo", "sparse_sca", "--env", "Pendulum-v1"], "sb3-sparse train: error: ", "did you mean 'sparse_sac'?"),
+    (["tune", "--algo", "qmx", "--env", "simple_spread_v3"], "sb3-sparse tune: error: ", "did you mean 'qmix'?"),
+    (["train", "--algo", "sparse_sac", "--env", "Pendulm-v1"], "sb3-sparse train: error: ", "did you mean 'Pendulum-v1'?"),
+    (["enjoy", "--algo", "sparse_sac", "--env", "Pendulm-v1"], "sb3-sparse enjoy: error: ", "unknown env id"),
+    (["train", *SAC_ARGS, "--gym-packages", "no_such_package"], "sb3-sparse train: error: ", "cannot be imported"),
+    (["train", *SAC_ARGS, "-conf", "bad.yml"], "sb3-sparse train: error: ", "bad.yml is not valid YAML"),
+    (["train", *SAC_ARGS, "-params", "sparsty:0.5"], "sb3-sparse train: error: ", "did you mean 'sparsity'?"),
+    (["train", *SAC_ARGS, "-params", "regime:'rigel'"], "sb3-sparse train: error: ", "did you mean 'rigl'?"),
+    (
+        ["train", *SAC_ARGS, "-params", "modules:dict(actor=dict(sparsty=0.5))"],
+        "sb3-sparse train: error: ",
+        "'sparsty' is not a DST setting; did you mean 'sparsity'?",
+    ),
+    (["train", *SAC_ARGS, "--bogus"], "sb3-sparse train: error: unrecognized arguments: --bogus", ""),
+    (["tune", *SAC_ARGS, *STUDY, "-params", "sparsty:0.5"], "sb3-sparse tune: error: ", "did you mean 'sparsity'?"),
+    (["tune", *SAC_ARGS, *STUDY, "-conf", "bad.yml"], "sb3-sparse tune: error: ", "is not valid YAML"),
+    (["best", "--algo", "sparse_sac"], "sb3-sparse best: error: the following arguments are required: --env", ""),
+    (["best", "--algo", "sparse_sca", "--env", "E", *STUDY], "sb3-sparse best: error: ", "did you mean 'sparse_sac'?"),
+    (["best", "--algo", "qmix", "--env", "E", *STUDY], "sb3-sparse best: error: ", "marl train|enjoy|tune"),
+    (["record-video", "--algo", "vdn", "--env", "E"], "sb3-sparse record-video: error: ", "is a multi-agent learner"),
+    (["marl", "train", "--algo", "qmx", "--env", "simple_spread_v3"], "sb3-sparse marl train: error: ", "'qmix'"),
+    (["train", "--algo", "qmix", "--env", "nowhere_v3"], "sb3-sparse train: error: --env 'nowhere_v3'", ""),
+    (["train", *QMIX_ARGS, "-params", "regime:rigel"], "sb3-sparse train: error: ", "did you mean 'rigl'?"),
+    (
+        ["marl", "train", *QMIX_ARGS, "-params", "modules:dict(agent=dict(sparsty=0.5))"],
+        "sb3-sparse marl train: error: ",
+        "'sparsty' is not a DST setting; did you mean 'sparsity'?",
+    ),
+    (["marl", "tune", *QMIX_ARGS, *STUDY, "-conf", "bad.yml"], "sb3-sparse marl tune: error: ", "is not valid YAML"),
+    (["marl", "tune", *QMIX_ARGS, *STUDY, "-params", "sparsty:0.5"], "sb3-sparse marl tune: error: ", "'sparsity'?"),
+]
+
+
+@pytest.mark.parametrize(("argv", "start", "holds"), BAD_COMMANDS, ids=lambda value: " ".join(value[:4]))
+def test_command_mistakes_are_one_line_and_leave_nothing(argv, start, holds, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("rl_zoo3")
+    from sb3_sparse.zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SB3_SPARSE_TRACEBACK", raising=False)
+    (tmp_path / "bad.yml").write_text(BAD_YAML)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(start) and holds in err, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.yml"]  # no log folder, run folder or study

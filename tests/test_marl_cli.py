@@ -14,8 +14,8 @@ pytest.importorskip("mpe2")
 
 from sb3_sparse import flops_report
 from sb3_sparse.marl import QMIX, VDN
-from sb3_sparse.marl.cli import parse_value
 from sb3_sparse.zoo.cli import main
+from sb3_sparse.zoo.marl import parse_value
 
 ENV_ID = "simple_spread_v3"
 #: a tiny learner: 4-episode batches from a 16-episode buffer, narrow networks
@@ -90,6 +90,16 @@ def test_config_trains_again_and_runs_are_numbered(trained, tmp_path):
     assert sorted(path.name for path in (tmp_path / "qmix").iterdir()) == [f"{ENV_ID}_1", f"{ENV_ID}_2"]
     model = QMIX.load(tmp_path / "qmix" / f"{ENV_ID}_2" / f"{ENV_ID}.zip", device="cpu")
     assert model.batch_size == 4 and model.policy.hidden_dim == 16 and model.num_timesteps >= 50
+
+
+def test_train_and_enjoy_with_a_multi_agent_algo_run_the_marl_verbs(trained, tmp_path, capsys):
+    """``sb3-sparse train --algo qmix`` is ``sb3-sparse marl train --algo qmix`` (and so for enjoy)."""
+    argv = ["--algo", "qmix", "--env", ENV_ID, "-f", str(tmp_path), "-n", "50", "--eval-freq", "0", "--verbose", "0", *TINY]
+    assert main(["train", *argv]) == 0
+    assert QMIX.load(tmp_path / "qmix" / f"{ENV_ID}_1" / f"{ENV_ID}.zip", device="cpu").num_timesteps >= 50
+    capsys.readouterr()
+    assert main(["enjoy", "--algo", "qmix", "--env", ENV_ID, "-f", str(trained), "-n", "1"]) == 0
+    assert "Mean return: " in capsys.readouterr().out
 
 
 def test_recipe_mast_trains_a_sparse_model(tmp_path):
@@ -206,6 +216,8 @@ def test_tune_shares_a_journal_storage(tmp_path, capsys):
 
     best_file = tmp_path / "logs" / "qmix" / f"best_{ENV_ID}.yml"
     best = load_study(optuna, storage).best_trial
+    budget = "# Tuned at: n_timesteps 250, eval_episodes 2, sampler tpe, pruner none, 2 trials (2 complete)"
+    assert budget in best_file.read_text()
     entry = yaml.safe_load(best_file.read_text())[ENV_ID]
     assert entry["learning_rate"] == best.params["learning_rate"] and entry["regime"] == best.params["regime"]
     assert entry["policy_kwargs"]["hidden_dim"] == best.params["hidden_dim"]

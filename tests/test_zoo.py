@@ -16,16 +16,24 @@ optuna = pytest.importorskip("optuna")
 from sb3_sparse import SparseSAC, SparseTD3, registry  # noqa: E402
 from sb3_sparse.common.buffers import DualReplayBuffer, MultiStepReplayBuffer, find_replay_buffer_class  # noqa: E402
 from sb3_sparse.common.flops import module_sparsity  # noqa: E402
+from sb3_sparse.core.regimes import REGIMES  # noqa: E402
 from sb3_sparse.zoo import ZooError, hyperparams_path, register  # noqa: E402
-from sb3_sparse.zoo.cli import COMMANDS, InferenceLoader, main  # noqa: E402
+from sb3_sparse.zoo.cli import COMMANDS, InferenceLoader, main, usage  # noqa: E402
 from sb3_sparse.zoo.samplers import (  # noqa: E402
-    DST_SEARCH_SPACE,
     MODULE_PARAMS,
     convert_sparse_params,
+    dst_search_space,
     make_sampler,
     merge_trial_hyperparams,
 )
-from sb3_sparse.zoo.study import best_entry, check_storage, export_best, normalize_storage, python_literal  # noqa: E402
+from sb3_sparse.zoo.study import (  # noqa: E402
+    best_entry,
+    check_storage,
+    export_best,
+    load_study,
+    normalize_storage,
+    python_literal,
+)
 from sb3_sparse.zoo.validation import check_hyperparams, coerce_steps  # noqa: E402
 
 ENVS = [
@@ -167,11 +175,12 @@ def test_samplers_tune_dst_knobs_and_build_models(algo, env_id):
     sampler = make_sampler(entry)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     modules = entry.modules
+    space = dst_search_space()
     for _ in range(4):
         trial = study.ask()
         params = sampler(trial, 1, 1, {"using_her_replay_buffer": False, "her_kwargs": {}})
         # the DST knobs, a module's own one (actor_sparsity) under modules, and only for the modules it has
-        assert set(DST_SEARCH_SPACE) - set(MODULE_PARAMS) <= set(params) and not set(MODULE_PARAMS) & set(params)
+        assert set(space) - set(MODULE_PARAMS) <= set(params) and not set(MODULE_PARAMS) & set(params)
         actor_regime = trial.params.get("actor_regime", "same")
         if "actor" in modules:
             own_regime = {} if actor_regime == "same" else {"regime": actor_regime}
@@ -181,7 +190,7 @@ def test_samplers_tune_dst_knobs_and_build_models(algo, env_id):
         if entry.zoo_sampler is not None:
             assert "policy_kwargs" in params and "learning_rate" in params  # rl-zoo3's own search space
         else:  # no rl-zoo3 sampler for the base algorithm (CrossQ): the DST and value knobs only
-            assert set(params) <= set(DST_SEARCH_SPACE) | {"modules", "replay_buffer_class", "replay_buffer_kwargs"}
+            assert set(params) <= set(space) | {"modules", "replay_buffer_class", "replay_buffer_kwargs"}
         # the value knobs: a buffer of the package, its n-step returns, the target operator where there is one
         assert params["replay_buffer_class"] in (MultiStepReplayBuffer, DualReplayBuffer)
         assert params["replay_buffer_kwargs"]["n_steps"] == trial.params["buffer_n_steps"]
@@ -481,6 +490,15 @@ def test_plot_run_of_a_dense_run_says_why_sparsity_is_missing(tmp_path, capsys, 
     assert notes[1].startswith("no plasticity.csv in") and all(ax.texts for ax in fig.axes[3:])
 
 
+def test_help_shows_the_arguments_of_best(capsys):
+    assert main(["--help"]) == 0
+    usage_line = "sb3-sparse best --algo ALGO --env ENV --storage FILE_OR_URL --study-name NAME [-conf FILE] [-o FILE]"
+    assert usage_line in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["best", "--help"])
+    assert capsys.readouterr().out.startswith("usage: sb3-sparse best [-h] --algo ALGO --env ENV --storage FILE_OR_URL")
+
+
 def test_cli_version(capsys):
     from sb3_sparse import __version__
 
@@ -683,13 +701,33 @@ def test_cli_bad_yaml_value_is_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "logs" / "sparse_sac").exists() or not any((tmp_path / "logs" / "sparse_sac").iterdir())
 
 
+def test_env_ids_registered_by_rl_zoo3_and_gym_packages_pass_the_check(tmp_path, monkeypatch):
+    from sb3_sparse.zoo.cli import check_zoo_arguments, zoo_arguments
+
+    register()
+    check_zoo_arguments(zoo_arguments(["--algo", "sparse_sac", "--env", "PendulumNoVel-v1"]))  # rl-zoo3's own
+    (tmp_path / "my_envs.py").write_text(
+        "import gymnasium as gym\n\ngym.register('MyPendulum-v0', entry_point='gymnasium.envs.classic_control:PendulumEnv')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ZooError, match="unknown env id --env 'MyPendulum-v0'"):
+        check_zoo_arguments(zoo_arguments(["--env", "MyPendulum-v0"]))
+    try:
+        check_zoo_arguments(zoo_arguments(["--env", "MyPendulum-v0", "--gym-packages", "my_envs"]))
+    finally:
+        import gymnasium as gym
+
+        gym.envs.registry.pop("MyPendulum-v0", None)
+        sys.modules.pop("my_envs", None)
+
+
 def test_cli_unknown_algo_and_command(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--algo", "sparse_ppo", "--env", "Pendulum-v1"])
-    assert exit_info.value.code == 2
-    assert "argument --algo: invalid choice: 'sparse_ppo'" in capsys.readouterr().err
+    assert main(["train", "--algo", "sparse_ppo", "--env", "Pendulum-v1"]) == 2
+    assert capsys.readouterr().err == (
+        "sb3-sparse train: error: unknown algorithm --algo 'sparse_ppo'; did you mean 'sparse_tqc'? (see 'sb3-sparse -h')\n"
+    )
     assert main(["fly"]) == 2
-    assert "unknown command 'fly'" in capsys.readouterr().err
+    assert "command='fly' is not valid; choose one of 'train', 'tune'" in capsys.readouterr().err
     assert main(["plot", "pie"]) == 2
     assert main(["enjoy", "--algo", "sparse_sac", "--env", "Pendulum-v1", "-f", "nowhere", "--no-render"]) == 2
     assert "sb3-sparse enjoy: error: The nowhere/sparse_sac folder was not found" in capsys.readouterr().err
@@ -710,3 +748,44 @@ def test_python_config_example_is_valid():
     model = SparseSAC(env="Pendulum-v1", buffer_size=10, **entry)
     for config in model.policy.module_configs.values():  # the RigL recipe reached every module
         assert config.regime == "rigl" and config.sparse_layers == ("input", "hidden", "output")
+
+
+USER_REGIME = """
+from sb3_sparse import register_regime
+from sb3_sparse.core.regimes import SET
+
+
+@register_regime
+class HalfSET(SET):
+    name = "half_set"
+"""
+
+
+@pytest.fixture
+def user_regime(tmp_path, monkeypatch):
+    """A module of the user's that registers a regime ``half_set`` when imported (unregistered afterwards)."""
+    (tmp_path / "my_regimes.py").write_text(USER_REGIME)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_regimes"
+    REGIMES.pop("half_set", None)
+    sys.modules.pop("my_regimes", None)
+
+
+def test_a_user_regime_works_from_a_yaml_file_and_tune(user_regime, tmp_path, capsys, monkeypatch):
+    """Registered by an imported module (--gym-packages), a regime trains from a file, is in the help and is tuned."""
+    monkeypatch.chdir(tmp_path)
+    entry = "Pendulum-v1:\n  n_timesteps: 100\n  policy: MlpPolicy\n  learning_starts: 50\n  regime: half_set\n"
+    (tmp_path / "mine.yml").write_text(entry)
+    args = ["--algo", "sparse_sac", "--env", "Pendulum-v1", "-conf", "mine.yml", "--eval-freq", "-1", "--verbose", "0"]
+    assert main(["train", *args]) == 2  # not imported: not registered
+    assert "regime='half_set' is not valid" in capsys.readouterr().err
+    assert main(["train", *args, "--gym-packages", user_regime]) == 0
+    model = SparseSAC.load(tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "Pendulum-v1.zip")
+    assert {config.regime for config in model.policy.module_configs.values()} == {"half_set"}
+    assert "dense, static, set, rigl, gmp, ne, half_set" in usage()
+    assert "half_set" in dst_search_space()["regime"][1]
+    tune = ["-n", "100", "--n-trials", "1", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots"]
+    tune += ["--sampler", "random", "--storage", "s.log", "--study-name", "s", "--gym-packages", user_regime]
+    assert main(["tune", *args, *tune]) == 0
+    trial = load_study("s.log", "s").trials[0]
+    assert "half_set" in trial.distributions["regime"].choices and "half_set" in trial.distributions["actor_regime"].choices

@@ -171,6 +171,9 @@ def test_tune_exports_best_trial(tmp_path, monkeypatch):
 
     best_file = tmp_path / "logs" / "sparse_sac" / "best_Pendulum-v1.yml"
     entry = yaml.safe_load(best_file.read_text())["Pendulum-v1"]
+    # the budget it was tuned at, as a comment (rl-zoo3 would pass a key to the constructor)
+    budget = "# Tuned at: n_timesteps 200, n_evaluations 2, eval_episodes 1, sampler random, pruner halving, 3 trials ("
+    assert budget in best_file.read_text()
     assert entry["sparsity"] == study.best_trial.params["sparsity"]
     best = study.best_trial.params
     own_regime = {} if best["actor_regime"] == "same" else {"regime": best["actor_regime"]}
@@ -195,6 +198,7 @@ def test_tune_exports_best_trial(tmp_path, monkeypatch):
     )
     assert result.returncode == 0
     exported = yaml.safe_load((tmp_path / "b.yml").read_text())["Pendulum-v1"]
+    assert budget in (tmp_path / "b.yml").read_text()
     tuned = ("sparsity", "modules", "regime", "drop_fraction", "learning_rate", "policy_kwargs", "gamma")
     assert {key: exported[key] for key in tuned} == {key: entry[key] for key in tuned}
     assert "learning_starts" not in exported  # its base is the shipped entry (the tune run also had -params)

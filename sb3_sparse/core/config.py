@@ -19,8 +19,8 @@ import numpy as np
 
 from sb3_sparse.core.backends import BACKENDS
 from sb3_sparse.core.distributions import DISTRIBUTIONS
+from sb3_sparse.core.names import check_choice, check_unknown
 from sb3_sparse.core.regimes import get_regime
-from sb3_sparse.core.registry import check_choice
 from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES
 
 # Fixed choices, not extension points: the two initial masks are the two the update knows how to draw
@@ -42,15 +42,6 @@ def is_number(value: Any) -> bool:
 def is_integer(value: Any) -> bool:
     """An integer (Python or NumPy), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def check_unknown(where: str, names: Iterable[str], valid: Sequence[str]) -> None:
-    """Raise a ``ValueError`` for the first of ``names`` that is not in ``valid``, suggesting the closest one."""
-    for name in names:
-        if name not in valid:
-            close = difflib.get_close_matches(name, list(valid), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{where}: {name!r} is not a DST setting{hint} (valid: {', '.join(valid)})")
 
 
 def check_sparsity(name: str, value: Any) -> float:

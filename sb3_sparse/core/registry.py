@@ -16,20 +16,12 @@ The registries of the package (``tuple(registry)`` lists the names, in registrat
 - optimizer-state resets: :data:`sb3_sparse.core.optim.STATE_RESETS` (by optimizer class, not by name).
 """
 
-import difflib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar, overload
 
+from sb3_sparse.core.names import check_choice
+
 T = TypeVar("T")
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    """Raise a ``ValueError`` naming ``name`` unless ``value`` is one of ``choices`` (with a did-you-mean hint)."""
-    if isinstance(value, str) and value in choices:
-        return
-    close = difflib.get_close_matches(value, list(choices), n=1) if isinstance(value, str) else []
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"{name}={value!r} is not valid{hint}; choose one of {', '.join(map(repr, choices))}")
 
 
 def summary(obj: Any) -> str:

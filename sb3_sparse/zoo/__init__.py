@@ -2,15 +2,20 @@
 
 rl-zoo3 has no plugin hook, so :func:`register` adds our algorithms to its registries
 (``rl_zoo3.utils.ALGOS``, ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` and ``HYPERPARAMS_CONVERTER``);
-the ``sb3-sparse`` command (:mod:`sb3_sparse.zoo.cli`) then hands over to rl-zoo3's own entry points.
+the ``sb3-sparse`` command (:mod:`sb3_sparse.zoo.cli`) then hands over to rl-zoo3's own entry points, and
+runs the multi-agent learners itself (:mod:`sb3_sparse.zoo.marl`). This module holds what the commands share:
+:class:`ZooError`, :class:`CommandParser`, the hyperparameter-file reader and the run-folder numbering.
 rl-zoo3 is imported lazily: ``import sb3_sparse`` works without the ``zoo`` extra.
 """
 
+import argparse
+import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sb3_sparse import registry
+from sb3_sparse.core.names import did_you_mean
 
 #: Folder of the hyperparameter files shipped with the package (``<algo>.yml``).
 HYPERPARAMS_DIR = registry.HYPERPARAMS_DIR
@@ -20,6 +25,46 @@ ZOO_INSTALL_HINT = 'the rl-zoo3 integration needs the zoo extra: pip install "sb
 
 class ZooError(Exception):
     """A user error (bad hyperparameter file, unknown option) reported in one line by the CLI."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are a :class:`ZooError` (one line, exit status 2) instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ZooError(f"{message} (see '{self.prog} -h')")
+
+
+def read_entries(path: str) -> dict[str, Any]:
+    """The entries (env id -> hyperparameters) of a YAML hyperparameter file; its mistakes as :class:`ZooError`."""
+    import yaml
+
+    if not path.endswith((".yml", ".yaml")):
+        raise ZooError(f"hyperparameter file {path!r} is not a YAML file (.yml or .yaml)")
+    if not os.path.isfile(path):
+        raise ZooError(f"hyperparameter file {path!r} not found")
+    try:
+        with open(path) as file:
+            entries = yaml.safe_load(file) or {}
+    except yaml.YAMLError as error:
+        raise ZooError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(entries, dict):
+        raise ZooError(f"{path} must map env ids to entries of hyperparameters")
+    return entries
+
+
+def read_entry(path: str, env_id: str) -> tuple[str, dict[str, Any]]:
+    """The entry for ``env_id`` (else ``default``) of a YAML hyperparameter file, and its key.
+
+    :raises ZooError: if the file is missing or not valid, or has neither entry
+    """
+    entries = read_entries(path)
+    key = env_id if env_id in entries else "default" if "default" in entries else None
+    if key is None:
+        raise ZooError(f"{path} has no entry for {env_id!r} and no 'default' entry{did_you_mean(env_id, entries)}")
+    entry = entries[key] or {}
+    if not isinstance(entry, dict):
+        raise ZooError(f"entry {key!r} of {path} must be a mapping of hyperparameters")
+    return key, dict(entry)
 
 
 def algorithm_class(algo: str) -> type[Any]:
@@ -70,4 +115,15 @@ def register() -> None:
         converters[algo] = convert_sparse_params
 
 
-__all__ = ["HYPERPARAMS_DIR", "ZooError", "algorithm_class", "hyperparams_path", "is_sparse_algo", "register", "run_ids"]
+__all__ = [
+    "HYPERPARAMS_DIR",
+    "CommandParser",
+    "ZooError",
+    "algorithm_class",
+    "hyperparams_path",
+    "is_sparse_algo",
+    "read_entries",
+    "read_entry",
+    "register",
+    "run_ids",
+]

@@ -43,7 +43,15 @@ from sb3_sparse.common.buffers import ReplayBufferCallback, find_replay_buffer_c
 from sb3_sparse.zoo import ZooError, algorithm_class, hyperparams_path, is_sparse_algo
 from sb3_sparse.zoo.callbacks import SparsityLogCallback
 from sb3_sparse.zoo.samplers import merge_trial_hyperparams
-from sb3_sparse.zoo.study import check_storage, export_best, load_study, normalize_storage, prepare_study, python_literal
+from sb3_sparse.zoo.study import (
+    check_storage,
+    export_best,
+    load_study,
+    normalize_storage,
+    prepare_study,
+    python_literal,
+    record_budget,
+)
 from sb3_sparse.zoo.validation import check_hyperparams, coerce_steps
 
 
@@ -194,6 +202,8 @@ class SparseExperimentManager(ExperimentManager):
     def objective(self, trial: optuna.Trial) -> float:
         if not self.sparse:
             return super().objective(trial)
+        budget = {"n_evaluations": self.n_evaluations, "eval_episodes": self.n_eval_episodes}
+        record_budget(trial, n_timesteps=self.n_timesteps, sampler=self.sampler, pruner=self.pruner, **budget)
         try:
             return super().objective(trial)
         except ValueError as error:

@@ -1,4 +1,4 @@
-"""Optuna samplers for the sparse algorithms: rl-zoo3's search space of the base algorithm plus the DST knobs.
+"""Optuna samplers: rl-zoo3's search space of the base algorithm plus the DST knobs, and the multi-agent learners'.
 
 The usual hyperparameters are sampled by rl-zoo3's own samplers (same names, same ranges), so studies
 of dense and sparse agents compare directly. The DST knobs are sampled under their constructor names;
@@ -6,6 +6,9 @@ of dense and sparse agents compare directly. The DST knobs are sampled under the
 trial's parameters are (after :func:`convert_sparse_params`) keyword arguments of the algorithm.
 The value-learning knobs (:data:`VALUE_SEARCH_SPACE`: replay buffer, n-step returns, target operator)
 become ``replay_buffer_class`` / ``replay_buffer_kwargs`` and the algorithm's own arguments.
+The choices of regime, sparsity distribution and drop-fraction schedule are read from their registries when a
+trial is sampled, so a regime registered by the user (:func:`sb3_sparse.register_regime`) is tuned too.
+The multi-agent learners (QMIX, VDN) are sampled from :data:`MULTI_AGENT_SEARCH_SPACE` with the same machinery.
 """
 
 import inspect
@@ -16,25 +19,36 @@ import optuna
 
 from sb3_sparse.common.algorithm import DST_ARGUMENTS
 from sb3_sparse.common.buffers import REPLAY_BUFFERS
-from sb3_sparse.registry import AlgorithmEntry, _import
+from sb3_sparse.core.distributions import DISTRIBUTIONS
+from sb3_sparse.core.regimes import REGIMES, Dense
+from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES
+from sb3_sparse.registry import AlgorithmEntry, import_path
 
-#: The DST search space: name -> ("float", low, high, log) or ("categorical", choices).
-#: ``sparsity`` applies to every module; ``actor_sparsity`` is the actor's own, tuned apart because the
-#: critic usually needs more weights (Graesser et al. 2022; RLx2).
-DST_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
-    # the three transitions: sparse-to-sparse (set, rigl, static), dense-to-sparse (gmp), sparse-to-dense (ne)
-    "regime": ("categorical", ["set", "rigl", "static", "gmp", "ne"]),
-    # the actor's own regime ("same": the flat regime), e.g. a static actor with a dynamic critic (MST)
-    "actor_regime": ("categorical", ["same", "dense", "static", "set", "rigl", "gmp", "ne"]),
-    "sparsity": ("float", 0.2, 0.95, False),
-    "actor_sparsity": ("float", 0.2, 0.95, False),
-    # ERK is Erdos-Renyi made feasible (a layer that would need density > 1 becomes dense and the rest
-    # is redistributed): plain "erdos_renyi" would only add trials that fail on small inputs (Pendulum).
-    "sparsity_distribution": ("categorical", ["uniform", "erk"]),
-    "topology_update_interval": ("categorical", [250, 500, 1000, 2000, 5000, 10000]),
-    "drop_fraction": ("float", 0.01, 0.5, True),
-    "drop_fraction_schedule": ("categorical", ["constant", "cosine"]),
-}
+#: Distributions left out of the search: plain Erdos-Renyi would only add trials that fail on small inputs
+#: (Pendulum); ERK is Erdos-Renyi made feasible (a layer that would need density > 1 becomes dense).
+UNTUNED_DISTRIBUTIONS = ("erdos_renyi",)
+
+
+def dst_search_space() -> dict[str, tuple[Any, ...]]:
+    """The DST search space: name -> ("float", low, high, log) or ("categorical", choices).
+
+    The regimes, distributions and drop-fraction schedules are those registered now. ``sparsity`` applies to
+    every module; ``actor_sparsity`` is the actor's own, tuned apart because the critic usually needs more
+    weights (Graesser et al. 2022; RLx2); ``actor_regime`` ``"same"`` keeps the flat regime.
+    """
+    sparse_regimes = [name for name, regime in REGIMES.items() if not issubclass(regime, Dense)]
+    return {
+        "regime": ("categorical", sparse_regimes),
+        # the actor's own regime, e.g. a static actor with a dynamic critic (MST)
+        "actor_regime": ("categorical", [SAME, *REGIMES]),
+        "sparsity": ("float", 0.2, 0.95, False),
+        "actor_sparsity": ("float", 0.2, 0.95, False),
+        "sparsity_distribution": ("categorical", [name for name in DISTRIBUTIONS if name not in UNTUNED_DISTRIBUTIONS]),
+        "topology_update_interval": ("categorical", [250, 500, 1000, 2000, 5000, 10000]),
+        "drop_fraction": ("float", 0.01, 0.5, True),
+        "drop_fraction_schedule": ("categorical", list(DROP_FRACTION_SCHEDULES)),
+    }
+
 
 #: Trial parameters that are one module's setting: name -> (module, setting).
 MODULE_PARAMS = {"actor_sparsity": ("actor", "sparsity"), "actor_regime": ("actor", "regime")}
@@ -58,21 +72,22 @@ Sampler = Callable[[optuna.Trial, int, int, dict], dict[str, Any]]
 
 
 def sample_dst_params(trial: optuna.Trial, modules: tuple[str, ...] = ("actor", "critic")) -> dict[str, Any]:
-    """Sample the DST knobs of :data:`DST_SEARCH_SPACE` (those that apply to ``modules``).
+    """Sample the DST knobs of :func:`dst_search_space` (those that apply to ``modules``).
 
     :param trial: the Optuna trial
     :param modules: the algorithm's DST modules
     :return: DST constructor arguments
     """
     params: dict[str, Any] = {}
-    for name, spec in DST_SEARCH_SPACE.items():
+    for name, spec in dst_search_space().items():
         if name in MODULE_PARAMS and MODULE_PARAMS[name][0] not in modules:
             continue
-        params[name] = _suggest(trial, name, spec)
+        params[name] = suggest(trial, name, spec)
     return module_params_to_kwargs(params)
 
 
-def _suggest(trial: optuna.Trial, name: str, spec: tuple[Any, ...]) -> Any:
+def suggest(trial: optuna.Trial, name: str, spec: tuple[Any, ...]) -> Any:
+    """Sample ``name`` from ``spec``: ``("float", low, high, log)`` or ``("categorical", choices)``."""
     if spec[0] == "float":
         return trial.suggest_float(name, spec[1], spec[2], log=spec[3])
     return trial.suggest_categorical(name, spec[1])
@@ -86,14 +101,65 @@ def sample_value_params(trial: optuna.Trial, algorithm: type[Any]) -> dict[str, 
     :return: constructor arguments (``replay_buffer_class`` a class)
     """
     space = VALUE_SEARCH_SPACE
-    params = {name: _suggest(trial, name, space[name]) for name in ("replay_buffer", "buffer_n_steps")}
+    params = {name: suggest(trial, name, space[name]) for name in ("replay_buffer", "buffer_n_steps")}
     if params["replay_buffer"] == "dual":
-        params["recent_fraction"] = _suggest(trial, "recent_fraction", space["recent_fraction"])
+        params["recent_fraction"] = suggest(trial, "recent_fraction", space["recent_fraction"])
     if "target_operator" in inspect.signature(algorithm).parameters:
-        params["target_operator"] = _suggest(trial, "target_operator", space["target_operator"])
-        if params["target_operator"] == "soft_mellowmax":
-            params["mellowmax_omega"] = _suggest(trial, "mellowmax_omega", space["mellowmax_omega"])
+        params.update(sample_target_operator(trial))
     return value_params_to_kwargs(params, class_names=False)
+
+
+def sample_target_operator(trial: optuna.Trial) -> dict[str, Any]:
+    """``target_operator`` of :data:`VALUE_SEARCH_SPACE`, and ``mellowmax_omega`` with Soft Mellowmax."""
+    params = {"target_operator": suggest(trial, "target_operator", VALUE_SEARCH_SPACE["target_operator"])}
+    if params["target_operator"] == "soft_mellowmax":
+        params["mellowmax_omega"] = suggest(trial, "mellowmax_omega", VALUE_SEARCH_SPACE["mellowmax_omega"])
+    return params
+
+
+#: The search space of the multi-agent learners (QMIX, VDN), in the same format; they also sample the target
+#: operator (:func:`sample_target_operator`) and, when sparse, the DST knobs. ``batch_size`` choices above the
+#: buffer's size (in episodes) are left out; ``hidden_dim`` goes into ``policy_kwargs``.
+MULTI_AGENT_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
+    "learning_rate": ("float", 5e-5, 5e-3, True),
+    "batch_size": ("categorical", [8, 16, 32, 64, 128]),
+    "target_update_interval": ("categorical", [50, 100, 200, 400, 800]),
+    "hidden_dim": ("categorical", [32, 64, 128, 256]),
+    "td_lambda": ("categorical", [0.0, 0.2, 0.4, 0.6, 0.8]),
+    "n_steps": ("categorical", [1, 3, 5]),
+}
+#: Multi-agent trial parameters that are ``policy_kwargs`` entries.
+MULTI_AGENT_POLICY_PARAMS = ("hidden_dim",)
+
+
+def sample_multi_agent_params(trial: optuna.Trial, buffer_size: int, modules: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A multi-agent trial: :data:`MULTI_AGENT_SEARCH_SPACE`, the target operator, and the DST knobs of ``modules``.
+
+    :param trial: the Optuna trial
+    :param buffer_size: the replay buffer's size in episodes (bounds ``batch_size``)
+    :param modules: the sparse modules of the configuration (none: a dense one, no DST knobs)
+    :return: constructor arguments (``hidden_dim`` in ``policy_kwargs``)
+    """
+    params: dict[str, Any] = {}
+    for name, spec in MULTI_AGENT_SEARCH_SPACE.items():
+        if name == "batch_size":
+            spec = ("categorical", [size for size in spec[1] if size <= buffer_size])
+            if not spec[1]:
+                continue
+        params[name] = suggest(trial, name, spec)
+    params.update(sample_target_operator(trial))
+    if modules:
+        params.update(sample_dst_params(trial, modules))
+    return multi_agent_kwargs(params)
+
+
+def multi_agent_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """Multi-agent trial parameters -> constructor arguments (:data:`MULTI_AGENT_POLICY_PARAMS` into ``policy_kwargs``)."""
+    kwargs = {name: value for name, value in params.items() if name not in MULTI_AGENT_POLICY_PARAMS}
+    policy_kwargs = {name: params[name] for name in MULTI_AGENT_POLICY_PARAMS if name in params}
+    if policy_kwargs:
+        kwargs["policy_kwargs"] = policy_kwargs
+    return kwargs
 
 
 def value_params_to_kwargs(params: dict[str, Any], class_names: bool) -> dict[str, Any]:
@@ -126,7 +192,7 @@ def make_sampler(entry: AlgorithmEntry) -> Sampler:
     """
 
     def sample(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-        base = _import(entry.zoo_sampler)(trial, n_actions, n_envs, additional_args) if entry.zoo_sampler else {}
+        base = import_path(entry.zoo_sampler)(trial, n_actions, n_envs, additional_args) if entry.zoo_sampler else {}
         value = {} if additional_args.get("using_her_replay_buffer") else sample_value_params(trial, entry.sparse_class)
         return {**base, **sample_dst_params(trial, entry.modules), **value}
 

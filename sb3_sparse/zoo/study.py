@@ -9,6 +9,7 @@ import contextlib
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -168,6 +169,33 @@ def best_entry(study: optuna.Study, algo: str, base: dict[str, Any] | None = Non
     return {key: entry[key] for key in sorted(entry)}
 
 
+#: The budget a trial was tuned at, recorded as trial attributes by the tuning commands (:func:`record_budget`).
+BUDGET_KEYS = ("n_timesteps", "n_evaluations", "eval_episodes", "sampler", "pruner")
+
+
+def record_budget(trial: optuna.Trial, **budget: Any) -> None:
+    """Record the budget of ``trial`` (:data:`BUDGET_KEYS`), for the header of the best trial's YAML file."""
+    for key in BUDGET_KEYS:
+        if budget.get(key) is not None:
+            trial.set_user_attr(key, budget[key])
+
+
+def best_header(study: optuna.Study, algo: str, env_id: str) -> str:
+    """YAML comment lines over a best-trial entry: where it comes from and the budget it was tuned at.
+
+    A comment, not keys: rl-zoo3 passes every key of an entry to the constructor.
+    """
+    trial = study.best_trial
+    states = Counter(other.state.name.lower() for other in study.trials)
+    budget = [f"{key} {trial.user_attrs[key]}" for key in BUDGET_KEYS if key in trial.user_attrs]
+    trials = f"{len(study.trials)} trials ({', '.join(f'{count} {state}' for state, count in sorted(states.items()))})"
+    return (
+        f"# Best trial of Optuna study {study.study_name!r} ({algo}, {env_id}): trial {trial.number}, "
+        f"value {trial.value:.6g}, out of {len(study.trials)} trials.\n"
+        f"# Tuned at: {', '.join([*budget, trials])} (a longer run may want other values).\n"
+    )
+
+
 def export_best(study: optuna.Study, algo: str, env_id: str, base: dict[str, Any] | None, output: str | None) -> str:
     """Write (or return) the best trial as ``{env_id: entry}`` YAML, with a comment saying where it comes from.
 
@@ -179,12 +207,7 @@ def export_best(study: optuna.Study, algo: str, env_id: str, base: dict[str, Any
     :return: the YAML text
     """
     entry = best_entry(study, algo, base)
-    trial = study.best_trial
-    header = (
-        f"# Best trial of Optuna study {study.study_name!r} ({algo}, {env_id}): trial {trial.number}, "
-        f"value {trial.value:.6g}, out of {len(study.trials)} trials.\n"
-    )
-    text = header + yaml.safe_dump({env_id: entry}, sort_keys=False, default_flow_style=None)
+    text = best_header(study, algo, env_id) + yaml.safe_dump({env_id: entry}, sort_keys=False, default_flow_style=None)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text)

@@ -4,13 +4,13 @@ Without it a typo (``sparsty: 0.8``) or a bad DST value surfaces as a ``TypeErro
 traceback deep inside rl-zoo3's experiment manager.
 """
 
-import difflib
 import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from sb3_sparse.common.algorithm import DST_ARGUMENTS
 from sb3_sparse.core.config import MODULE_SETTINGS, ModuleConfig, resolve_modules
+from sb3_sparse.core.names import did_you_mean
 from sb3_sparse.zoo import ZooError
 
 #: Keys rl-zoo3 still has in the entry after its own preprocessing (turned into ``action_noise`` later).
@@ -85,8 +85,7 @@ def check_hyperparams(algo_class: type[Any], hyperparams: dict[str, Any], where:
         if key in RENAMED and key not in allowed and RENAMED[key][0] in (None, *module_names):
             raise ZooError(f"{where}: {key!r} is no longer an argument of {algo_class.__name__}: use {RENAMED[key][1]}")
         if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, sorted(allowed))
             raise ZooError(f"{where}: {key!r} is not an argument of {algo_class.__name__}{hint}")
     policy_kwargs = hyperparams.get("policy_kwargs")
     if isinstance(policy_kwargs, dict):

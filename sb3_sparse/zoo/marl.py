@@ -1,7 +1,9 @@
-"""The ``sb3-sparse marl`` command: train, enjoy and tune the multi-agent learners (QMIX, VDN) from hyperparameter files.
+"""The multi-agent verbs of ``sb3-sparse``: train, enjoy and tune QMIX / VDN from hyperparameter files.
 
-rl-zoo3 cannot run them (they are no SB3 ``BaseAlgorithm``: every step moves several agents), so this verb does
-what rl-zoo3's train / enjoy and Optuna search do, with the same flags, file format and run layout::
+rl-zoo3 cannot run them (every step moves several agents), so these verbs do what rl-zoo3's train / enjoy and
+Optuna search do, with the same flags, file format and run layout, on the helpers the single-agent verbs use
+(:mod:`sb3_sparse.zoo`, :mod:`sb3_sparse.zoo.samplers`, :mod:`sb3_sparse.zoo.study`). ``sb3-sparse train --algo
+qmix`` is the same as ``sb3-sparse marl train --algo qmix`` (and so for ``enjoy`` and ``tune``)::
 
     sb3-sparse marl train --algo qmix --env Foraging-8x8-2p-2f-coop-v3 [--recipe mast] [-params key:value ...]
     sb3-sparse marl enjoy --algo qmix --env Foraging-8x8-2p-2f-coop-v3 [--exp-id N] [--load-best]
@@ -21,28 +23,25 @@ the model is built first and the run folder created only then. The command ends 
 
 import argparse
 import ast
-import difflib
 import importlib.util
 import inspect
-import os
 import re
-import sys
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from pprint import pformat
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import yaml
 
 from sb3_sparse import registry
-from sb3_sparse.core.config import MODULE_SETTINGS, check_choice
-from sb3_sparse.zoo import ZooError, run_ids
+from sb3_sparse.core.config import MODULE_SETTINGS
+from sb3_sparse.core.names import check_choice, did_you_mean
+from sb3_sparse.core.regimes import Dense, get_regime
+from sb3_sparse.zoo import CommandParser, ZooError, read_entry, run_ids
 from sb3_sparse.zoo.validation import coerce_steps
-
-SUBCOMMANDS = ("train", "enjoy", "tune")
 
 USAGE = """usage: sb3-sparse marl {{train,enjoy,tune}} [options]
 
@@ -84,13 +83,6 @@ WINDOW_KEYS = ("td_lambda_end", "topology_update_start", "topology_update_end")
 POLICY_SET = frozenset({"self", "observation_space", "action_space", "lr_schedule", "n_agents", "state_dim", "dst_config"})
 #: EPyMARL logs every 2000 env steps (``log_interval``); the learners count their log interval in episodes.
 LOG_EVERY_STEPS = 2000
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose mistakes are :class:`ZooError` (one line) instead of a usage block and ``exit(2)``."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ZooError(f"{message} (see '{self.prog} -h')")
 
 
 def _python_namespace() -> dict[str, Any]:
@@ -230,30 +222,6 @@ def _holds_class(value: Any) -> bool:
     return False
 
 
-def _read_entry(path: str, env_id: str) -> tuple[str, dict[str, Any]]:
-    """The entry for ``env_id`` (else ``default``) of a hyperparameter file, and its key."""
-    if not path.endswith((".yml", ".yaml")):
-        raise ZooError(f"-conf {path!r} is not a YAML file (.yml or .yaml)")
-    if not os.path.isfile(path):
-        raise ZooError(f"hyperparameter file {path!r} not found")
-    try:
-        with open(path) as file:
-            entries = yaml.safe_load(file) or {}
-    except yaml.YAMLError as error:
-        raise ZooError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
-    if not isinstance(entries, dict):
-        raise ZooError(f"{path} must map env ids to entries of hyperparameters")
-    key = env_id if env_id in entries else "default" if "default" in entries else None
-    if key is None:
-        close = difflib.get_close_matches(env_id, [str(name) for name in entries], n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ZooError(f"{path} has no entry for {env_id!r} and no 'default' entry{hint}")
-    entry = entries[key] or {}
-    if not isinstance(entry, dict):
-        raise ZooError(f"entry {key!r} of {path} must be a mapping of hyperparameters")
-    return key, dict(entry)
-
-
 def load_config(algo: str, env_id: str, conf_file: str | None, recipe: str | None, params: dict[str, Any] | None) -> RunConfig:
     """Merge recipe, file entry and ``-params`` (in that order) and check every key against the learner.
 
@@ -267,7 +235,7 @@ def load_config(algo: str, env_id: str, conf_file: str | None, recipe: str | Non
     entry_point = _algorithm(algo)
     algo_class = entry_point.sparse_class
     path = conf_file or str(entry_point.hyperparams)
-    key, entry = _read_entry(path, env_id)
+    key, entry = read_entry(path, env_id)
     where = f"entry {key!r} of {path}"
     _evaluate_python_keys(entry, where)
     coerce_steps(entry, INTEGER_KEYS, WINDOW_KEYS)
@@ -318,8 +286,7 @@ def _check_keys(algo_class: type[Any], values: dict[str, Any], sources: dict[str
         if key in COMMAND_LINE:
             raise ZooError(f"{sources.get(key, '-params')}: {key!r} is set on the command line ({COMMAND_LINE[key]})")
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, allowed)
             raise ZooError(f"{sources.get(key, '-params')}: {key!r} is not an argument of {algo_class.__name__}{hint}")
     policy = values["policy"]
     if not isinstance(policy, str) or policy not in algo_class.policy_aliases:
@@ -336,8 +303,7 @@ def _check_keys(algo_class: type[Any], values: dict[str, Any], sources: dict[str
     policy_parameters = sorted(set(inspect.signature(policy_class.__init__).parameters) - POLICY_SET)
     for key in policy_kwargs:
         if key not in policy_parameters:
-            close = difflib.get_close_matches(key, policy_parameters, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, policy_parameters)
             raise ZooError(
                 f"{sources['policy_kwargs']}: policy_kwargs {key!r} is not an argument of {policy_class.__name__}{hint}"
             )
@@ -448,7 +414,7 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train(argv: Sequence[str]) -> int:
     """``sb3-sparse marl train``: train a learner and write a run folder."""
-    parser = _Parser(prog="sb3-sparse marl train", description="Train QMIX / VDN from a hyperparameter file.")
+    parser = CommandParser(prog="sb3-sparse marl train", description="Train QMIX / VDN from a hyperparameter file.")
     _common_arguments(parser)
     _config_arguments(parser)
     parser.add_argument("-n", "--n-timesteps", type=int, default=-1, help="env steps (default: the entry's n_timesteps)")
@@ -556,7 +522,7 @@ def _train_callbacks(args: argparse.Namespace, run: Path, eval_env: Any, seed: i
 
 def enjoy(argv: Sequence[str]) -> int:
     """``sb3-sparse marl enjoy``: evaluate a trained run and print its mean return and episode length."""
-    parser = _Parser(prog="sb3-sparse marl enjoy", description="Evaluate a run of 'sb3-sparse marl train'.")
+    parser = CommandParser(prog="sb3-sparse marl enjoy", description="Evaluate a run of 'sb3-sparse marl train'.")
     _common_arguments(parser)
     parser.add_argument("--exp-id", type=int, default=0, help="the run's id N (default 0: the latest)")
     parser.add_argument("-n", "--n-episodes", type=int, default=10, help="episodes (default: 10)")
@@ -616,73 +582,13 @@ def _run_env_kwargs(run: Path, env_id: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------------------------
 # Tuning
 
-#: The search space of the multi-agent learners: name -> ("float", low, high, log) or ("categorical", choices), as
-#: :data:`sb3_sparse.zoo.samplers.DST_SEARCH_SPACE`. ``batch_size`` choices above the configuration's ``buffer_size``
-#: are left out; ``mellowmax_omega`` is sampled with Soft Mellowmax only; ``hidden_dim`` goes into ``policy_kwargs``.
-MARL_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
-    "learning_rate": ("float", 5e-5, 5e-3, True),
-    "batch_size": ("categorical", [8, 16, 32, 64, 128]),
-    "target_update_interval": ("categorical", [50, 100, 200, 400, 800]),
-    "hidden_dim": ("categorical", [32, 64, 128, 256]),
-    "td_lambda": ("categorical", [0.0, 0.2, 0.4, 0.6, 0.8]),
-    "n_steps": ("categorical", [1, 3, 5]),
-    "target_operator": ("categorical", ["max", "soft_mellowmax"]),
-    "mellowmax_omega": ("float", 1.0, 30.0, True),
-}
-#: Trial parameters that are ``policy_kwargs`` entries.
-POLICY_PARAMS = ("hidden_dim",)
-
-
-def _suggest(trial: Any, name: str, spec: tuple[Any, ...]) -> Any:
-    if spec[0] == "float":
-        return trial.suggest_float(name, spec[1], spec[2], log=spec[3])
-    return trial.suggest_categorical(name, spec[1])
-
 
 def is_sparse(hyperparams: dict[str, Any]) -> bool:
     """Whether a configuration trains a sparse module (then tuning also samples the DST knobs)."""
     modules = hyperparams.get("modules") or {}
-    regimes = [hyperparams.get("regime", "dense")]
+    regimes = [hyperparams.get("regime")]
     regimes += [settings.get("regime") for settings in modules.values() if isinstance(settings, dict)]
-    return any(regime not in (None, "dense") for regime in regimes)
-
-
-def sample_marl_params(trial: Any, config: RunConfig) -> dict[str, Any]:
-    """A trial's hyperparameters: :data:`MARL_SEARCH_SPACE`, and the DST knobs of
-    :func:`sb3_sparse.zoo.samplers.sample_dst_params` when the configuration is sparse (e.g. ``--recipe mast``).
-
-    :param trial: the Optuna trial
-    :param config: the configuration the study starts from
-    :return: constructor arguments (``hidden_dim`` in ``policy_kwargs``)
-    """
-    from sb3_sparse.zoo.samplers import sample_dst_params
-
-    space = dict(MARL_SEARCH_SPACE)
-    buffer_size = config.hyperparams.get("buffer_size", 5000)
-    batch_sizes = [size for size in space["batch_size"][1] if size <= buffer_size]
-    params: dict[str, Any] = {}
-    for name in ("learning_rate", "batch_size", "target_update_interval", "hidden_dim", "td_lambda", "n_steps"):
-        if name == "batch_size":
-            if not batch_sizes:
-                continue
-            params[name] = trial.suggest_categorical(name, batch_sizes)
-        else:
-            params[name] = _suggest(trial, name, space[name])
-    params["target_operator"] = _suggest(trial, "target_operator", space["target_operator"])
-    if params["target_operator"] == "soft_mellowmax":
-        params["mellowmax_omega"] = _suggest(trial, "mellowmax_omega", space["mellowmax_omega"])
-    if is_sparse(config.hyperparams):
-        params.update(sample_dst_params(trial, tuple(config.policy_class.sparse_modules)))
-    return trial_kwargs(params)
-
-
-def trial_kwargs(params: dict[str, Any]) -> dict[str, Any]:
-    """A trial's parameters -> constructor arguments (:data:`POLICY_PARAMS` into ``policy_kwargs``)."""
-    kwargs = {name: value for name, value in params.items() if name not in POLICY_PARAMS}
-    policy_kwargs = {name: params[name] for name in POLICY_PARAMS if name in params}
-    if policy_kwargs:
-        kwargs["policy_kwargs"] = policy_kwargs
-    return kwargs
+    return any(regime is not None and not issubclass(get_regime(regime), Dense) for regime in regimes)
 
 
 def trial_hyperparams(base: dict[str, Any], sampled: dict[str, Any]) -> dict[str, Any]:
@@ -703,12 +609,14 @@ def best_marl_entry(study: Any, config: RunConfig) -> dict[str, Any]:
         trial = study.best_trial
     except ValueError:
         raise ZooError(f"study {study.study_name!r} has no completed trial yet") from None
-    return config.entry(hyperparams=trial_hyperparams(config.hyperparams, trial_kwargs(dict(trial.params))))
+    from sb3_sparse.zoo.samplers import multi_agent_kwargs
+
+    return config.entry(hyperparams=trial_hyperparams(config.hyperparams, multi_agent_kwargs(dict(trial.params))))
 
 
 def tune(argv: Sequence[str]) -> int:
     """``sb3-sparse marl tune``: an Optuna search (one worker of a study several can share); writes ``best_<env>.yml``."""
-    parser = _Parser(
+    parser = CommandParser(
         prog="sb3-sparse marl tune",
         description="Optuna search over QMIX / VDN hyperparameters. Start the same command in several processes or on "
         "several machines with one --storage to share the study.",
@@ -742,7 +650,7 @@ def tune(argv: Sequence[str]) -> int:
     try:
         import optuna
 
-        from sb3_sparse.zoo.study import TrialProgress, check_storage, open_storage, prepare_study
+        from sb3_sparse.zoo.study import TrialProgress, best_header, check_storage, open_storage, prepare_study
     except ImportError as error:
         raise ZooError(f'tuning needs Optuna: pip install "sb3-sparse[zoo]" ({error})') from None
     check_storage(args.storage)
@@ -772,11 +680,8 @@ def tune(argv: Sequence[str]) -> int:
     best = study.best_trial
     output = Path(args.log_folder) / args.algo / f"best_{env_name(args.env)}.yml"
     output.parent.mkdir(parents=True, exist_ok=True)
-    header = (
-        f"# Best trial of Optuna study {study.study_name!r} ({args.algo}, {args.env}): trial {best.number}, "
-        f"value {best.value:.6g}, out of {len(study.trials)} trials.\n"
-        f"# Train it with: sb3-sparse marl train --algo {args.algo} --env {args.env} -conf {output}\n"
-    )
+    header = best_header(study, args.algo, args.env)
+    header += f"# Train it with: sb3-sparse marl train --algo {args.algo} --env {args.env} -conf {output}\n"
     _write_yaml(output, {args.env: entry}, header)
     print(f"Best trial: {best.number}, value {best.value:.6g} (mean return of its final evaluation)")
     for name, value in best.params.items():
@@ -790,11 +695,17 @@ def _objective(config: RunConfig, args: argparse.Namespace, n_timesteps: int, se
     from stable_baselines3.common.logger import Logger
 
     from sb3_sparse.marl.evaluation import evaluate_marl_policy
+    from sb3_sparse.zoo.samplers import sample_multi_agent_params
+    from sb3_sparse.zoo.study import record_budget
+
+    modules = tuple(config.policy_class.sparse_modules) if is_sparse(config.hyperparams) else ()
+    buffer_size = config.hyperparams.get("buffer_size", inspect.signature(config.algo_class).parameters["buffer_size"].default)
 
     def objective(trial: Any) -> float:
-        hyperparams = trial_hyperparams(config.hyperparams, sample_marl_params(trial, config))
+        sampled = sample_multi_agent_params(trial, buffer_size, modules)
+        hyperparams = trial_hyperparams(config.hyperparams, sampled)
         trial.set_user_attr("seed", seed + trial.number)
-        trial.set_user_attr("n_timesteps", n_timesteps)
+        record_budget(trial, n_timesteps=n_timesteps, eval_episodes=args.eval_episodes, sampler=args.sampler, pruner="none")
         env = make_env(config.env_id, config.env_kwargs)
         eval_env = make_env(config.env_id, config.env_kwargs)
         eval_env.reset(seed=seed + 1)  # every trial of this worker is evaluated on the same episodes
@@ -821,33 +732,19 @@ def usage() -> str:
     return USAGE.format(algorithms=", ".join(registry.MULTI_AGENT_ALGORITHMS), recipes=", ".join(MULTI_AGENT_RECIPES))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``sb3-sparse marl <sub-command> [options]``.
+def main(argv: Sequence[str]) -> int:
+    """``sb3-sparse marl <sub-command> [options]`` (the ``sb3-sparse`` command reports a :class:`ZooError` in one line).
 
-    :param argv: ``[sub-command, *options]`` (default: ``sys.argv[1:]``)
-    :return: the exit status (2 for a user mistake, reported in one line)
+    :param argv: ``[sub-command, *options]``
+    :return: the exit status
     """
-    from sb3_sparse.zoo.cli import _one_line, _traceback_setting
-
-    argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage(), file=sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    prog = f"sb3-sparse marl {command}" if command in COMMANDS else "sb3-sparse marl"
+        if not argv:
+            raise ZooError(f"give a sub-command: {', '.join(COMMANDS)} (see 'sb3-sparse marl -h')")
+        print(usage())
+        return 0
     try:
-        if command not in COMMANDS:
-            try:
-                check_choice("sub-command", command, SUBCOMMANDS)
-            except ValueError as error:
-                raise ZooError(str(error)) from None
-        return COMMANDS[command](rest)
-    except ZooError as error:
-        if _traceback_setting() == "all":
-            raise
-        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        check_choice("sub-command", argv[0], tuple(COMMANDS))
+    except ValueError as error:
+        raise ZooError(str(error)) from None
+    return COMMANDS[argv[0]](argv[1:])
