@@ -144,15 +144,17 @@ def test_unsupported_action_space(key: str) -> None:
     ],
 )
 def test_policy_signature_is_sb3s_plus_dst_config(sparse_cls: type, base_cls: type) -> None:
-    """The sparse policies take SB3's / sb3-contrib's arguments (names, order, defaults, kinds), then ``dst_config``."""
+    """The sparse policies take SB3's / sb3-contrib's arguments (names, order, defaults, kinds), then (actor-critic
+    policies) ``architecture``, then ``dst_config``."""
     base = inspect.signature(base_cls).parameters
     sparse = inspect.signature(sparse_cls).parameters
-    assert list(sparse) == [*base, "dst_config"]
+    extra = ["dst_config"] if sparse_cls is SparseDQNPolicy else ["architecture", "dst_config"]
+    assert list(sparse) == [*base, *extra]
     for name, param in base.items():
         assert sparse[name].default == param.default, name
         assert sparse[name].kind == param.kind, name
         assert sparse[name].annotation == param.annotation, name
-    assert sparse["dst_config"].default is None
+    assert all(sparse[name].default is None for name in extra)
 
 
 def test_layer_roles() -> None:
