@@ -426,6 +426,7 @@ def test_old_class_names_still_work(algo):
         sparse, dense = getattr(policies, f"Sparse{name}{suffix}Policy"), getattr(policies, f"{name}{suffix}Policy")
         assert aliases[f"{name}Policy"] is sparse and getattr(policies, f"{name}Policy") is sparse
         assert issubclass(sparse, base) and issubclass(dense, base)
+        assert sparse.architecture == dense.architecture == name.lower()  # read by the benchmarks from the class
         assert get_algorithm(f"sparse_{algo}").dense_policy(f"{name}Policy") is dense
         assert sparse.sparse_modules == dense.sparse_modules == {**base.sparse_modules, "encoder": ENCODER}
     env = gym.make("Pendulum-v1")

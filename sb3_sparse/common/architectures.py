@@ -276,7 +276,7 @@ class ResidualEncoder(BaseFeaturesExtractor):
         return self.encoder(self.norm(self.flatten(observations)))
 
 
-def preset_kwargs(architecture: str, observation_space: gym.Space, kwargs: dict[str, Any]) -> dict[str, Any]:
+def preset_kwargs(architecture: str | None, observation_space: gym.Space, kwargs: dict[str, Any]) -> dict[str, Any]:
     """A policy's keyword arguments with ``architecture`` and its published training defaults, each unless given:
     AdamW with its weight decay, and (flat observations) a :class:`ResidualEncoder` with running observation
     normalisation where the architecture uses it."""

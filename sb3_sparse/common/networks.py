@@ -81,10 +81,14 @@ class SparseNetworkMixin:
         self.sparse_config = ModuleConfig(**sparse_config) if isinstance(sparse_config, Mapping) else sparse_config
         if self.sparse_config is not None:
             sparsify_module(self.sparse_config, self.sparse_candidates())
+            self.adapt_to_sparsity()
 
     def sparse_candidates(self) -> list[Candidate]:
         """The weights that may be sparse, with their role (``input`` / ``hidden`` / ``output``) and depth."""
         raise NotImplementedError
+
+    def adapt_to_sparsity(self) -> None:
+        """Called once the network is sparse: replace layers that need to behave differently then (none here)."""
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]

@@ -208,18 +208,19 @@ class SparsePolicyMixin:
 
 class ArchitecturePreset:
     """The first base of a preset policy (``SimbaPolicy``, ``BroPolicy``): the residual architecture
-    :attr:`preset` with its published training defaults, each unless given (see
+    :attr:`architecture` (here a class attribute: the argument's default) with its published training
+    defaults, each unless given (see
     :func:`~sb3_sparse.common.architectures.preset_kwargs`: ``net_arch``, AdamW, a
     :class:`~sb3_sparse.common.architectures.ResidualEncoder` with running observation normalisation where the
     architecture uses it). A preset names the features extractors as a module of its own, ``encoder``, that
     stays dense unless ``modules`` names it."""
 
     #: the architecture of the preset
-    preset: ClassVar[str]
+    architecture: str | None
     explicit_modules: ClassVar[tuple[str, ...]] = ("encoder",)
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Any, **kwargs: Any):
-        kwargs = preset_kwargs(self.preset, observation_space, kwargs)
+        kwargs = preset_kwargs(self.architecture, observation_space, kwargs)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[call-arg]
 
 

@@ -78,10 +78,8 @@ class SparseCrossQActor(SparseNetworkMixin, Actor):
 
     mlp_attributes = {"latent_pi": False}
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        if self.sparse_config is not None:
-            use_sparse_batch_renorm(self)
+    def adapt_to_sparsity(self) -> None:
+        use_sparse_batch_renorm(self)
 
     def sparse_candidates(self) -> list[Candidate]:
         return gaussian_actor_candidates(self)
@@ -96,10 +94,8 @@ class SparseCrossQCritic(SparseNetworkMixin, CrossQCritic):
 
     mlp_attributes = {"q_networks": True}
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        if self.sparse_config is not None:
-            use_sparse_batch_renorm(self)
+    def adapt_to_sparsity(self) -> None:
+        use_sparse_batch_renorm(self)
 
     def sparse_candidates(self) -> list[Candidate]:
         return q_network_candidates(self.q_networks)
@@ -217,7 +213,7 @@ class SparseSimbaCrossQPolicy(ArchitecturePreset, SparseCrossQPolicy):
     :class:`~sb3_sparse.common.architectures.ResidualEncoder` that normalises observations (RSNorm). Modules:
     ``actor``, ``critic`` and ``encoder`` (the features extractors, dense unless ``modules`` names it)."""
 
-    preset = "simba"
+    architecture = "simba"
     sparse_modules = {**SparseCrossQPolicy.sparse_modules, "encoder": ENCODER}
 
 
@@ -225,7 +221,7 @@ class SparseBroCrossQPolicy(ArchitecturePreset, SparseCrossQPolicy):
     """``BroPolicy``: :class:`SparseCrossQPolicy` with BRO networks (BroNet) and BRO's defaults, each replaced when
     given: ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2. Modules as ``SimbaPolicy``'s."""
 
-    preset = "bro"
+    architecture = "bro"
     sparse_modules = SparseSimbaCrossQPolicy.sparse_modules
 
 

@@ -145,7 +145,7 @@ class SparseSimbaSACPolicy(ArchitecturePreset, SparseSACPolicy):
     :class:`~sb3_sparse.common.architectures.ResidualEncoder` that normalises observations (RSNorm). Modules:
     ``actor``, ``critic`` and ``encoder`` (the features extractors, dense unless ``modules`` names it)."""
 
-    preset = "simba"
+    architecture = "simba"
     sparse_modules = {**SparseSACPolicy.sparse_modules, "encoder": ENCODER}
 
 
@@ -153,7 +153,7 @@ class SparseBroSACPolicy(ArchitecturePreset, SparseSACPolicy):
     """``BroPolicy``: :class:`SparseSACPolicy` with BRO networks (BroNet) and BRO's defaults, each replaced when
     given: ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2. Modules as ``SimbaPolicy``'s."""
 
-    preset = "bro"
+    architecture = "bro"
     sparse_modules = SparseSimbaSACPolicy.sparse_modules
 
 

@@ -129,7 +129,7 @@ class SparseSimbaTD3Policy(ArchitecturePreset, SparseTD3Policy):
     :class:`~sb3_sparse.common.architectures.ResidualEncoder` that normalises observations (RSNorm). Modules:
     ``actor``, ``critic`` and ``encoder`` (the features extractors, dense unless ``modules`` names it)."""
 
-    preset = "simba"
+    architecture = "simba"
     sparse_modules = {**SparseTD3Policy.sparse_modules, "encoder": ENCODER}
 
 
@@ -137,7 +137,7 @@ class SparseBroTD3Policy(ArchitecturePreset, SparseTD3Policy):
     """``BroPolicy``: :class:`SparseTD3Policy` with BRO networks (BroNet) and BRO's defaults, each replaced when
     given: ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2. Modules as ``SimbaPolicy``'s."""
 
-    preset = "bro"
+    architecture = "bro"
     sparse_modules = SparseSimbaTD3Policy.sparse_modules
 
 

@@ -159,7 +159,7 @@ class SparseSimbaTQCPolicy(ArchitecturePreset, SparseTQCPolicy):
     :class:`~sb3_sparse.common.architectures.ResidualEncoder` that normalises observations (RSNorm). Modules:
     ``actor``, ``critic`` and ``encoder`` (the features extractors, dense unless ``modules`` names it)."""
 
-    preset = "simba"
+    architecture = "simba"
     sparse_modules = {**SparseTQCPolicy.sparse_modules, "encoder": ENCODER}
 
 
@@ -167,7 +167,7 @@ class SparseBroTQCPolicy(ArchitecturePreset, SparseTQCPolicy):
     """``BroPolicy``: :class:`SparseTQCPolicy` with BRO networks (BroNet) and BRO's defaults, each replaced when
     given: ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2. Modules as ``SimbaPolicy``'s."""
 
-    preset = "bro"
+    architecture = "bro"
     sparse_modules = SparseSimbaTQCPolicy.sparse_modules
 
 
