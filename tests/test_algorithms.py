@@ -1,8 +1,10 @@
 """Every sparse algorithm (SAC, TD3, TQC, CrossQ, DQN): short training with topology updates, exact zeros
 in online and target networks, masks kept by save/load and deepcopy, unsupported spaces refused."""
 
+import ast
 import copy
 import inspect
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,15 +146,17 @@ def test_unsupported_action_space(key: str) -> None:
     ],
 )
 def test_policy_signature_is_sb3s_plus_dst_config(sparse_cls: type, base_cls: type) -> None:
-    """The sparse policies take SB3's / sb3-contrib's arguments (names, order, defaults, kinds), then ``dst_config``."""
+    """The sparse policies take SB3's / sb3-contrib's arguments (names, order, defaults, kinds), then (actor-critic
+    policies) ``architecture``, then ``dst_config``."""
     base = inspect.signature(base_cls).parameters
     sparse = inspect.signature(sparse_cls).parameters
-    assert list(sparse) == [*base, "dst_config"]
+    extra = ["dst_config"] if sparse_cls is SparseDQNPolicy else ["architecture", "dst_config"]
+    assert list(sparse) == [*base, *extra]
     for name, param in base.items():
         assert sparse[name].default == param.default, name
         assert sparse[name].kind == param.kind, name
         assert sparse[name].annotation == param.annotation, name
-    assert sparse["dst_config"].default is None
+    assert all(sparse[name].default is None for name in extra)
 
 
 def test_layer_roles() -> None:
@@ -209,3 +213,24 @@ def test_unresettable_optimizer_is_refused_at_construction():
         SparseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8], "optimizer_class": th.optim.Adafactor})
     static = SparseSAC("MlpPolicy", "Pendulum-v1", regime="static", policy_kwargs={"optimizer_class": th.optim.Adafactor})
     assert type(static.critic.optimizer).__name__ == "Adafactor"  # a static mask never resets any state
+
+
+ALGORITHM_FOLDERS = ("sac", "td3", "tqc", "crossq", "dqn")
+
+
+@pytest.mark.parametrize("folder", ALGORITHM_FOLDERS)
+def test_algorithm_folders_import_no_other(folder: str) -> None:
+    """Each algorithm folder is self-contained: what it shares with the others comes from ``common/``."""
+    package = Path(__file__).resolve().parents[1] / "sb3_sparse"
+    others = {f"sb3_sparse.{name}" for name in ALGORITHM_FOLDERS if name != folder}
+    imported = set()
+    for path in (package / folder).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                # a relative import ("from ..sac import x") is resolved against sb3_sparse.<folder>
+                base = ["sb3_sparse", folder][: 2 - node.level + 1] if node.level else []
+                imported.add(".".join([*base, node.module or ""]).rstrip("."))
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert any(name.startswith("sb3_sparse.common") for name in imported)  # the parser sees the imports
+    assert not {name for name in imported for other in others if name == other or name.startswith(f"{other}.")}

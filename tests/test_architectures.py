@@ -25,11 +25,12 @@ from sb3_sparse.common.architectures import (
     block_width,
     residual_mlp,
 )
+from sb3_sparse.common.policies import ENCODER
 from sb3_sparse.core.masking import get_mask, sparse_weights
 from sb3_sparse.core.optim import fresh_state
 from sb3_sparse.crossq.policies import BroCrossQPolicy, SimbaCrossQPolicy
 from sb3_sparse.registry import get_algorithm
-from sb3_sparse.sac.policies import BroSACPolicy, SimbaSACPolicy
+from sb3_sparse.sac.policies import BroSACPolicy, SimbaSACPolicy, SparseSimbaSACPolicy
 from sb3_sparse.td3.policies import BroTD3Policy, SimbaTD3Policy
 from sb3_sparse.tqc.policies import BroTQCPolicy, SimbaTQCPolicy
 
@@ -362,3 +363,87 @@ def test_inference_flops_include_the_actors_encoder():
     actor = 8 * 8 + 8 * 32 + 32 * 8 + 2 * 8  # the same on the encoder's 8 features, then mu and log_std
     assert report["dense_inference_flops"] == encoder + actor
     assert report["inference_flops"] < report["dense_inference_flops"]
+
+
+BLOCKS = {"simba": SimbaBlock, "bro": BroBlock}
+
+
+def blocks(network: nn.Module) -> set[type]:
+    return {type(m) for m in network.modules() if isinstance(m, (SimbaBlock, BroBlock))}
+
+
+@pytest.mark.parametrize("algo", SPARSE)
+@pytest.mark.parametrize("architecture", ["simba", "bro"])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_architecture_setting_on_every_algorithm(algo, architecture, sparse, tmp_path):
+    """``policy_kwargs=dict(architecture=...)``: residual actor and critics for the sparse algorithm's ``MlpPolicy``
+    and for the dense algorithm with the package's policy class; SB3's optimizer and features extractor stay."""
+    dense_algorithm = DENSE[algo][0]
+    policy_kwargs = {**TINY, "architecture": architecture}
+    if sparse:
+        algorithm, policy = SPARSE[algo], "MlpPolicy"
+        kwargs = {"regime": "static", "sparsity": 0.5}
+    else:  # plain SB3: the policy class of the sparse algorithm, trained dense
+        algorithm, policy = dense_algorithm, SPARSE[algo].policy_aliases["MlpPolicy"]
+        policy_kwargs["dst_config"] = {"regime": "dense"}
+        kwargs = {}
+    model = algorithm(policy, "Pendulum-v1", learning_starts=20, batch_size=16, policy_kwargs=policy_kwargs, seed=0, **kwargs)
+    for network in (model.policy.actor, model.policy.critic):
+        assert blocks(network) == {BLOCKS[architecture]}, network
+    assert set(model.policy.module_configs) == {"actor", "critic"}  # the features extractor is not a module
+    assert type(model.policy.actor.optimizer) is th.optim.Adam  # SB3's default (the presets choose AdamW)
+    assert bool(masks_of(model.policy)) == sparse
+    model.learn(40)
+    model.save(tmp_path / "model")
+    loaded = type(model).load(tmp_path / "model")
+    assert loaded.policy.architecture == architecture and blocks(loaded.policy.critic) == {BLOCKS[architecture]}
+    for name, value in model.policy.state_dict().items():
+        assert th.equal(value, loaded.policy.state_dict()[name]), name
+
+
+def test_architecture_defaults_its_widths_and_checks_net_arch():
+    model = SparseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"architecture": "simba"})
+    assert linear_roles(model.policy.actor.latent_pi)[0] == (3, 128)  # SimBa's actor: 128 x 1 block
+    assert linear_roles(model.policy.critic.qf0)[0] == (4, 512)
+    assert not isinstance(model.policy.actor.features_extractor, ResidualEncoder)
+    with pytest.raises(ValueError, match=r"net_arch=\[64, 32\] is not valid for architecture 'bro'"):
+        SparseTD3("MlpPolicy", "Pendulum-v1", policy_kwargs={"architecture": "bro", "net_arch": [64, 32]})
+    with pytest.raises(ValueError, match=r"architecture='simbaa' is not valid .*did you mean 'simba'"):
+        SparseTQC("MlpPolicy", "Pendulum-v1", policy_kwargs={"architecture": "simbaa"})
+
+
+@pytest.mark.parametrize("algo", SPARSE)
+def test_old_class_names_still_work(algo):
+    """The preset names of 0.1.0: the policy aliases of the sparse algorithms, and the dense classes for the dense
+    algorithms (dense unless ``dst_config`` says otherwise), all presets of the algorithm's one policy class."""
+    import importlib
+
+    policies = importlib.import_module(f"sb3_sparse.{algo}.policies")
+    suffix = {"sac": "SAC", "td3": "TD3", "tqc": "TQC", "crossq": "CrossQ"}[algo]
+    base = getattr(policies, f"Sparse{suffix}Policy")
+    aliases = SPARSE[algo].policy_aliases
+    for name in ("Simba", "Bro"):
+        sparse, dense = getattr(policies, f"Sparse{name}{suffix}Policy"), getattr(policies, f"{name}{suffix}Policy")
+        assert aliases[f"{name}Policy"] is sparse and getattr(policies, f"{name}Policy") is sparse
+        assert issubclass(sparse, base) and issubclass(dense, base)
+        assert sparse.architecture == dense.architecture == name.lower()  # read by the benchmarks from the class
+        assert get_algorithm(f"sparse_{algo}").dense_policy(f"{name}Policy") is dense
+        assert sparse.sparse_modules == dense.sparse_modules == {**base.sparse_modules, "encoder": ENCODER}
+    env = gym.make("Pendulum-v1")
+    dense = DENSE[algo][1](env.observation_space, env.action_space, lambda _: 1e-3, **TINY)
+    assert {config.regime for config in dense.module_configs.values()} == {"dense"} and not masks_of(dense)
+    sparse = DENSE[algo][1](env.observation_space, env.action_space, lambda _: 1e-3, dst_config={"sparsity": 0.5}, **TINY)
+    assert sparse.module_configs["critic"].regime == "set" and masks_of(sparse)
+
+
+def test_policy_hierarchy_is_shallow():
+    """A sparse SimBa SAC policy: the preset, its architecture mixin, the one SAC policy class and the DST mixin
+    above SB3's classes (13 classes in its MRO in 0.1.0, 10 now)."""
+    mro = SparseSimbaSACPolicy.__mro__
+    assert len(mro) == 10
+    assert [cls.__name__ for cls in mro if cls.__module__.startswith("sb3_sparse")] == [
+        "SparseSimbaSACPolicy",
+        "ArchitecturePreset",
+        "SparseSACPolicy",
+        "SparsePolicyMixin",
+    ]

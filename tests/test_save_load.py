@@ -467,3 +467,79 @@ def test_policy_aliases(tmp_path, cls, alias, policy_cls, env_cls):
     loaded = cls.load(tmp_path / "model.zip")
     assert type(loaded.policy) is policy_cls
     assert_state_dicts_equal(model.policy.state_dict(), loaded.policy.state_dict())
+
+
+@pytest.fixture
+def config_count(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times a :class:`ModuleConfig` is built (its ``__post_init__`` runs once per construction)."""
+    from sb3_sparse.core.config import ModuleConfig
+
+    count = [0]
+    post_init = ModuleConfig.__post_init__
+
+    def counting(self: ModuleConfig) -> None:
+        count[0] += 1
+        post_init(self)
+
+    monkeypatch.setattr(ModuleConfig, "__post_init__", counting)
+    return count
+
+
+@pytest.mark.parametrize(("policy", "n_modules"), [("MlpPolicy", 2), ("SimbaPolicy", 3)])
+def test_settings_are_resolved_once_per_module(config_count: list[int], policy: str, n_modules: int, tmp_path: Path) -> None:
+    """The algorithm resolves its DST settings once; the policy and the networks (targets included) get the
+    resolved ones; a load resolves the saved settings once."""
+    model = SparseSAC(policy, "Pendulum-v1", regime="rigl", sparsity=0.7, policy_kwargs={"net_arch": [8]})
+    assert config_count[0] == n_modules
+    assert all(model.policy.module_configs[name] is config for name, config in model.module_configs.items())
+    assert model.policy.critic_target.sparse_config is model.module_configs["critic"]
+    model.save(tmp_path / "model")
+    config_count[0] = 0
+    loaded = SparseSAC.load(tmp_path / "model")
+    assert config_count[0] == n_modules
+    assert loaded.policy.module_configs == model.policy.module_configs
+    config_count[0] = 0
+    SparseSAC.load(tmp_path / "model", sparsity=0.6)  # a DST argument given to load: resolved once too
+    assert config_count[0] == n_modules
+
+
+def test_plain_sb3_policy_resolves_once(config_count: list[int]) -> None:
+    dst_config = {"sparsity": 0.8, "regime": "rigl"}
+    model = SAC(SparseSACPolicy, "Pendulum-v1", policy_kwargs={"net_arch": [8], "dst_config": dst_config})
+    assert config_count[0] == 2
+    assert model.policy.module_configs["critic"].sparsity == 0.8
+    assert model.policy.dst_config == {"sparsity": 0.8, "regime": "rigl"}  # plain data, as given (what is saved)
+
+
+def test_saved_settings_are_plain_data(tmp_path: Path) -> None:
+    """What the zip holds of the DST settings is a dict of plain values, not the resolved objects."""
+    import zipfile
+
+    SparseSAC("MlpPolicy", "Pendulum-v1", sparsity=0.7, policy_kwargs={"net_arch": [8]}).save(tmp_path / "model.zip")
+    data = json.loads(zipfile.ZipFile(tmp_path / "model.zip").read("data"))
+    assert "module_configs" not in data and ":serialized:" not in data["dst_config"]  # JSON, not a pickle
+    assert data["dst_config"]["sparsity"] == 0.7 and data["dst_config"]["modules"] is None
+    assert "dst_config" not in data["policy_kwargs"]
+
+
+#: Models saved by sb3-sparse 0.1.0 (tests/data), and their deterministic action for OBSERVATION.
+SAVED_0_1_0 = {
+    "sparse_sac_simba_v0_1_0": ("SparseSAC", "SparseSimbaSACPolicy", 0.36857032775878906),
+    "sac_simba_dense_v0_1_0": ("SAC", "SimbaSACPolicy", -1.3354792594909668),
+    "sparse_td3_mlp_v0_1_0": ("SparseTD3", "SparseTD3Policy", -0.582249641418457),
+}
+OBSERVATION = np.array([[0.5, -0.2, 0.1]], dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", SAVED_0_1_0)
+def test_files_saved_by_0_1_0_load(name: str) -> None:
+    """Files of the previous layout (policy classes named by their old module paths, settings as then saved) load
+    into the same networks, masks included, and train on."""
+    algorithm, policy, action = SAVED_0_1_0[name]
+    cls = {"SparseSAC": SparseSAC, "SAC": SAC, "SparseTD3": SparseTD3}[algorithm]
+    model = cls.load(ROOT / "tests" / "data" / name, env=gym.make("Pendulum-v1"))
+    assert type(model.policy).__name__ == policy
+    np.testing.assert_allclose(model.predict(OBSERVATION, deterministic=True)[0], [[action]], rtol=1e-6)
+    for _, module, weight in sparse_weights(model.policy):
+        assert (getattr(module, weight)[get_mask(module, weight) == 0] == 0).all()
+    model.learn(30, reset_num_timesteps=False)

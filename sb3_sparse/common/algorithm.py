@@ -11,8 +11,8 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 
 from sb3_sparse.common.buffers import MultiStepReplayBuffer, ReplayBufferCallback
 from sb3_sparse.common.callbacks import STATE_ATTRIBUTE, TopologyUpdateCallback
-from sb3_sparse.common.policies import SparsePolicyMixin
-from sb3_sparse.core.config import MODULE_SETTINGS, resolve_modules
+from sb3_sparse.common.policies import ResolvedDSTConfig, SparsePolicyMixin
+from sb3_sparse.core.config import MODULE_SETTINGS, ModuleConfig, resolve_modules
 
 #: The DST constructor arguments of every sparse algorithm: the per-module settings (flat: for every
 #: module) and ``modules`` (per-module overrides).
@@ -43,10 +43,13 @@ class UnsupportedSpaceError(ValueError, AssertionError):
 class SparseAlgorithmMixin:
     """Mixed into an SB3 off-policy algorithm (before it in the bases) to train it with DST.
 
-    The DST arguments are validated at construction and stored once, as ``dst_config`` (saved with
-    the model); the policy receives them when it is built, and the user's ``policy_kwargs`` stay
-    exactly as given. ``learn`` puts a :class:`~sb3_sparse.common.callbacks.TopologyUpdateCallback`
-    before the user's callbacks; the engine's schedule state is ``dst_state`` (saved with the model).
+    The DST arguments are validated at construction, where they are resolved once per module
+    (``module_configs``), and stored as given, as ``dst_config`` (plain data, saved with the model; a
+    load resolves it once). The policy receives both when it is built
+    (:class:`~sb3_sparse.common.policies.ResolvedDSTConfig`), and
+    the user's ``policy_kwargs`` stay exactly as given. ``learn`` puts a
+    :class:`~sb3_sparse.common.callbacks.TopologyUpdateCallback` before the user's callbacks; the engine's
+    schedule state is ``dst_state`` (saved with the model).
     """
 
     policy: Any
@@ -62,9 +65,15 @@ class SparseAlgorithmMixin:
 
     policy_aliases: ClassVar[dict[str, type[Any]]] = {}
     dst_config: dict[str, Any]
+    #: ``dst_config`` resolved per module of the policy (``None`` until a model is set up after ``load``)
+    module_configs: dict[str, ModuleConfig] | None
 
     def _init_dst(self, arguments: dict[str, Any]) -> None:
-        """Validate the DST ``arguments`` (the constructor's locals) against the policy's modules and keep them."""
+        """Validate the DST ``arguments`` (the constructor's locals) against the policy's modules and keep them.
+
+        SB3's ``load`` constructs the model with the default arguments and ``_init_setup_model=False`` before it
+        sets the saved ones: without a model to set up now, the settings are resolved by ``_setup_model``.
+        """
         policy = arguments["policy"]
         policy_class: Any = self.policy_aliases.get(policy, policy) if isinstance(policy, str) else policy
         self._check_sparse_policy(policy_class)
@@ -73,16 +82,16 @@ class SparseAlgorithmMixin:
             raise ValueError(
                 f"policy_kwargs sets 'dst_config': pass the DST settings as arguments of {type(self).__name__} instead"
             )
-        flat = {name: arguments[name] for name in MODULE_SETTINGS}
-        resolve_modules(
-            tuple(policy_class.sparse_modules),
-            flat,
-            arguments["modules"],
-            policy_class.module_defaults,
-            policy_class.explicit_modules,
-        )
-        self.dst_config = {**flat, "modules": arguments["modules"]}
+        self.dst_config = {**{name: arguments[name] for name in MODULE_SETTINGS}, "modules": arguments["modules"]}
+        self.module_configs = self._resolve_dst(policy_class) if arguments.get("_init_setup_model", True) else None
         self.__dict__.setdefault(STATE_ATTRIBUTE, {})
+
+    def _resolve_dst(self, policy_class: Any) -> dict[str, ModuleConfig]:
+        """``dst_config`` resolved per module of ``policy_class``."""
+        flat = {name: self.dst_config.get(name) for name in MODULE_SETTINGS}
+        return resolve_modules(
+            tuple(policy_class.sparse_modules), flat, self.dst_config.get("modules"), policy_class.explicit_modules
+        )
 
     def _check_sparse_policy(self, policy_class: Any) -> None:
         if not (isinstance(policy_class, type) and issubclass(policy_class, SparsePolicyMixin)):
@@ -105,33 +114,30 @@ class SparseAlgorithmMixin:
         """DST arguments given to ``load`` (SB3 sets them as attributes) change the saved ``dst_config``,
         e.g. ``SparseSAC.load(path, backend="csr")``; they are validated like the constructor's."""
         overrides = {name: self.__dict__.pop(name) for name in DST_ARGUMENTS if name in self.__dict__}
-        if not overrides:
-            return
-        config = {**self.dst_config, **overrides}
-        flat = {name: config.get(name) for name in MODULE_SETTINGS}
-        modules = config.get("modules")
-        resolve_modules(
-            tuple(self.policy_class.sparse_modules),
-            flat,
-            modules,
-            self.policy_class.module_defaults,
-            self.policy_class.explicit_modules,
-        )
-        self.dst_config = {**flat, "modules": modules}
+        if overrides:
+            config = {**self.dst_config, **overrides}
+            self.dst_config = {**{name: config.get(name) for name in MODULE_SETTINGS}, "modules": config.get("modules")}
+            self.module_configs = None
 
     def _setup_model(self) -> None:
         self._check_sparse_policy(self.policy_class)
         self._apply_loaded_overrides()
+        if self.module_configs is None:
+            self.module_configs = self._resolve_dst(self.policy_class)
         buffer_class: Any = getattr(self, "replay_buffer_class", None)
         if isinstance(buffer_class, type) and issubclass(buffer_class, MultiStepReplayBuffer):
             # as SB3 does for its NStepReplayBuffer: the buffer discounts with the algorithm's gamma
             self.replay_buffer_kwargs = {"gamma": self.gamma, **self.replay_buffer_kwargs}
         user_kwargs = self.policy_kwargs
-        self.policy_kwargs = {**user_kwargs, "dst_config": self.dst_config}
+        self.policy_kwargs = {**user_kwargs, "dst_config": ResolvedDSTConfig(self.dst_config, self.module_configs)}
         try:
             super()._setup_model()  # type: ignore[misc]
         finally:
             self.policy_kwargs = user_kwargs
+
+    def _excluded_save_params(self) -> list[str]:
+        # the resolved settings are objects: what is saved is dst_config (plain data), resolved again on load
+        return [*super()._excluded_save_params(), "module_configs"]  # type: ignore[misc]
 
     def _with_topology_callback(self, callback: MaybeCallback) -> BaseCallback:
         """The topology callback first (and the buffer's, for the package's buffers), then the user's ``callback``."""

@@ -1,18 +1,18 @@
-"""Scalable residual architectures for SB3's actor-critic networks: SimBa and BRO, dense or sparse.
+"""Scalable residual architectures for SB3's networks: SimBa and BRO, dense or sparse.
 
-SB3 builds each actor and critic MLP with ``create_mlp``. A network class with :class:`ResidualNetworkMixin`
-in front rebuilds those MLPs as the residual network of its ``architecture``, with the same input, the
-widths of ``net_arch`` (one entry per residual block, all equal) and the same output layer, before any
-weight is made sparse. Policies choose the architecture with a class attribute; :class:`ArchitectureMixin`
-gives a policy the architecture's published defaults (``net_arch``, AdamW and its weight decay, running
-observation normalisation).
+SB3 builds each actor, critic and Q-network MLP with ``create_mlp``. The package's networks take an
+``architecture``: with one, :func:`rebuild_mlps` rebuilds those MLPs as the residual network of that
+architecture, with the same input, the widths of ``net_arch`` (one entry per residual block, all equal) and
+the same output layer, before any weight is made sparse. A policy takes it as ``policy_kwargs=dict(
+architecture="simba")``; the ``SimbaPolicy`` / ``BroPolicy`` presets add the architecture's published training
+defaults (:func:`preset_kwargs`: AdamW and its weight decay, running observation normalisation).
 
 Architectures live in one registry (:data:`ARCHITECTURES`); add one with :func:`register_architecture`.
 """
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import torch as th
@@ -208,37 +208,38 @@ def rebuild_mlp(mlp: nn.Sequential, architecture: str, has_output: bool) -> nn.S
     )
 
 
-class ResidualNetworkMixin:
-    """Put before an SB3 network class (actor, critic): the MLPs SB3 builds are rebuilt as ``architecture``.
+def rebuild_mlps(network: nn.Module, architecture: str, mlp_attributes: dict[str, bool]) -> None:
+    """Rebuild, in place, the MLPs that SB3 built in ``network`` as residual networks of ``architecture``.
 
-    :cvar mlp_attributes: attributes holding the MLPs (or lists of them) that ``create_mlp`` built ->
-        whether their last linear layer is an output layer
-    :param architecture: a name in :data:`ARCHITECTURES`; ``None``: SB3's MLPs, unchanged
+    :param mlp_attributes: attributes holding the MLPs (or lists of them, each also a child: ``qf0``, ``qf1``,
+        ...) -> whether their last linear layer is an output layer
     """
+    get_architecture(architecture)
+    for attribute, has_output in mlp_attributes.items():
+        value = getattr(network, attribute)
+        if not isinstance(value, list):
+            setattr(network, attribute, rebuild_mlp(value, architecture, has_output))
+            continue
+        for index, mlp in enumerate(value):
+            value[index] = rebuild_mlp(mlp, architecture, has_output)
+            child = next(name for name, module in network.named_children() if module is mlp)
+            setattr(network, child, value[index])
 
-    mlp_attributes: ClassVar[dict[str, bool]] = {}
 
-    def __init__(self, *args: Any, architecture: str | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.architecture = architecture
-        if architecture is None:
-            return
-        get_architecture(architecture)
-        network: nn.Module = self  # type: ignore[assignment]
-        for attribute, has_output in self.mlp_attributes.items():
-            value = getattr(self, attribute)
-            if not isinstance(value, list):
-                setattr(self, attribute, rebuild_mlp(value, architecture, has_output))
-                continue
-            for index, mlp in enumerate(value):  # q_networks: each also a child (qf0, qf1, ...)
-                value[index] = rebuild_mlp(mlp, architecture, has_output)
-                child = next(name for name, module in network.named_children() if module is mlp)
-                setattr(self, child, value[index])
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()  # type: ignore[misc]
-        data["architecture"] = self.architecture
-        return data
+def architecture_net_arch(architecture: str | None, net_arch: Any, keys: Sequence[str] = ("pi", "qf")) -> Any:
+    """``net_arch`` of a policy with ``architecture``: checked (one equal width per residual block) before anything
+    is built; ``None``: the architecture's default, a dict with ``keys`` (one key: that list, as DQN takes it).
+    Without an architecture, ``net_arch`` unchanged."""
+    if architecture is None:
+        return net_arch
+    spec = get_architecture(architecture)
+    if net_arch is None:
+        defaults = {key: list(spec.net_arch[key]) for key in keys}
+        return defaults if len(keys) > 1 else defaults[keys[0]]
+    arches = net_arch.items() if isinstance(net_arch, dict) else [("net_arch", net_arch)]
+    for key, arch in arches:
+        block_width(architecture, arch, f"net_arch[{key!r}]" if key != "net_arch" else key)
+    return net_arch
 
 
 class ResidualEncoder(BaseFeaturesExtractor):
@@ -275,59 +276,19 @@ class ResidualEncoder(BaseFeaturesExtractor):
         return self.encoder(self.norm(self.flatten(observations)))
 
 
-class ArchitectureMixin:
-    """The first base of a policy with a residual ``architecture``: fills in the architecture's defaults.
-
-    ``net_arch`` (default: the architecture's), AdamW with its weight decay, and a :class:`ResidualEncoder`
-    (running observation normalisation where the architecture uses it) for ``Box`` observations, each unless
-    given (flat observations only); ``net_arch`` is checked (one equal width per residual block) before anything is built.
-    """
-
-    architecture: ClassVar[str | None] = None
-
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Any, **kwargs: Any):
-        assert self.architecture is not None, "set the class attribute 'architecture'"
-        spec = get_architecture(self.architecture)
-        net_arch = kwargs.get("net_arch")
-        if net_arch is None:
-            kwargs["net_arch"] = {key: list(value) for key, value in spec.net_arch.items()}
-        else:
-            arches = net_arch.items() if isinstance(net_arch, dict) else [("net_arch", net_arch)]
-            for key, arch in arches:
-                block_width(self.architecture, arch, f"net_arch[{key!r}]" if key != "net_arch" else key)
-        if kwargs.get("optimizer_class") is None:
-            kwargs["optimizer_class"] = th.optim.AdamW
-            kwargs["optimizer_kwargs"] = {"weight_decay": spec.weight_decay, **(kwargs.get("optimizer_kwargs") or {})}
-        flat = isinstance(observation_space, gym.spaces.Box) and not is_image_space(observation_space)
-        if kwargs.get("features_extractor_class") is None and flat:
-            kwargs["features_extractor_class"] = ResidualEncoder
-        if kwargs.get("features_extractor_class") is ResidualEncoder:
-            defaults = {"architecture": self.architecture, "normalize_observations": spec.normalize_observations}
-            kwargs["features_extractor_kwargs"] = {**defaults, **(kwargs.get("features_extractor_kwargs") or {})}
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[call-arg]
-
-
-class ResidualPolicyMixin:
-    """Put before an SB3 actor-critic policy (SAC, TD3, TQC, CrossQ): builds its actor and critics from the
-    network classes :attr:`actor_class` and :attr:`critic_class` with ``architecture=`` the policy's
-    :attr:`architecture` (``None``: SB3's MLPs). Without sparsity, usable with the plain SB3 algorithms."""
-
-    architecture: ClassVar[str | None] = None
-    actor_class: ClassVar[type[nn.Module]]
-    critic_class: ClassVar[type[nn.Module]]
-
-    actor_kwargs: dict[str, Any]
-    critic_kwargs: dict[str, Any]
-    device: th.device
-
-    def network_kwargs(self, module: str) -> dict[str, Any]:
-        """Constructor arguments of the network of ``module`` (``"actor"`` or ``"critic"``) besides SB3's."""
-        return {"architecture": self.architecture}
-
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)  # type: ignore[attr-defined]
-        return self.actor_class(**actor_kwargs, **self.network_kwargs("actor")).to(self.device)
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)  # type: ignore[attr-defined]
-        return self.critic_class(**critic_kwargs, **self.network_kwargs("critic")).to(self.device)
+def preset_kwargs(architecture: str | None, observation_space: gym.Space, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A policy's keyword arguments with ``architecture`` and its published training defaults, each unless given:
+    AdamW with its weight decay, and (flat observations) a :class:`ResidualEncoder` with running observation
+    normalisation where the architecture uses it."""
+    kwargs = {"architecture": architecture, **kwargs}
+    spec = get_architecture(kwargs["architecture"])
+    if kwargs.get("optimizer_class") is None:
+        kwargs["optimizer_class"] = th.optim.AdamW
+        kwargs["optimizer_kwargs"] = {"weight_decay": spec.weight_decay, **(kwargs.get("optimizer_kwargs") or {})}
+    flat = isinstance(observation_space, gym.spaces.Box) and not is_image_space(observation_space)
+    if kwargs.get("features_extractor_class") is None and flat:
+        kwargs["features_extractor_class"] = ResidualEncoder
+    if kwargs.get("features_extractor_class") is ResidualEncoder:
+        defaults = {"architecture": kwargs["architecture"], "normalize_observations": spec.normalize_observations}
+        kwargs["features_extractor_kwargs"] = {**defaults, **(kwargs.get("features_extractor_kwargs") or {})}
+    return kwargs

@@ -1,17 +1,18 @@
-"""Sparse versions of SB3's networks (actors, critics, Q-networks) that rebuild themselves with their masks.
+"""The package's versions of SB3's networks (actors, critics, Q-networks): residual and sparse on request.
 
-A sparse network is the SB3 class with :class:`SparseNetworkMixin` in front: it builds the dense
-network exactly as SB3 does, then makes the weights its module configuration selects sparse. The
-configuration is a constructor argument saved by ``_get_constructor_parameters``, so ``net.save`` /
-``NetClass.load``, ``policy.save`` / ``Policy.load`` and ``load_state_dict`` rebuild the same masked
-structure, and the masks themselves come back from the ``state_dict``.
+A network is the SB3 class with :class:`SparseNetworkMixin` in front: it builds the dense network exactly
+as SB3 does, rebuilds its MLPs as the residual ``architecture`` if it has one, then makes the weights its
+module configuration selects sparse. Both are constructor arguments saved by ``_get_constructor_parameters``,
+so ``net.save`` / ``NetClass.load``, ``policy.save`` / ``Policy.load`` and ``load_state_dict`` rebuild the
+same masked structure, and the masks themselves come back from the ``state_dict``.
 """
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from torch import nn
 
+from sb3_sparse.common.architectures import rebuild_mlps
 from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.engine import Candidate, sparsify_module
 
@@ -53,24 +54,44 @@ def encoder_candidates(extractor: nn.Module) -> list[Candidate]:
 
 
 class SparseNetworkMixin:
-    """Put before an SB3 network class: the network is built dense, then made sparse by ``sparse_config``.
+    """Put before an SB3 network class: the network is built as SB3 builds it, its MLPs rebuilt as
+    ``architecture``, then its weights made sparse by ``sparse_config``.
 
-    :param sparse_config: the module's DST settings (:meth:`ModuleConfig.as_dict`); ``None``: stays dense
+    :cvar mlp_attributes: attributes holding the MLPs (or lists of them) that SB3's ``create_mlp`` built ->
+        whether their last linear layer is an output layer
+    :param architecture: a name in :data:`~sb3_sparse.common.architectures.ARCHITECTURES`; ``None``: SB3's MLPs
+    :param sparse_config: the module's DST settings, as its policy resolved them (a plain dict, as saved, is
+        accepted too); ``None``: stays dense
     """
 
-    sparse_config: dict[str, Any] | None
+    mlp_attributes: ClassVar[dict[str, bool]] = {}
+    sparse_config: ModuleConfig | None
 
-    def __init__(self, *args: Any, sparse_config: dict[str, Any] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        architecture: str | None = None,
+        sparse_config: ModuleConfig | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
-        self.sparse_config = sparse_config
-        if sparse_config is not None:
-            sparsify_module(ModuleConfig(**sparse_config), self.sparse_candidates())
+        self.architecture = architecture
+        if architecture is not None:
+            rebuild_mlps(self, architecture, self.mlp_attributes)  # type: ignore[arg-type]
+        self.sparse_config = ModuleConfig(**sparse_config) if isinstance(sparse_config, Mapping) else sparse_config
+        if self.sparse_config is not None:
+            sparsify_module(self.sparse_config, self.sparse_candidates())
+            self.adapt_to_sparsity()
 
     def sparse_candidates(self) -> list[Candidate]:
         """The weights that may be sparse, with their role (``input`` / ``hidden`` / ``output``) and depth."""
         raise NotImplementedError
 
+    def adapt_to_sparsity(self) -> None:
+        """Called once the network is sparse: replace layers that need to behave differently then (none here)."""
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
-        data["sparse_config"] = self.sparse_config
+        data["architecture"] = self.architecture
+        data["sparse_config"] = None if self.sparse_config is None else self.sparse_config.as_dict()
         return data

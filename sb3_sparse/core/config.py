@@ -218,16 +218,14 @@ def resolve_modules(
     module_names: Sequence[str],
     flat: Mapping[str, Any],
     modules: Mapping[str, Mapping[str, Any]] | None = None,
-    module_defaults: Mapping[str, Mapping[str, Any]] | None = None,
     explicit_modules: Sequence[str] = (),
 ) -> dict[str, ModuleConfig]:
-    """One :class:`ModuleConfig` per module: built-in defaults, then ``module_defaults`` (an
-    algorithm's, e.g. TD3's drop fraction), then the flat ``flat`` settings, then the per-module ``modules``.
+    """One :class:`ModuleConfig` per module (each built once): built-in defaults, then the flat ``flat``
+    settings, then the per-module ``modules``.
 
     :param module_names: the modules of the algorithm family, e.g. ``("actor", "critic")``
     :param flat: settings for every module (the algorithm's flat arguments); ``None`` values are skipped
     :param modules: per-module overrides, ``{"critic": {"regime": "rigl", "sparsity": 0.8}}``
-    :param module_defaults: defaults per module that the flat settings override
     :param explicit_modules: modules that stay dense unless ``modules`` names them (then the flat settings
         reach them too; otherwise only those that are not about their masks, e.g. ``plasticity_metrics``), e.g.
         an encoder, which MST keeps dense while the actor and critic are sparse
@@ -246,19 +244,25 @@ def resolve_modules(
         if not isinstance(overrides, Mapping):
             raise ValueError(f"modules[{name!r}]={overrides!r} is not valid; give a dict of DST settings")
         check_unknown(f"modules[{name!r}]", overrides, MODULE_SETTINGS)
-    if not any((module_defaults or {}).values()):
-        ModuleConfig(**{key: value for key, value in flat.items() if value is not None})  # a flat mistake: say it untagged
+    given = {key: value for key, value in flat.items() if value is not None}
     configs = {}
     for name in module_names:
         if name in explicit_modules and name not in modules:  # dense; the flat settings that are not about masks
-            given = {key: value for key, value in flat.items() if value is not None}
-            configs[name] = ModuleConfig(**{**given, "regime": "dense", "sparsity": 0.0, "initial_sparsity": None})
-            continue
-        settings = {**(module_defaults or {}).get(name, {})}
-        settings.update({key: value for key, value in flat.items() if value is not None})
-        settings.update(modules.get(name, {}))
+            settings = {**given, "regime": "dense", "sparsity": 0.0, "initial_sparsity": None}
+        else:
+            settings = {**given, **modules.get(name, {})}
         try:
             configs[name] = ModuleConfig(**settings)
         except ValueError as error:
-            raise ValueError(f"{error} (module {name!r})") from None
+            raise _module_error(given, error, name) from None
     return configs
+
+
+def _module_error(flat: Mapping[str, Any], error: ValueError, module: str) -> ValueError:
+    """The error to raise for ``module``'s settings: the flat settings' own error when they alone are wrong (they
+    apply to every module, so naming one would mislead), else ``error`` tagged with the module."""
+    try:
+        ModuleConfig(**flat)
+    except ValueError as flat_error:
+        return flat_error
+    return ValueError(f"{error} (module {module!r})")

@@ -1,4 +1,7 @@
-"""Sparse CrossQ policies: sb3-contrib's CrossQ actor and critics, made sparse per module (``actor``, ``critic``).
+"""CrossQ policies: one class, :class:`SparseCrossQPolicy`, whose actor and critics are sparse per module
+(``actor``, ``critic``) and residual networks on request (``architecture``), and its presets: ``SimbaPolicy`` /
+``BroPolicy`` for :class:`~sb3_sparse.SparseCrossQ`, :class:`SimbaCrossQPolicy` / :class:`BroCrossQPolicy` (dense)
+for sb3-contrib's ``CrossQ``.
 
 Only the ``nn.Linear`` weights are candidates: the BatchRenorm layers stay dense. CrossQ has no target networks.
 """
@@ -13,9 +16,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_sparse.common.architectures import ArchitectureMixin, ResidualNetworkMixin, ResidualPolicyMixin
+from sb3_sparse.common.architectures import architecture_net_arch
 from sb3_sparse.common.networks import SparseNetworkMixin, gaussian_actor_candidates, q_network_candidates
-from sb3_sparse.common.policies import ENCODER, ModuleSpec, SparsePolicyMixin
+from sb3_sparse.common.policies import DENSE, ENCODER, ArchitecturePreset, ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
 
 #: Variance below which the renormalisation's mean correction has no gradient (see :class:`SparseBatchRenorm1d`).
@@ -64,84 +67,46 @@ def use_sparse_batch_renorm(network: nn.Module) -> None:
             module.__class__ = SparseBatchRenorm1d
 
 
-class ResidualCrossQActor(ResidualNetworkMixin, Actor):
-    """sb3-contrib's CrossQ :class:`~sb3_contrib.crossq.policies.Actor` whose latent MLP (BatchRenorm layers included)
-    is a residual network (``architecture``), whose LayerNorms take the place of the BatchRenorm layers."""
-
-    mlp_attributes = {"latent_pi": False}
-
-
-class ResidualCrossQCritic(ResidualNetworkMixin, CrossQCritic):
-    """sb3-contrib's :class:`~sb3_contrib.crossq.policies.CrossQCritic` whose Q-networks are residual networks."""
-
-    mlp_attributes = {"q_networks": True}
-
-
-class SparseCrossQActor(SparseNetworkMixin, ResidualCrossQActor):
-    """sb3-contrib's CrossQ :class:`~sb3_contrib.crossq.policies.Actor` with sparse weights (``sparse_config``).
+class SparseCrossQActor(SparseNetworkMixin, Actor):
+    """sb3-contrib's CrossQ :class:`~sb3_contrib.crossq.policies.Actor`, its latent MLP (BatchRenorm layers included)
+    a residual network (``architecture``, whose LayerNorms take the place of the BatchRenorm layers), with sparse
+    weights (``sparse_config``).
 
     Roles: the latent MLP's first linear layer is ``input``, its others ``hidden``; ``mu`` and ``log_std`` are
     ``output``. The BatchRenorm layers are not candidates; when sparse, they are :class:`SparseBatchRenorm1d`.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        if self.sparse_config is not None:
-            use_sparse_batch_renorm(self)
+    mlp_attributes = {"latent_pi": False}
+
+    def adapt_to_sparsity(self) -> None:
+        use_sparse_batch_renorm(self)
 
     def sparse_candidates(self) -> list[Candidate]:
         return gaussian_actor_candidates(self)
 
 
-class SparseCrossQCritic(SparseNetworkMixin, ResidualCrossQCritic):
-    """sb3-contrib's :class:`~sb3_contrib.crossq.policies.CrossQCritic` with sparse linear weights (``sparse_config``).
+class SparseCrossQCritic(SparseNetworkMixin, CrossQCritic):
+    """sb3-contrib's :class:`~sb3_contrib.crossq.policies.CrossQCritic`, its Q-networks residual networks
+    (``architecture``), with sparse linear weights (``sparse_config``).
 
     The BatchRenorm layers are not candidates; when sparse, they are :class:`SparseBatchRenorm1d`.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        if self.sparse_config is not None:
-            use_sparse_batch_renorm(self)
+    mlp_attributes = {"q_networks": True}
+
+    def adapt_to_sparsity(self) -> None:
+        use_sparse_batch_renorm(self)
 
     def sparse_candidates(self) -> list[Candidate]:
         return q_network_candidates(self.q_networks)
 
 
-class ResidualCrossQPolicy(ResidualPolicyMixin, CrossQPolicy):
-    """sb3-contrib's :class:`~sb3_contrib.crossq.policies.CrossQPolicy` whose actor and critics are residual
-    networks of the class attribute ``architecture`` (``None``: SB3's MLPs);
-    see :class:`SimbaCrossQPolicy` and :class:`BroCrossQPolicy`."""
-
-    actor_class = ResidualCrossQActor
-    critic_class = ResidualCrossQCritic
-
-
-class SimbaCrossQPolicy(ArchitectureMixin, ResidualCrossQPolicy):
-    """Dense CrossQ policy with SimBa networks, for the dense ``CrossQ``: ``CrossQ(SimbaCrossQPolicy, env)``.
-
-    Defaults (each replaced when given): ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual
-    block), AdamW with weight decay 1e-2, and a :class:`~sb3_sparse.common.architectures.ResidualEncoder` that
-    normalises observations (RSNorm).
-    """
-
-    architecture = "simba"
-
-
-class BroCrossQPolicy(ArchitectureMixin, ResidualCrossQPolicy):
-    """Dense CrossQ policy with BRO networks (BroNet), for the dense ``CrossQ``: ``CrossQ(BroCrossQPolicy, env)``.
-
-    Defaults (each replaced when given): ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2.
-    """
-
-    architecture = "bro"
-
-
-class SparseCrossQPolicy(SparsePolicyMixin, ResidualCrossQPolicy):
+class SparseCrossQPolicy(SparsePolicyMixin, CrossQPolicy):
     """
     CrossQ policy whose actor and critics are sparse, each with its own DST settings.
 
-    Takes every argument of :class:`sb3_contrib.crossq.policies.CrossQPolicy`, plus ``dst_config``.
+    Takes every argument of :class:`sb3_contrib.crossq.policies.CrossQPolicy`, plus ``architecture`` and
+    ``dst_config``.
     The features extractor and the BatchRenorm layers stay dense. Modules: ``actor`` and ``critic``
     (no target networks).
 
@@ -173,6 +138,9 @@ class SparseCrossQPolicy(SparsePolicyMixin, ResidualCrossQPolicy):
     :param n_critics: Number of critic networks to create.
     :param share_features_extractor: Whether to share or not the features extractor
         between the actor and the critic (this saves computation time)
+    :param architecture: the residual architecture of the actor and critics (``"simba"``, ``"bro"`` or a
+        registered one; see :mod:`~sb3_sparse.common.architectures`); ``None``: SB3's MLPs. With one,
+        ``net_arch`` gives one width per residual block (default: the architecture's)
     :param dst_config: DST settings: flat ones (``{"sparsity": 0.8, "regime": "rigl"}``) for every module,
         plus ``"modules"`` with per-module overrides; see :class:`~sb3_sparse.core.config.ModuleConfig`
     """
@@ -207,14 +175,16 @@ class SparseCrossQPolicy(SparsePolicyMixin, ResidualCrossQPolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         share_features_extractor: bool = False,
+        architecture: str | None = None,
         dst_config: dict[str, Any] | None = None,
     ):
+        self.architecture = architecture
         self._init_dst(dst_config)
         super().__init__(
             observation_space=observation_space,
             action_space=action_space,
             lr_schedule=lr_schedule,
-            net_arch=net_arch,
+            net_arch=architecture_net_arch(architecture, net_arch),
             activation_fn=activation_fn,
             batch_norm=batch_norm,
             batch_norm_momentum=batch_norm_momentum,
@@ -237,24 +207,36 @@ class SparseCrossQPolicy(SparsePolicyMixin, ResidualCrossQPolicy):
 MlpPolicy = SparseCrossQPolicy
 
 
-class SparseResidualCrossQPolicy(SparseCrossQPolicy):
-    """:class:`SparseCrossQPolicy` whose features extractors form a module of their own, ``encoder`` (dense unless
-    ``modules`` names it): the base of the SimBa and BRO policies."""
-
-    sparse_modules = {**SparseCrossQPolicy.sparse_modules, "encoder": ENCODER}
-    explicit_modules = ("encoder",)
-
-
-class SparseSimbaCrossQPolicy(ArchitectureMixin, SparseResidualCrossQPolicy):
-    """:class:`SparseCrossQPolicy` with SimBa networks and SimBa's defaults (see :class:`SimbaCrossQPolicy`)."""
+class SparseSimbaCrossQPolicy(ArchitecturePreset, SparseCrossQPolicy):
+    """``SimbaPolicy``: :class:`SparseCrossQPolicy` with SimBa networks and SimBa's defaults, each replaced when given:
+    ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual block), AdamW with weight decay 1e-2, and a
+    :class:`~sb3_sparse.common.architectures.ResidualEncoder` that normalises observations (RSNorm). Modules:
+    ``actor``, ``critic`` and ``encoder`` (the features extractors, dense unless ``modules`` names it)."""
 
     architecture = "simba"
+    sparse_modules = {**SparseCrossQPolicy.sparse_modules, "encoder": ENCODER}
 
 
-class SparseBroCrossQPolicy(ArchitectureMixin, SparseResidualCrossQPolicy):
-    """:class:`SparseCrossQPolicy` with BRO networks and BRO's defaults (see :class:`BroCrossQPolicy`)."""
+class SparseBroCrossQPolicy(ArchitecturePreset, SparseCrossQPolicy):
+    """``BroPolicy``: :class:`SparseCrossQPolicy` with BRO networks (BroNet) and BRO's defaults, each replaced when
+    given: ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2. Modules as ``SimbaPolicy``'s."""
 
     architecture = "bro"
+    sparse_modules = SparseSimbaCrossQPolicy.sparse_modules
+
+
+class SimbaCrossQPolicy(SparseSimbaCrossQPolicy):
+    """``SimbaPolicy`` trained dense unless ``dst_config`` says otherwise, for sb3-contrib's ``CrossQ``:
+    ``CrossQ(SimbaCrossQPolicy, env)``."""
+
+    default_dst_config = DENSE
+
+
+class BroCrossQPolicy(SparseBroCrossQPolicy):
+    """``BroPolicy`` trained dense unless ``dst_config`` says otherwise, for sb3-contrib's ``CrossQ``:
+    ``CrossQ(BroCrossQPolicy, env)``."""
+
+    default_dst_config = DENSE
 
 
 SimbaPolicy = SparseSimbaCrossQPolicy

@@ -20,7 +20,6 @@ from torch import nn
 
 from sb3_sparse.common.networks import chain_candidates, linear_layers
 from sb3_sparse.common.policies import ModuleSpec, SparsePolicyMixin
-from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.engine import Candidate, sparsify_module
 from sb3_sparse.core.optim import check_optimizer, prefer_fused
 from sb3_sparse.core.regimes import get_regime
@@ -200,7 +199,7 @@ class QMIXPolicy(SparsePolicyMixin, BaseModel):
         for name in self.sparse_modules:
             config = self.module_sparse_config(name)
             if config is not None:
-                sparsify_module(ModuleConfig(**config), getattr(self, name).sparse_candidates())
+                sparsify_module(config, getattr(self, name).sparse_candidates())
         self.agent_target = copy.deepcopy(self.agent)
         self.mixer_target = copy.deepcopy(self.mixer)
         self.agent_target.requires_grad_(False)

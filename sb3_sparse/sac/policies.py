@@ -1,86 +1,44 @@
-"""SAC policies: SB3's SAC actor and critics as SimBa / BRO residual networks (dense, for SB3's ``SAC``), and
-all of them made sparse per module (``encoder``, ``actor``, ``critic``) for :class:`~sb3_sparse.SparseSAC`."""
+"""SAC policies: one class, :class:`SparseSACPolicy`, whose actor and critics are sparse per module (``actor``,
+``critic``) and residual networks on request (``architecture``), and its presets: ``SimbaPolicy`` / ``BroPolicy``
+for :class:`~sb3_sparse.SparseSAC`, :class:`SimbaSACPolicy` / :class:`BroSACPolicy` (dense) for SB3's ``SAC``."""
 
 from typing import Any
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
-from sb3_sparse.common.architectures import ArchitectureMixin, ResidualNetworkMixin, ResidualPolicyMixin
-from sb3_sparse.common.networks import SparseNetworkMixin, gaussian_actor_candidates, q_network_candidates
-from sb3_sparse.common.policies import ENCODER, ModuleSpec, SparsePolicyMixin
+from sb3_sparse.common.architectures import architecture_net_arch
+from sb3_sparse.common.critics import SparseContinuousCritic
+from sb3_sparse.common.networks import SparseNetworkMixin, gaussian_actor_candidates
+from sb3_sparse.common.policies import DENSE, ENCODER, ArchitecturePreset, ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
 
 
-class ResidualActor(ResidualNetworkMixin, Actor):
-    """SB3's SAC :class:`~stable_baselines3.sac.policies.Actor` whose latent MLP is a residual network
-    (``architecture``; ``None``: SB3's MLP)."""
-
-    mlp_attributes = {"latent_pi": False}
-
-
-class ResidualContinuousCritic(ResidualNetworkMixin, ContinuousCritic):
-    """SB3's :class:`~stable_baselines3.common.policies.ContinuousCritic` whose Q-networks are residual networks."""
-
-    mlp_attributes = {"q_networks": True}
-
-
-class ResidualSACPolicy(ResidualPolicyMixin, SACPolicy):
-    """SB3's :class:`~stable_baselines3.sac.policies.SACPolicy` whose actor and critics are residual networks of
-    the class attribute ``architecture`` (``None``: SB3's MLPs); see :class:`SimbaSACPolicy` and :class:`BroSACPolicy`."""
-
-    actor_class = ResidualActor
-    critic_class = ResidualContinuousCritic
-
-
-class SimbaSACPolicy(ArchitectureMixin, ResidualSACPolicy):
-    """Dense SAC policy with SimBa networks, for SB3's ``SAC``: ``SAC(SimbaSACPolicy, env)``.
-
-    Defaults (each replaced when given): ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per
-    residual block), AdamW with weight decay 1e-2, and a :class:`~sb3_sparse.common.architectures.ResidualEncoder`
-    that normalises observations (RSNorm). Takes every argument of :class:`~stable_baselines3.sac.policies.SACPolicy`.
-    """
-
-    architecture = "simba"
-
-
-class BroSACPolicy(ArchitectureMixin, ResidualSACPolicy):
-    """Dense SAC policy with BRO networks (BroNet), for SB3's ``SAC``: ``SAC(BroSACPolicy, env)``.
-
-    Defaults (each replaced when given): ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2.
-    """
-
-    architecture = "bro"
-
-
-class SparseActor(SparseNetworkMixin, ResidualActor):
-    """SB3's SAC :class:`~stable_baselines3.sac.policies.Actor` with sparse weights (``sparse_config``).
+class SparseActor(SparseNetworkMixin, Actor):
+    """SB3's SAC :class:`~stable_baselines3.sac.policies.Actor`, its latent MLP a residual network
+    (``architecture``), with sparse weights (``sparse_config``).
 
     Roles: the latent MLP's first layer is ``input``, its others ``hidden``; ``mu`` and ``log_std`` are ``output``.
     """
+
+    mlp_attributes = {"latent_pi": False}
 
     def sparse_candidates(self) -> list[Candidate]:
         return gaussian_actor_candidates(self)
 
 
-class SparseContinuousCritic(SparseNetworkMixin, ResidualContinuousCritic):
-    """SB3's :class:`~stable_baselines3.common.policies.ContinuousCritic` with sparse weights (``sparse_config``)."""
-
-    def sparse_candidates(self) -> list[Candidate]:
-        return q_network_candidates(self.q_networks)
-
-
-class SparseSACPolicy(SparsePolicyMixin, ResidualSACPolicy):
+class SparseSACPolicy(SparsePolicyMixin, SACPolicy):
     """
     SAC policy whose actor and critics are sparse, each with its own DST settings.
 
-    Takes every argument of :class:`stable_baselines3.sac.policies.SACPolicy`, plus ``dst_config``.
-    The features extractor stays dense. Modules: ``actor`` and ``critic`` (the critics and their targets).
+    Takes every argument of :class:`stable_baselines3.sac.policies.SACPolicy`, plus ``architecture`` and
+    ``dst_config``. The features extractor stays dense. Modules: ``actor`` and ``critic`` (the critics and their
+    targets). With SB3's ``SAC``: ``SAC(SparseSACPolicy, env, policy_kwargs=dict(dst_config=dict(sparsity=0.8,
+    regime="rigl")))`` and a :class:`~sb3_sparse.TopologyUpdateCallback`.
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -105,6 +63,9 @@ class SparseSACPolicy(SparsePolicyMixin, ResidualSACPolicy):
     :param n_critics: Number of critic networks to create.
     :param share_features_extractor: Whether to share or not the features extractor
         between the actor and the critic (this saves computation time)
+    :param architecture: the residual architecture of the actor and critics (``"simba"``, ``"bro"`` or a
+        registered one; see :mod:`~sb3_sparse.common.architectures`); ``None``: SB3's MLPs. With one,
+        ``net_arch`` gives one width per residual block (default: the architecture's)
     :param dst_config: DST settings: flat ones (``{"sparsity": 0.8, "regime": "rigl"}``) for every module,
         plus ``"modules"`` with per-module overrides; see :class:`~sb3_sparse.core.config.ModuleConfig`
     """
@@ -134,14 +95,16 @@ class SparseSACPolicy(SparsePolicyMixin, ResidualSACPolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         share_features_extractor: bool = False,
+        architecture: str | None = None,
         dst_config: dict[str, Any] | None = None,
     ):
+        self.architecture = architecture
         self._init_dst(dst_config)
         super().__init__(
             observation_space=observation_space,
             action_space=action_space,
             lr_schedule=lr_schedule,
-            net_arch=net_arch,
+            net_arch=architecture_net_arch(architecture, net_arch),
             activation_fn=activation_fn,
             use_sde=use_sde,
             log_std_init=log_std_init,
@@ -176,24 +139,36 @@ class MultiInputPolicy(SparseSACPolicy):
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
 
-class SparseResidualSACPolicy(SparseSACPolicy):
-    """:class:`SparseSACPolicy` whose features extractors form a module of their own, ``encoder`` (dense unless
-    ``modules`` names it): the base of the SimBa and BRO policies."""
-
-    sparse_modules = {**SparseSACPolicy.sparse_modules, "encoder": ENCODER}
-    explicit_modules = ("encoder",)
-
-
-class SparseSimbaSACPolicy(ArchitectureMixin, SparseResidualSACPolicy):
-    """:class:`SparseSACPolicy` with SimBa networks and SimBa's defaults (see :class:`SimbaSACPolicy`)."""
+class SparseSimbaSACPolicy(ArchitecturePreset, SparseSACPolicy):
+    """``SimbaPolicy``: :class:`SparseSACPolicy` with SimBa networks and SimBa's defaults, each replaced when given:
+    ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual block), AdamW with weight decay 1e-2, and a
+    :class:`~sb3_sparse.common.architectures.ResidualEncoder` that normalises observations (RSNorm). Modules:
+    ``actor``, ``critic`` and ``encoder`` (the features extractors, dense unless ``modules`` names it)."""
 
     architecture = "simba"
+    sparse_modules = {**SparseSACPolicy.sparse_modules, "encoder": ENCODER}
 
 
-class SparseBroSACPolicy(ArchitectureMixin, SparseResidualSACPolicy):
-    """:class:`SparseSACPolicy` with BRO networks and BRO's defaults (see :class:`BroSACPolicy`)."""
+class SparseBroSACPolicy(ArchitecturePreset, SparseSACPolicy):
+    """``BroPolicy``: :class:`SparseSACPolicy` with BRO networks (BroNet) and BRO's defaults, each replaced when
+    given: ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2. Modules as ``SimbaPolicy``'s."""
 
     architecture = "bro"
+    sparse_modules = SparseSimbaSACPolicy.sparse_modules
+
+
+class SimbaSACPolicy(SparseSimbaSACPolicy):
+    """``SimbaPolicy`` trained dense unless ``dst_config`` says otherwise, for SB3's ``SAC``:
+    ``SAC(SimbaSACPolicy, env)``."""
+
+    default_dst_config = DENSE
+
+
+class BroSACPolicy(SparseBroSACPolicy):
+    """``BroPolicy`` trained dense unless ``dst_config`` says otherwise, for SB3's ``SAC``:
+    ``SAC(BroSACPolicy, env)``."""
+
+    default_dst_config = DENSE
 
 
 SimbaPolicy = SparseSimbaSACPolicy

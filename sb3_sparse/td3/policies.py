@@ -1,4 +1,7 @@
-"""Sparse TD3 policies: SB3's TD3 actor and critics (and their targets), made sparse per module."""
+"""TD3 policies: one class, :class:`SparseTD3Policy`, whose actor and critics (and their targets) are sparse per
+module (``actor``, ``critic``) and residual networks on request (``architecture``), and its presets:
+``SimbaPolicy`` / ``BroPolicy`` for :class:`~sb3_sparse.SparseTD3`, :class:`SimbaTD3Policy` / :class:`BroTD3Policy`
+(dense) for SB3's ``TD3``."""
 
 from typing import Any
 
@@ -9,61 +12,30 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
-from sb3_sparse.common.architectures import ArchitectureMixin, ResidualNetworkMixin, ResidualPolicyMixin
+from sb3_sparse.common.architectures import architecture_net_arch
+from sb3_sparse.common.critics import SparseContinuousCritic
 from sb3_sparse.common.networks import SparseNetworkMixin, chain_candidates, linear_layers
-from sb3_sparse.common.policies import ENCODER, ModuleSpec, SparsePolicyMixin
+from sb3_sparse.common.policies import DENSE, ENCODER, ArchitecturePreset, ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
-from sb3_sparse.sac.policies import ResidualContinuousCritic, SparseContinuousCritic
 
 
-class ResidualTD3Actor(ResidualNetworkMixin, Actor):
-    """SB3's TD3 :class:`~stable_baselines3.td3.policies.Actor` whose MLP is a residual network (``architecture``)."""
+class SparseTD3Actor(SparseNetworkMixin, Actor):
+    """SB3's TD3 :class:`~stable_baselines3.td3.policies.Actor`, its MLP a residual network (``architecture``), with
+    sparse weights (``sparse_config``). Roles: the MLP's first layer is ``input``, its last (the action) ``output``."""
 
     mlp_attributes = {"mu": True}
-
-
-class SparseTD3Actor(SparseNetworkMixin, ResidualTD3Actor):
-    """SB3's TD3 :class:`~stable_baselines3.td3.policies.Actor` with sparse weights (``sparse_config``)."""
 
     def sparse_candidates(self) -> list[Candidate]:
         layers = linear_layers(self.mu)
         return chain_candidates(layers[:-1], layers[-1:])
 
 
-class ResidualTD3Policy(ResidualPolicyMixin, TD3Policy):
-    """SB3's :class:`~stable_baselines3.td3.policies.TD3Policy` whose actor and critics are residual
-    networks of the class attribute ``architecture`` (``None``: SB3's MLPs);
-    see :class:`SimbaTD3Policy` and :class:`BroTD3Policy`."""
-
-    actor_class = ResidualTD3Actor
-    critic_class = ResidualContinuousCritic
-
-
-class SimbaTD3Policy(ArchitectureMixin, ResidualTD3Policy):
-    """Dense TD3 policy with SimBa networks, for the dense ``TD3``: ``TD3(SimbaTD3Policy, env)``.
-
-    Defaults (each replaced when given): ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual
-    block), AdamW with weight decay 1e-2, and a :class:`~sb3_sparse.common.architectures.ResidualEncoder` that
-    normalises observations (RSNorm).
-    """
-
-    architecture = "simba"
-
-
-class BroTD3Policy(ArchitectureMixin, ResidualTD3Policy):
-    """Dense TD3 policy with BRO networks (BroNet), for the dense ``TD3``: ``TD3(BroTD3Policy, env)``.
-
-    Defaults (each replaced when given): ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2.
-    """
-
-    architecture = "bro"
-
-
-class SparseTD3Policy(SparsePolicyMixin, ResidualTD3Policy):
+class SparseTD3Policy(SparsePolicyMixin, TD3Policy):
     """
     TD3 policy whose actor and critics (with their targets) are sparse, each with its own DST settings.
 
-    Takes every argument of :class:`stable_baselines3.td3.policies.TD3Policy`, plus ``dst_config``.
+    Takes every argument of :class:`stable_baselines3.td3.policies.TD3Policy`, plus ``architecture`` and
+    ``dst_config``.
     The features extractor stays dense. Modules: ``actor`` and ``critic``.
 
     :param observation_space: Observation space
@@ -83,6 +55,9 @@ class SparseTD3Policy(SparsePolicyMixin, ResidualTD3Policy):
     :param n_critics: Number of critic networks to create.
     :param share_features_extractor: Whether to share or not the features extractor
         between the actor and the critic (this saves computation time)
+    :param architecture: the residual architecture of the actor and critics (``"simba"``, ``"bro"`` or a
+        registered one; see :mod:`~sb3_sparse.common.architectures`); ``None``: SB3's MLPs. With one,
+        ``net_arch`` gives one width per residual block (default: the architecture's)
     :param dst_config: DST settings: flat ones for every module, plus ``"modules"`` with per-module overrides
     """
 
@@ -108,14 +83,16 @@ class SparseTD3Policy(SparsePolicyMixin, ResidualTD3Policy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         share_features_extractor: bool = False,
+        architecture: str | None = None,
         dst_config: dict[str, Any] | None = None,
     ):
+        self.architecture = architecture
         self._init_dst(dst_config)
         super().__init__(
             observation_space=observation_space,
             action_space=action_space,
             lr_schedule=lr_schedule,
-            net_arch=net_arch,
+            net_arch=architecture_net_arch(architecture, net_arch),
             activation_fn=activation_fn,
             features_extractor_class=features_extractor_class,
             features_extractor_kwargs=features_extractor_kwargs,
@@ -146,24 +123,36 @@ class MultiInputPolicy(SparseTD3Policy):
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
 
-class SparseResidualTD3Policy(SparseTD3Policy):
-    """:class:`SparseTD3Policy` whose features extractors form a module of their own, ``encoder`` (dense unless
-    ``modules`` names it): the base of the SimBa and BRO policies."""
-
-    sparse_modules = {**SparseTD3Policy.sparse_modules, "encoder": ENCODER}
-    explicit_modules = ("encoder",)
-
-
-class SparseSimbaTD3Policy(ArchitectureMixin, SparseResidualTD3Policy):
-    """:class:`SparseTD3Policy` with SimBa networks and SimBa's defaults (see :class:`SimbaTD3Policy`)."""
+class SparseSimbaTD3Policy(ArchitecturePreset, SparseTD3Policy):
+    """``SimbaPolicy``: :class:`SparseTD3Policy` with SimBa networks and SimBa's defaults, each replaced when given:
+    ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual block), AdamW with weight decay 1e-2, and a
+    :class:`~sb3_sparse.common.architectures.ResidualEncoder` that normalises observations (RSNorm). Modules:
+    ``actor``, ``critic`` and ``encoder`` (the features extractors, dense unless ``modules`` names it)."""
 
     architecture = "simba"
+    sparse_modules = {**SparseTD3Policy.sparse_modules, "encoder": ENCODER}
 
 
-class SparseBroTD3Policy(ArchitectureMixin, SparseResidualTD3Policy):
-    """:class:`SparseTD3Policy` with BRO networks and BRO's defaults (see :class:`BroTD3Policy`)."""
+class SparseBroTD3Policy(ArchitecturePreset, SparseTD3Policy):
+    """``BroPolicy``: :class:`SparseTD3Policy` with BRO networks (BroNet) and BRO's defaults, each replaced when
+    given: ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2. Modules as ``SimbaPolicy``'s."""
 
     architecture = "bro"
+    sparse_modules = SparseSimbaTD3Policy.sparse_modules
+
+
+class SimbaTD3Policy(SparseSimbaTD3Policy):
+    """``SimbaPolicy`` trained dense unless ``dst_config`` says otherwise, for SB3's ``TD3``:
+    ``TD3(SimbaTD3Policy, env)``."""
+
+    default_dst_config = DENSE
+
+
+class BroTD3Policy(SparseBroTD3Policy):
+    """``BroPolicy`` trained dense unless ``dst_config`` says otherwise, for SB3's ``TD3``:
+    ``TD3(BroTD3Policy, env)``."""
+
+    default_dst_config = DENSE
 
 
 SimbaPolicy = SparseSimbaTD3Policy

@@ -1,4 +1,7 @@
-"""Sparse TQC policies: sb3-contrib's TQC actor and quantile critics, made sparse per module (``actor``, ``critic``)."""
+"""TQC policies: one class, :class:`SparseTQCPolicy`, whose actor and quantile critics are sparse per module
+(``actor``, ``critic``) and residual networks on request (``architecture``), and its presets: ``SimbaPolicy`` /
+``BroPolicy`` for :class:`~sb3_sparse.SparseTQC`, :class:`SimbaTQCPolicy` / :class:`BroTQCPolicy` (dense) for
+sb3-contrib's ``TQC``."""
 
 from typing import Any
 
@@ -9,78 +12,43 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Combine
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_sparse.common.architectures import ArchitectureMixin, ResidualNetworkMixin, ResidualPolicyMixin
+from sb3_sparse.common.architectures import architecture_net_arch
 from sb3_sparse.common.networks import SparseNetworkMixin, gaussian_actor_candidates, q_network_candidates
-from sb3_sparse.common.policies import ENCODER, ModuleSpec, SparsePolicyMixin
+from sb3_sparse.common.policies import DENSE, ENCODER, ArchitecturePreset, ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import Candidate
 
 
-class ResidualTQCActor(ResidualNetworkMixin, Actor):
-    """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Actor` whose latent MLP is a residual network (``architecture``)."""
-
-    mlp_attributes = {"latent_pi": False}
-
-
-class ResidualTQCCritic(ResidualNetworkMixin, Critic):
-    """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Critic` whose quantile networks are residual networks."""
-
-    mlp_attributes = {"q_networks": True}
-
-
-class SparseTQCActor(SparseNetworkMixin, ResidualTQCActor):
-    """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Actor` with sparse weights (``sparse_config``).
+class SparseTQCActor(SparseNetworkMixin, Actor):
+    """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Actor`, its latent MLP a residual network
+    (``architecture``), with sparse weights (``sparse_config``).
 
     Roles: the latent MLP's first layer is ``input``, its others ``hidden``; ``mu`` and ``log_std`` are ``output``.
     """
+
+    mlp_attributes = {"latent_pi": False}
 
     def sparse_candidates(self) -> list[Candidate]:
         return gaussian_actor_candidates(self)
 
 
-class SparseTQCCritic(SparseNetworkMixin, ResidualTQCCritic):
-    """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Critic` with sparse weights (``sparse_config``).
+class SparseTQCCritic(SparseNetworkMixin, Critic):
+    """sb3-contrib's TQC :class:`~sb3_contrib.tqc.policies.Critic`, its quantile networks residual networks
+    (``architecture``), with sparse weights (``sparse_config``).
 
     Each quantile network is one chain: its first layer is ``input``, its last (the ``n_quantiles`` outputs) ``output``.
     """
+
+    mlp_attributes = {"q_networks": True}
 
     def sparse_candidates(self) -> list[Candidate]:
         return q_network_candidates([*self.q_networks])
 
 
-class ResidualTQCPolicy(ResidualPolicyMixin, TQCPolicy):
-    """sb3-contrib's :class:`~sb3_contrib.tqc.policies.TQCPolicy` whose actor and critics are residual
-    networks of the class attribute ``architecture`` (``None``: SB3's MLPs);
-    see :class:`SimbaTQCPolicy` and :class:`BroTQCPolicy`."""
-
-    actor_class = ResidualTQCActor
-    critic_class = ResidualTQCCritic
-
-
-class SimbaTQCPolicy(ArchitectureMixin, ResidualTQCPolicy):
-    """Dense TQC policy with SimBa networks, for the dense ``TQC``: ``TQC(SimbaTQCPolicy, env)``.
-
-    Defaults (each replaced when given): ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual
-    block), AdamW with weight decay 1e-2, and a :class:`~sb3_sparse.common.architectures.ResidualEncoder` that
-    normalises observations (RSNorm).
-    """
-
-    architecture = "simba"
-
-
-class BroTQCPolicy(ArchitectureMixin, ResidualTQCPolicy):
-    """Dense TQC policy with BRO networks (BroNet), for the dense ``TQC``: ``TQC(BroTQCPolicy, env)``.
-
-    Defaults (each replaced when given): ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2.
-    """
-
-    architecture = "bro"
-
-
-class SparseTQCPolicy(SparsePolicyMixin, ResidualTQCPolicy):
+class SparseTQCPolicy(SparsePolicyMixin, TQCPolicy):
     """
     TQC policy whose actor and quantile critics are sparse, each with its own DST settings.
 
-    Takes every argument of :class:`sb3_contrib.tqc.policies.TQCPolicy`, plus ``dst_config``.
+    Takes every argument of :class:`sb3_contrib.tqc.policies.TQCPolicy`, plus ``architecture`` and ``dst_config``.
     The features extractor stays dense. Modules: ``actor`` and ``critic`` (the critics and their targets).
 
     :param observation_space: Observation space
@@ -107,6 +75,9 @@ class SparseTQCPolicy(SparsePolicyMixin, ResidualTQCPolicy):
     :param n_critics: Number of critic networks to create.
     :param share_features_extractor: Whether to share or not the features extractor
         between the actor and the critic (this saves computation time)
+    :param architecture: the residual architecture of the actor and critics (``"simba"``, ``"bro"`` or a
+        registered one; see :mod:`~sb3_sparse.common.architectures`); ``None``: SB3's MLPs. With one,
+        ``net_arch`` gives one width per residual block (default: the architecture's)
     :param dst_config: DST settings: flat ones (``{"sparsity": 0.8, "regime": "rigl"}``) for every module,
         plus ``"modules"`` with per-module overrides; see :class:`~sb3_sparse.core.config.ModuleConfig`
     """
@@ -137,14 +108,16 @@ class SparseTQCPolicy(SparsePolicyMixin, ResidualTQCPolicy):
         n_quantiles: int = 25,
         n_critics: int = 2,
         share_features_extractor: bool = False,
+        architecture: str | None = None,
         dst_config: dict[str, Any] | None = None,
     ):
+        self.architecture = architecture
         self._init_dst(dst_config)
         super().__init__(
             observation_space=observation_space,
             action_space=action_space,
             lr_schedule=lr_schedule,
-            net_arch=net_arch,
+            net_arch=architecture_net_arch(architecture, net_arch),
             activation_fn=activation_fn,
             use_sde=use_sde,
             log_std_init=log_std_init,
@@ -180,24 +153,36 @@ class MultiInputPolicy(SparseTQCPolicy):
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
 
-class SparseResidualTQCPolicy(SparseTQCPolicy):
-    """:class:`SparseTQCPolicy` whose features extractors form a module of their own, ``encoder`` (dense unless
-    ``modules`` names it): the base of the SimBa and BRO policies."""
-
-    sparse_modules = {**SparseTQCPolicy.sparse_modules, "encoder": ENCODER}
-    explicit_modules = ("encoder",)
-
-
-class SparseSimbaTQCPolicy(ArchitectureMixin, SparseResidualTQCPolicy):
-    """:class:`SparseTQCPolicy` with SimBa networks and SimBa's defaults (see :class:`SimbaTQCPolicy`)."""
+class SparseSimbaTQCPolicy(ArchitecturePreset, SparseTQCPolicy):
+    """``SimbaPolicy``: :class:`SparseTQCPolicy` with SimBa networks and SimBa's defaults, each replaced when given:
+    ``net_arch=dict(pi=[128], qf=[512, 512])`` (one width per residual block), AdamW with weight decay 1e-2, and a
+    :class:`~sb3_sparse.common.architectures.ResidualEncoder` that normalises observations (RSNorm). Modules:
+    ``actor``, ``critic`` and ``encoder`` (the features extractors, dense unless ``modules`` names it)."""
 
     architecture = "simba"
+    sparse_modules = {**SparseTQCPolicy.sparse_modules, "encoder": ENCODER}
 
 
-class SparseBroTQCPolicy(ArchitectureMixin, SparseResidualTQCPolicy):
-    """:class:`SparseTQCPolicy` with BRO networks and BRO's defaults (see :class:`BroTQCPolicy`)."""
+class SparseBroTQCPolicy(ArchitecturePreset, SparseTQCPolicy):
+    """``BroPolicy``: :class:`SparseTQCPolicy` with BRO networks (BroNet) and BRO's defaults, each replaced when
+    given: ``net_arch=dict(pi=[256], qf=[512, 512])``, AdamW with weight decay 1e-2. Modules as ``SimbaPolicy``'s."""
 
     architecture = "bro"
+    sparse_modules = SparseSimbaTQCPolicy.sparse_modules
+
+
+class SimbaTQCPolicy(SparseSimbaTQCPolicy):
+    """``SimbaPolicy`` trained dense unless ``dst_config`` says otherwise, for sb3-contrib's ``TQC``:
+    ``TQC(SimbaTQCPolicy, env)``."""
+
+    default_dst_config = DENSE
+
+
+class BroTQCPolicy(SparseBroTQCPolicy):
+    """``BroPolicy`` trained dense unless ``dst_config`` says otherwise, for sb3-contrib's ``TQC``:
+    ``TQC(BroTQCPolicy, env)``."""
+
+    default_dst_config = DENSE
 
 
 SimbaPolicy = SparseSimbaTQCPolicy

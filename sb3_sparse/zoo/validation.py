@@ -94,9 +94,7 @@ def check_hyperparams(algo_class: type[Any], hyperparams: dict[str, Any], where:
             raise ZooError(f"{where}: policy_kwargs sets {hidden}; make them top-level keys of the entry instead")
     flat = {name: hyperparams.get(name, parameters[name].default) for name in MODULE_SETTINGS}
     try:
-        resolve_modules(
-            module_names, flat, hyperparams.get("modules"), policy_class.module_defaults, policy_class.explicit_modules
-        )
+        resolve_modules(module_names, flat, hyperparams.get("modules"), policy_class.explicit_modules)
     except (ValueError, TypeError) as error:
         raise ZooError(f"{where}: {_flat_message(flat, error)}") from error
 
