@@ -1,6 +1,5 @@
 """What the sparse algorithms share: the DST arguments, the engine's callback, space and policy checks."""
 
-import difflib
 import functools
 import inspect
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from sb3_sparse.common.buffers import MultiStepReplayBuffer, ReplayBufferCallbac
 from sb3_sparse.common.callbacks import STATE_ATTRIBUTE, TopologyUpdateCallback
 from sb3_sparse.common.policies import ResolvedDSTConfig, SparsePolicyMixin
 from sb3_sparse.core.config import MODULE_SETTINGS, ModuleConfig, resolve_modules
+from sb3_sparse.core.names import did_you_mean
 
 #: The DST constructor arguments of every sparse algorithm: the per-module settings (flat: for every
 #: module) and ``modules`` (per-module overrides).
@@ -27,8 +27,7 @@ def _suggest_keywords(init: Callable[..., None]) -> Callable[..., None]:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         unknown = [name for name in kwargs if name not in parameters]
         if unknown:
-            close = difflib.get_close_matches(unknown[0], [p for p in parameters if p != "self"], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(unknown[0], [p for p in parameters if p != "self"])
             raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {unknown[0]!r}{hint}")
         init(self, *args, **kwargs)
 

@@ -9,7 +9,6 @@ overrides (``modules={"actor": {"regime": "static"}}``) into one :class:`ModuleC
 """
 
 import dataclasses
-import difflib
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy as np
 
 from sb3_sparse.core.backends import BACKENDS
 from sb3_sparse.core.distributions import DISTRIBUTIONS
-from sb3_sparse.core.names import check_choice, check_unknown
+from sb3_sparse.core.names import check_choice, check_unknown, closest
 from sb3_sparse.core.regimes import get_regime
 from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES
 
@@ -238,8 +237,8 @@ def resolve_modules(
         raise ValueError(f"modules={modules!r} is not valid; give a dict such as {{'critic': {{'regime': 'rigl'}}}}")
     for name, overrides in modules.items():
         if name not in module_names:
-            close = difflib.get_close_matches(str(name), list(module_names), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            match = closest(str(name), module_names)
+            hint = f" (did you mean {match!r}?)" if match is not None else ""
             raise ValueError(f"modules has no module {name!r}{hint}; this algorithm has {', '.join(map(repr, module_names))}")
         if not isinstance(overrides, Mapping):
             raise ValueError(f"modules[{name!r}]={overrides!r} is not valid; give a dict of DST settings")
