@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sb3_sparse.core.config import BACKENDS, check_choice
-from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights, weight_state
+from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights, weight_state, zero_pruned
 
 # The CSR products are used deliberately, on the layouts PyTorch supports: its beta notice is not news to users.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
@@ -219,8 +219,12 @@ def crossover_density(device: str, mode: str, batch: int, width: int) -> float:
 class SparseLinear(nn.Linear):
     """A masked ``nn.Linear`` whose products run on its backend (see the module docstring).
 
-    Not built directly: :func:`set_backend` turns masked ``nn.Linear`` layers into this class.
+    Not built directly: :func:`set_backend` turns masked ``nn.Linear`` layers into this class. Its products
+    read no pruned weight: the masked product zeroes them first, the CSR product holds only the active ones.
     """
+
+    # The masking module's forward pre-hook leaves the weight to this forward (a CSR product needs no zeroing).
+    masks_weight_in_forward = True
 
     def forward(self, input: th.Tensor) -> th.Tensor:
         weight, bias = self.weight, self.bias
@@ -228,6 +232,7 @@ class SparseLinear(nn.Linear):
         mode = "training" if training else "frozen" if self.__dict__.get(FROZEN_ATTRIBUTE) else "inference"
         batch = input.numel() // self.in_features if input.dim() else 1
         if layer_backend(self, batch, mode) == "masked":
+            zero_pruned(self, "weight")
             return F.linear(input, weight, bias)
         x = input.reshape(-1, self.in_features)
         if training:
