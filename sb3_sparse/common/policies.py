@@ -48,6 +48,9 @@ class SparsePolicyMixin:
     sparse_modules: ClassVar[dict[str, ModuleSpec]] = {}
     #: the module whose forward pass is the agent's inference (FLOPs)
     inference_module: ClassVar[str] = "actor"
+    #: module name -> the policy attribute that says how many copies of it run per sample (a network shared by
+    #: the agents of a team runs once per agent): FLOPs count it that many times (1 for modules not named)
+    module_copies: ClassVar[dict[str, str]] = {}
     #: per-module defaults of this algorithm family that the user's settings override
     module_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: modules that stay dense unless ``modules`` names them (the flat DST settings do not reach them alone)

@@ -152,6 +152,7 @@ class QMIXPolicy(SparsePolicyMixin, BaseModel):
         "mixer": ModuleSpec("mixer", "mixer_target", "optimizer"),
     }
     inference_module: ClassVar[str] = "agent"
+    module_copies: ClassVar[dict[str, str]] = {"agent": "n_agents"}
     flops_exclude: ClassVar[tuple[str, ...]] = ()
     #: the mixing network's class
     mixer_class: ClassVar[type[nn.Module]] = QMixer
