@@ -127,8 +127,8 @@ def csr_layout(module: nn.Module) -> CsrLayout:
 def csr_weight(module: nn.Module, transposed: bool = False) -> th.Tensor:
     """``module.weight`` (or its transpose) as a CSR tensor of its active entries.
 
-    Gathered at every call: fused optimizers and ``polyak_update`` write weights without bumping their
-    version counter, so the values cannot be cached safely (the index structure can: masks are written
+    Gathered at every call: fused optimizers and writes through ``.data`` change weights without bumping
+    their version counter, so the values cannot be cached safely (the index structure can: masks are written
     with ``copy_``, which does). A layer frozen for inference (:func:`set_backend` with ``frozen=True``)
     keeps its values until its weight or mask is replaced.
     """
@@ -280,8 +280,8 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
     Layers that are not exactly ``nn.Linear`` (convolutions, subclasses) keep the masked backend.
 
     :param frozen: the network is only used for inference from now on (a deployed policy): its active
-        weights are gathered into CSR form once instead of at every call. Weights written in place by a
-        fused optimizer or ``polyak_update`` would then go unnoticed: do not train a frozen network.
+        weights are gathered into CSR form once instead of at every call. Weights written by a fused
+        optimizer or through ``.data`` would then go unnoticed: do not train a frozen network.
     """
     check_choice("backend", backend, BACKENDS)
     for _, module, name in sparse_weights(root):
