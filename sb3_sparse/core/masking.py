@@ -98,16 +98,19 @@ class _GradientMask:
 
 
 def zero_pruned(module: nn.Module, name: str) -> None:
-    """Zero the pruned entries of ``module.<name>`` in place, without bumping its version counter."""
-    weight: th.Tensor = getattr(module, name)
-    weight.data.mul_(getattr(module, mask_name(name)))
+    """Zero the pruned entries of ``module.<name>`` in place, without bumping its version counter.
+
+    Runs before every forward pass: the parameter and the mask are read from the module's dictionaries
+    directly (``sparsify`` registers them there), which is cheaper than ``nn.Module.__getattr__``.
+    """
+    module._parameters[name].data.mul_(module._buffers[mask_name(name)])  # type: ignore[union-attr, arg-type]
 
 
-def hook_gradient(module: nn.Module, name: str) -> None:
+def hook_gradient(module: nn.Module, name: str, state: WeightState | None = None) -> None:
     """Give the current ``module.<name>`` tensor the gradient mask hook, once (a copy or a new tensor gets its own)."""
-    weight: th.Tensor = getattr(module, name)
-    state = _weight_states(module)[name]
-    if weight.requires_grad and state.hooked is not weight:
+    weight = module._parameters[name]
+    state = state or _weight_states(module)[name]
+    if weight is not None and weight.requires_grad and state.hooked is not weight:
         weight.register_hook(_GradientMask(module, name))
         state.hooked = weight
 
@@ -118,10 +121,10 @@ class _MaskBeforeForward:
     def __call__(self, module: nn.Module, *args: Any, **kwargs: Any) -> None:
         # a module type with a true class attribute ``masks_weight_in_forward`` masks its ``weight`` in its product
         masks_itself = getattr(type(module), "masks_weight_in_forward", False)
-        for name in _weight_states(module):
+        for name, state in _weight_states(module).items():
             if not (masks_itself and name == "weight"):
                 zero_pruned(module, name)
-            hook_gradient(module, name)
+            hook_gradient(module, name, state)
 
 
 class _MaskBeforeStateDict:
