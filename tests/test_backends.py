@@ -153,6 +153,10 @@ def test_auto_follows_the_crossover_table():
     assert layer_backend(big, 256, "training") == "csr"
     assert layer_backend(narrow_input, 256, "training") == "csr"
     assert layer_backend(big, 1, "training") == "masked"
+    assert layer_backend(big, 1, "inference") == "masked"  # acting at batch 1: CSR from density 0.05 at width 1024
+    sparser = masked_layer(1024, 1024, 0.05)
+    set_backend(sparser, "auto")
+    assert layer_backend(sparser, 1, "inference") == "csr"
     assert layer_backend(small, 256, "training") == "masked"
     dense_enough = masked_layer(1024, 1024, 0.5)
     set_backend(dense_enough, "auto")

@@ -47,8 +47,11 @@ MODES = ("training", "inference", "frozen")
 #: width is the layer's larger dimension: a narrow input layer of a wide network counts as wide, because
 #: its CSR output comes in the layout the next layer's CSR kernels run fastest on (measured on SAC steps).
 #: Whole SAC steps also set two limits that single layers do not show: in training networks, layers
-#: narrower than 512 stay masked (at width 256, CSR's per-call overhead made steps up to 1.2x slower), and
-#: so does batch-1 inference below width 2048 (acting at width 1024: 1.3x slower at 98% sparsity).
+#: narrower than 512 stay masked (at width 256, CSR's per-call overhead made steps up to 1.2x slower).
+#: Batch-1 inference follows whole SAC actors too, measured after the masked backend began zeroing the
+#: pruned weights before every product (a multiply that costs about as much as a batch-1 product): CSR
+#: over masked at width 512 (density 0.05 / 0.02): 0.89x / 0.73x; width 1024 (0.1 / 0.05 / 0.02):
+#: 0.94x / 0.80x / 0.61x (CPU time, medians of 15 interleaved rounds); CSR is kept where it wins by 10%.
 #: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
 CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {
@@ -58,7 +61,7 @@ CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
             256: [(0, 0.0), (512, 0.12), (1024, 0.15), (2048, 0.12)],
         },
         "inference": {
-            1: [(0, 0.0), (2048, 0.02)],
+            1: [(0, 0.0), (512, 0.02), (1024, 0.05)],
             64: [(0, 0.0), (512, 0.15), (2048, 0.2)],
             256: [(0, 0.0), (512, 0.15)],
         },
