@@ -36,7 +36,7 @@ from benchmarks.methods import build_model, is_multi_agent, model_class, multi_a
 from benchmarks.profile import RunSpec
 from sb3_sparse import flops_report, module_sparsity
 from sb3_sparse.common.buffers import DynamicReplayBuffer, MultiStepReplayBuffer
-from sb3_sparse.core.accounting import forward_flops, training_step_flops, weight_rows
+from sb3_sparse.common.flops import counted_modules
 
 EVAL_SEED_OFFSET = 10_000
 
@@ -232,77 +232,29 @@ def load_checkpoint(spec: RunSpec, checkpoint: Path, env: Any, device: str = "cp
     return model
 
 
-#: The trained networks of a dense policy (with their target network's attribute) and the acting one.
-DENSE_MODULES = (("actor", "actor_target"), ("critic", "critic_target"), ("q_net", "q_net_target"))
-
-
-def dense_flops(model: BaseAlgorithm) -> dict[str, Any]:
-    """FLOPs of a dense model, counted as :func:`sb3_sparse.flops_report` counts a sparse one (ratios 1).
-
-    Per sample: inference is one forward pass of the actor (DQN: the Q-network); a training step costs 3x
-    the forward pass of every trained network plus one forward pass of its target network, if any.
-    """
-    policy = model.policy
-    inference = training = 0
-    for name, target in DENSE_MODULES:
-        network = getattr(policy, name, None)
-        if network is None:
-            continue
-        rows = weight_rows(name, network)
-        training += training_step_flops(rows, getattr(policy, target, None) is not None)[0]
-        if not inference:
-            inference = forward_flops(rows)[0]
-    return {
-        "inference_flops": inference,
-        "dense_inference_flops": inference,
-        "inference_flops_ratio": 1.0,
-        "training_flops": training,
-        "dense_training_flops": training,
-        "training_flops_ratio": 1.0,
-        "integrated_training_flops_ratio": None,
-    }
-
-
-def team_step_flops(policy: Any) -> tuple[int, int]:
-    """Training FLOPs (at the current masks, and dense) of one step of a multi-agent batch: the shared agent
-    network runs once per agent, the mixer once (:func:`sb3_sparse.flops_report` counts each module once)."""
-    sparse = dense = 0
-    for name, binding in policy.sparse_bindings().items():
-        module = training_step_flops(weight_rows(name, binding.online, binding.exclude), binding.target is not None)
-        copies = policy.n_agents if name == policy.inference_module else 1
-        sparse, dense = sparse + copies * module[0], dense + copies * module[1]
-    return sparse, dense
-
-
 def sparse_metrics(model: Any, reference: Any = None) -> dict[str, Any]:
     """Realised sparsity, FLOPs (absolute and relative to the dense model of the same architecture and width)
     and the run's training FLOPs.
 
-    ``flops.run_training_flops``: training FLOPs of the whole run, per-sample FLOPs of a training step (each
-    phase at the density it had, for ``gmp`` / ``ne``) x batch size x gradient steps. Multi-agent: per team step
-    (:func:`team_step_flops`) x batch size (episodes) x episode limit (an upper bound: a batch is unrolled over
-    its longest episode) x gradient steps.
+    ``flops``: :func:`sb3_sparse.flops_report` of the model (dense models too: ratios 1), without its per-layer
+    rows, plus ``run_training_flops``: training FLOPs of the whole run, per-sample FLOPs of a training step
+    (each phase at the density it had, for ``gmp`` / ``ne``) x batch size x gradient steps. Multi-agent: a
+    sample is a team step (the shared agent network counted once per agent), and a batch holds batch size
+    (episodes) x episode limit of them (an upper bound: a batch is unrolled over its longest episode).
 
     ``reference``: a dense policy the ``dense_*`` FLOPs and the ratios are taken from instead (``tiny``: the
     full-size dense policy; its weight count is ``flops.reference_weights``).
     """
-    if not hasattr(model.policy, "sparse_bindings"):
-        metrics: dict[str, Any] = {"sparsity": {"global": 0.0}, "flops": dense_flops(model)}
-    else:
-        report = flops_report(model)
-        report.pop("layers")
-        report.pop("table", None)
-        metrics = {"sparsity": module_sparsity(model), "flops": report}
+    report = flops_report(model)
+    report.pop("layers")
+    report.pop("table")
+    sparse = hasattr(model.policy, "sparse_bindings")
+    metrics: dict[str, Any] = {"sparsity": module_sparsity(model) if sparse else {"global": 0.0}, "flops": report}
     flops = metrics["flops"]
     ratio = flops["integrated_training_flops_ratio"]
     n_updates = int(getattr(model, "_n_updates", 0))
-    if is_multi_agent_model(model):
-        sparse, dense = team_step_flops(model.policy)
-        per_step = sparse if ratio is None else ratio * dense
-        samples = model.batch_size * model.episode_limit
-    else:
-        per_step = flops["training_flops"] if ratio is None else ratio * flops["dense_training_flops"]
-        samples = getattr(model, "batch_size", 1)
+    per_step = flops["training_flops"] if ratio is None else ratio * flops["dense_training_flops"]
+    samples = getattr(model, "batch_size", 1) * (model.episode_limit if is_multi_agent_model(model) else 1)
     flops["run_training_flops"] = float(per_step * samples * n_updates)
     flops["gradient_steps"] = n_updates
     if reference is not None:
@@ -336,11 +288,7 @@ def size_metrics(model: BaseAlgorithm) -> dict[str, Any]:
         for name, param in policy.named_parameters()
         if param.requires_grad and not any(part.endswith("_target") or part.endswith("_targets") for part in name.split("."))
     )
-    if hasattr(policy, "sparse_bindings"):
-        rows = [row for key, b in policy.sparse_bindings().items() for row in weight_rows(key, b.online, b.exclude)]
-    else:
-        networks = {name: getattr(policy, name, None) for name, _ in DENSE_MODULES}
-        rows = [row for name, network in networks.items() if network is not None for row in weight_rows(name, network)]
+    rows = [row for module in counted_modules(policy)[0] for row in module.rows]
     weights = sum(row["weights"] for row in rows)
     active = sum(row["active_weights"] for row in rows)
     return {

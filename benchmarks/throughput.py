@@ -23,6 +23,10 @@ repeat, interleaved as above. Files: ``model.save`` of each model, and the compa
 actor (``sb3_sparse.common.deploy.export_policy``, active weights only) against ``torch.save`` of the
 dense actor's ``state_dict``.
 
+Clock: ``--clock wall`` (the default) times wall-clock seconds; ``--clock cpu`` times the CPU seconds of this
+process instead (all its threads), which other work on a shared machine does not inflate as it does wall
+time: use it with ``--threads 1`` on a busy CPU (not for GPUs, whose work is not CPU time).
+
 Threads: ``--threads N`` sets torch's intra-op threads (``all``: every core). XLA reads its thread settings
 once, when JAX starts, so with N = 1 the script sets ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``
 before importing SBX (one compute thread: CPU time = wall time on a matmul loop, measured with JAX 0.10)
@@ -132,16 +136,22 @@ def synchronize(device: th.device) -> None:
         th.cuda.synchronize(device)
 
 
-def time_learn(model: Any, steps: int, device: th.device) -> float:
+#: ``--clock`` choices: wall-clock seconds, or CPU seconds of this process (all threads).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_learn(model: Any, steps: int, device: th.device, clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds per env step of ``model.learn(steps)`` (continuing the model's run)."""
     synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     model.learn(steps, reset_num_timesteps=False)
     synchronize(device)
-    return (time.perf_counter() - start) / steps
+    return (clock() - start) / steps
 
 
-def actor_latency(policy: Any, batch: int, calls: int, device: th.device) -> float:
+def actor_latency(
+    policy: Any, batch: int, calls: int, device: th.device, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """Median seconds of the actor's deterministic forward on ``batch`` observations, without autograd as in ``predict``."""
     obs = th.as_tensor(np.stack([policy.observation_space.sample() for _ in range(batch)]), dtype=th.float32, device=device)
     policy.set_training_mode(False)
@@ -149,24 +159,24 @@ def actor_latency(policy: Any, batch: int, calls: int, device: th.device) -> flo
     with th.no_grad():
         for _ in range(calls):
             synchronize(device)
-            start = time.perf_counter()
+            start = clock()
             policy.actor(obs, deterministic=True)
             synchronize(device)
-            durations.append(time.perf_counter() - start)
+            durations.append(clock() - start)
     return statistics.median(durations)
 
 
-def topology_update_cost(model: Any, repeats: int = 20) -> float:
+def topology_update_cost(model: Any, repeats: int = 20, clock: Callable[[], float] = time.perf_counter) -> float:
     """Median seconds of one mask update of every module (the engine's update, target sync included)."""
     policy: Any = model.policy
     engine = SparseEngine(policy.module_configs, {})
     bindings = policy.sparse_bindings()
     durations = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         for name, binding in bindings.items():
             engine.update(name, binding, progress=0.0, step=model.num_timesteps)
-        durations.append(time.perf_counter() - start)
+        durations.append(clock() - start)
     return statistics.median(durations)
 
 
@@ -259,7 +269,9 @@ def inference_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def training_rows(variants: list[Variant], models: dict[Variant, Any], times: Times, interval: int) -> list[dict[str, Any]]:
+def training_rows(
+    variants: list[Variant], models: dict[Variant, Any], times: Times, args: argparse.Namespace
+) -> list[dict[str, Any]]:
     """Time per step and ratios to each baseline of the same width; the mask update's cost of sparse models."""
     rows = []
     for variant in variants:
@@ -269,8 +281,8 @@ def training_rows(variants: list[Variant], models: dict[Variant, Any], times: Ti
             "vs": {base: ratio(times, variant, Variant(variant.width, base)) for base in BASELINES},
         }
         if variant.kind == SPARSE:
-            row["update_ms"] = 1e3 * topology_update_cost(models[variant])
-            row["update_per_step_ms"] = row["update_ms"] / interval
+            row["update_ms"] = 1e3 * topology_update_cost(models[variant], clock=CLOCKS[args.clock])
+            row["update_per_step_ms"] = row["update_ms"] / args.interval
         rows.append(row)
     return rows
 
@@ -288,7 +300,7 @@ def inference_rows(
     measured = list(policies)
 
     def latency(batch: int) -> Callable[[Variant], float]:
-        return lambda variant: actor_latency(policies[variant], batch, args.latency_calls, device)
+        return lambda variant: actor_latency(policies[variant], batch, args.latency_calls, device, CLOCKS[args.clock])
 
     latencies = {
         batch: interleaved(measured, args.repeats, latency(batch), f"latency at batch {batch}") for batch in LATENCY_BATCHES
@@ -333,6 +345,7 @@ def describe(args: argparse.Namespace, argv: list[str] | None, device: th.device
         "xla_flags": xla_flags,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "threads": args.threads,
+        "clock": args.clock,
         "device": str(device),
     }
 
@@ -346,7 +359,8 @@ def report(
             f"`{context['command']}`",
             "",
             f"{args.algo.upper()} on {args.env}, {args.steps} timed steps x {args.repeats} interleaved repeats, "
-            f"method {args.method!r}, mask updates every {args.interval} steps; {args.threads} torch thread(s) on "
+            f"method {args.method!r}, mask updates every {args.interval} steps; {args.clock} clock; "
+            f"{args.threads} torch thread(s) on "
             f"{context['device']}; {context['machine']}; torch {context['torch']}; {sbx}; {context['date']}",
             "",
             "Time per training step (env step and gradient step); ratios: median over repeats [min, max].",
@@ -378,6 +392,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup-steps", type=int, default=200, help="untimed training steps after learning_starts")
     parser.add_argument("--latency-calls", type=int, default=100, help="actor forward calls per latency measurement")
     parser.add_argument("--threads", type=thread_count, default=1, help="torch (and XLA) threads: a count, or 'all'")
+    parser.add_argument("--clock", default="wall", choices=CLOCKS, help="wall-clock or CPU seconds (see above)")
     parser.add_argument("--device", default="cpu", help="torch device of the SB3 models: cpu, cuda, ...")
     parser.add_argument("--sbx", action=argparse.BooleanOptionalAction, default=True, help="time SBX's SAC if installed")
     parser.add_argument("--seed", type=int, default=0)
@@ -396,8 +411,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for backend in args.backends
     ]
     models = {variant: make_model(variant, args, sbx) for variant in variants}
-    times = interleaved(variants, args.repeats, lambda variant: time_learn(models[variant], args.steps, device), "training")
-    training = training_rows(variants, models, times, args.interval)
+    clock = CLOCKS[args.clock]
+    times = interleaved(
+        variants, args.repeats, lambda variant: time_learn(models[variant], args.steps, device, clock), "training"
+    )
+    training = training_rows(variants, models, times, args)
     inference = inference_rows([v for v in variants if v.kind in (DENSE, SPARSE)], models, args, device)
 
     context = describe(args, argv, device, sbx)

@@ -3,6 +3,7 @@
 import os
 
 from sb3_sparse.common.callbacks import TopologyUpdateCallback
+from sb3_sparse.common.deploy import export_policy, load_policy
 from sb3_sparse.common.envs import register_dmc_envs
 from sb3_sparse.common.flops import flops_report, module_sparsity
 from sb3_sparse.common.recipes import sparse_recipe
@@ -34,7 +35,9 @@ __all__ = [
     "SparseTQC",
     "SparseTQCPolicy",
     "TopologyUpdateCallback",
+    "export_policy",
     "flops_report",
+    "load_policy",
     "module_sparsity",
     "register_regime",
     "sparse_recipe",

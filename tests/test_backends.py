@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 import torch as th
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -152,6 +153,10 @@ def test_auto_follows_the_crossover_table():
     assert layer_backend(big, 256, "training") == "csr"
     assert layer_backend(narrow_input, 256, "training") == "csr"
     assert layer_backend(big, 1, "training") == "masked"
+    assert layer_backend(big, 1, "inference") == "masked"  # acting at batch 1: CSR from density 0.05 at width 1024
+    sparser = masked_layer(1024, 1024, 0.05)
+    set_backend(sparser, "auto")
+    assert layer_backend(sparser, 1, "inference") == "csr"
     assert layer_backend(small, 256, "training") == "masked"
     dense_enough = masked_layer(1024, 1024, 0.5)
     set_backend(dense_enough, "auto")
@@ -260,3 +265,23 @@ def test_column_major_inputs_and_gradients_give_the_same_results():
     strided = th.randn(6, 24)[:, ::2]
     set_backend(layer, "csr")
     th.testing.assert_close(layer(strided), strided @ layer.weight.t() + layer.bias, **TOLERANCE)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+    density=st.floats(0.02, 1.0),
+    backend=st.sampled_from(["masked", "csr", "auto"]),
+    frozen=st.booleans(),
+    grad=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_no_backend_reads_a_pruned_weight_written_through_data(shape, density, backend, frozen, grad, seed):
+    """After ``weight.data`` is overwritten (no version bump), every backend's product is that of the masked weight."""
+    layer = masked_layer(*shape, density, seed=seed)
+    set_backend(layer, backend, frozen=frozen and not grad)
+    layer.weight.data.normal_()
+    x = th.randn(5, shape[0])
+    expected = F.linear(x, layer.weight.detach() * get_mask(layer), layer.bias.detach())
+    with th.set_grad_enabled(grad):
+        th.testing.assert_close(layer(x), expected, **TOLERANCE)

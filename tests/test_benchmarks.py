@@ -13,9 +13,9 @@ import yaml
 from benchmarks.methods import build_model, method_kwargs, policy_architecture, resolve_policy, width_net_arch
 from benchmarks.profile import RunSpec, load_profile, parse_profile
 from benchmarks.run import interleave
-from benchmarks.runner import _stale, dense_flops, find_checkpoint, run_one, size_metrics, sparse_metrics
+from benchmarks.runner import _stale, find_checkpoint, run_one, size_metrics, sparse_metrics
 from benchmarks.summary import analyse, iqm, write_summary
-from benchmarks.throughput import DENSE, FUSED_DENSE, ONE_XLA_THREAD, SBX_DENSE, SPARSE, main, thread_count
+from benchmarks.throughput import CLOCKS, DENSE, FUSED_DENSE, ONE_XLA_THREAD, SBX_DENSE, SPARSE, main, thread_count
 
 PROFILE = """
 name: tiny
@@ -193,7 +193,7 @@ def test_build_model_resolves_the_policy_and_the_width():
     assert sparse_size["active_weights"] < 0.5 * sparse_size["weights"]
     masked = sparse_size["weights"] - sparse_size["active_weights"]
     assert sparse_size["parameters"] - sparse_size["active_parameters"] == masked
-    flops, sparse_flops = dense_flops(dense), sparse_metrics(sparse)["flops"]
+    flops, sparse_flops = sparse_metrics(dense)["flops"], sparse_metrics(sparse)["flops"]
     assert flops["training_flops"] == sparse_flops["dense_training_flops"]
     assert flops["inference_flops"] == sparse_flops["dense_inference_flops"]
     assert sparse_flops["training_flops"] < flops["training_flops"] and sparse_flops["run_training_flops"] == 0
@@ -367,6 +367,19 @@ def test_throughput(tmp_path: Path):
     assert json.loads((tmp_path / "results.json").read_text())["context"] == result["context"]
     assert "| 16 | sparse | 0.5 | csr |" in (tmp_path / "results.md").read_text()
     assert thread_count("all") == os.cpu_count() and thread_count("2") == 2
+
+
+def test_throughput_on_the_cpu_clock(monkeypatch: pytest.MonkeyPatch):
+    """``--clock cpu`` times every measurement with the CPU clock (here a fake one that advances 1 s per reading)."""
+    readings = iter(range(10**6))
+    monkeypatch.setitem(CLOCKS, "cpu", lambda: float(next(readings)))
+    threads = str(th.get_num_threads())
+    result = main([*THROUGHPUT_ARGV, "--no-sbx", "--threads", threads, "--clock", "cpu"])
+    steps = int(THROUGHPUT_ARGV[THROUGHPUT_ARGV.index("--steps") + 1])
+    assert all(row["ms_per_step"] == 1e3 / steps for row in result["training"])
+    assert all(row["update_ms"] == 1e3 for row in result["training"] if row["kind"] == SPARSE)
+    assert all(latency == 1e6 for row in result["inference"] for latency in row["latency_us"].values())
+    assert result["context"]["clock"] == "cpu"
 
 
 @pytest.mark.slow

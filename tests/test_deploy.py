@@ -174,6 +174,53 @@ def test_bad_files_name_the_file(kind, tmp_path):
     assert (FORMAT if kind in ("version", "sb3 policy") else "export_policy") in str(error.value)
 
 
+def damaged_copy(kind: str, source: Path, path: Path) -> None:
+    """``source`` cut short or with bytes overwritten (in the pickled header, in the middle, at the end)."""
+    data = bytearray(source.read_bytes())
+    cuts = {"truncated to half": len(data) // 2, "truncated by 20 bytes": len(data) - 20, "truncated to 1 byte": 1}
+    if kind in cuts:
+        data = data[: cuts[kind]]
+    else:
+        start = {"corrupted header": 100, "corrupted middle": len(data) // 2, "corrupted end": len(data) - 200}[kind]
+        data[start : start + 16] = bytes(255 - byte for byte in data[start : start + 16])
+    path.write_bytes(bytes(data))
+
+
+DAMAGES = [
+    "truncated to half",
+    "truncated by 20 bytes",
+    "truncated to 1 byte",
+    "corrupted header",
+    "corrupted middle",
+    "corrupted end",
+]
+
+
+@pytest.mark.parametrize("kind", DAMAGES)
+def test_a_truncated_or_corrupted_file_names_the_file(kind, trained, tmp_path):
+    path = tmp_path / "damaged.pt"
+    damaged_copy(kind, export_policy(trained["sac"], tmp_path / "policy.pt"), path)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*truncated or corrupted"):
+        load_policy(path)
+
+
+def test_a_missing_file_or_policy_class(trained, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_policy(tmp_path / "missing.pt")
+    payload = th.load(export_policy(trained["sac"], tmp_path / "policy.pt"), weights_only=False)
+    path = tmp_path / "renamed.pt"
+    th.save({**payload, "policy_class": "sb3_sparse.sac.policies:RenamedPolicy"}, path)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*RenamedPolicy, which cannot be imported"):
+        load_policy(path)
+
+
+def test_importable_from_the_package():
+    import sb3_sparse
+
+    assert sb3_sparse.export_policy is export_policy and sb3_sparse.load_policy is load_policy
+    assert {"export_policy", "load_policy"} <= set(sb3_sparse.__all__)
+
+
 class OnnxableActor(nn.Module):
     """What ONNX runs: the deterministic action of SB3's actor (in [-1, 1] for SAC; unscale it to act)."""
 

@@ -3,11 +3,14 @@
 from typing import Any
 
 import pytest
-from stable_baselines3 import SAC
+from gymnasium import spaces
+from stable_baselines3 import DQN, PPO, SAC, TD3
 from torch import nn
 
-from sb3_sparse import SparseSAC, SparseSACPolicy, SparseTD3, flops_report, module_sparsity
+from sb3_sparse import SparseDQN, SparseSAC, SparseSACPolicy, SparseTD3, flops_report, module_sparsity
+from sb3_sparse.core.accounting import forward_flops
 from sb3_sparse.core.masking import get_mask, is_sparse
+from sb3_sparse.marl import QMIXPolicy, VDNPolicy
 
 ALGOS = {"sac": SparseSAC, "td3": SparseTD3}
 
@@ -128,8 +131,8 @@ def test_model_policy_and_plain_sac():
         SparseSACPolicy, "Pendulum-v1", policy_kwargs={"net_arch": [32, 16], "dst_config": {"sparsity": 0.5}}, buffer_size=10
     )
     assert flops_report(plain)["inference_flops"] == flops_report(model)["inference_flops"]
-    with pytest.raises(TypeError, match=r"flops_report needs a sparse model .* or its policy, got SAC"):
-        flops_report(SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, buffer_size=10))
+    with pytest.raises(TypeError, match=r"FLOPs are counted for SB3's off-policy models .* got PPO"):
+        flops_report(PPO("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, n_steps=8, batch_size=8))
     with pytest.raises(TypeError, match="needs a sparse model"):
         module_sparsity(SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, buffer_size=10))
 
@@ -153,6 +156,48 @@ def test_features_extractor_not_counted():
     # actor: latent_pi.0 (16 -> 8), mu, log_std; critic: 2 x (18 -> 8, 8 -> 1)
     assert report["dense_inference_flops"] == 16 * 8 + 8 * 2 + 8 * 2
     assert report["weights"] == 16 * 8 + 8 * 2 * 2 + 2 * (18 * 8 + 8)
+
+
+PLAIN = {
+    "sac": (SAC, SparseSAC, "Pendulum-v1"),
+    "td3": (TD3, SparseTD3, "Pendulum-v1"),
+    "dqn": (DQN, SparseDQN, "CartPole-v1"),
+}
+
+
+@pytest.mark.parametrize("algo", PLAIN)
+def test_plain_sb3_models_get_a_dense_report(algo):
+    """A plain SB3 model is counted as the sparse form of the same architecture counts its dense form."""
+    plain_class, sparse_class, env = PLAIN[algo]
+    kwargs = {"policy_kwargs": {"net_arch": [32, 16]}, "buffer_size": 10}
+    report = flops_report(plain_class("MlpPolicy", env, **kwargs))
+    sparse = flops_report(sparse_class("MlpPolicy", env, sparsity=0.8, sparse_layers="all", **kwargs))
+    assert report["inference_flops_ratio"] == report["training_flops_ratio"] == 1.0
+    assert report["sparsity"] == 0.0 and report["integrated_training_flops_ratio"] is None
+    assert report["active_weights"] == report["weights"] == sparse["weights"]
+    assert not any(row["sparse"] for row in report["layers"])
+    for kind in ("inference", "training"):
+        assert report[f"{kind}_flops"] == report[f"dense_{kind}_flops"] == sparse[f"dense_{kind}_flops"]
+    assert report.keys() == sparse.keys()
+
+
+@pytest.mark.parametrize("policy_class", [QMIXPolicy, VDNPolicy])
+def test_a_shared_agent_network_counts_once_per_agent(policy_class):
+    n_agents = 3
+    policy = policy_class(
+        spaces.Box(-1, 1, (5,)), spaces.Discrete(4), lambda _: 1e-3, n_agents, 7, hidden_dim=16, dst_config={"sparsity": 0.8}
+    )
+    report = flops_report(policy)
+    layers = {"agent": [], "mixer": []}
+    for row in report["layers"]:
+        layers[row["module"]].append(row)
+    agent = forward_flops(layers["agent"])
+    assert (report["inference_flops"], report["dense_inference_flops"]) == (n_agents * agent[0], n_agents * agent[1])
+    step = [n_agents * 4 * agent[i] + 4 * forward_flops(layers["mixer"])[i] for i in (0, 1)]
+    assert [report["training_flops"], report["dense_training_flops"]] == step
+    # the weights of the shared network count once
+    assert report["weights"] == sum(row["weights"] for row in report["layers"])
+    assert len({row["layer"] for row in layers["agent"]}) == len(layers["agent"])
 
 
 # --- FLOPs over a run -------------------------------------------------------------------------
@@ -199,3 +244,29 @@ def test_integrated_flops_of_other_regimes(regime):
     else:
         # A constant density: the run cost exactly the current ratio.
         assert report["integrated_training_flops_ratio"] == pytest.approx(report["training_flops_ratio"])
+
+
+def test_the_benchmarks_numbers_are_flops_reports():
+    """The benchmark runner's FLOPs are ``flops_report``'s, and its run total follows from them (multi-agent: per
+    team step, the shared agent network once per agent, x the episodes' steps in a batch)."""
+    from test_marl import SMALL, match_env
+
+    from benchmarks.runner import size_metrics, sparse_metrics
+    from sb3_sparse.marl import QMIX
+
+    models = [
+        SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [32, 32]}, learning_starts=20, batch_size=16).learn(40),
+        run("sac", regime="gmp", sparsity=0.8),
+        QMIX("MlpPolicy", match_env(), seed=0, sparsity=0.8, **SMALL).learn(60),
+    ]
+    for model, samples in zip(models, (16, 16, SMALL["batch_size"] * 6), strict=True):
+        report, flops = flops_report(model), sparse_metrics(model)["flops"]
+        assert {key: flops[key] for key in report if key not in ("layers", "table")} == {
+            key: value for key, value in report.items() if key not in ("layers", "table")
+        }
+        assert model._n_updates > 0
+        per_step = report["training_flops"]
+        if report["integrated_training_flops_ratio"] is not None:
+            per_step = report["integrated_training_flops_ratio"] * report["dense_training_flops"]
+        assert flops["run_training_flops"] == pytest.approx(per_step * samples * model._n_updates)
+        assert size_metrics(model)["size"]["weights"] == report["weights"]

@@ -1,13 +1,16 @@
 """Sparsity invariants checked during real (short) training for every regime, and the layers each configuration masks."""
 
+from copy import deepcopy
 from typing import Any
 
 import pytest
 import torch as th
 from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import polyak_update
 
 from sb3_sparse import SparseSAC, SparseSACPolicy, SparseTD3, SparseTD3Policy, TopologyUpdateCallback
+from sb3_sparse.common.deploy import export_policy, load_policy
 from sb3_sparse.core.distributions import active_count, erdos_renyi_scale
 from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights
 
@@ -435,3 +438,128 @@ def test_target_networks_start_as_copies(mask_init):
         for name, owner, weight in sparse_weights(binding.online):
             target_owner, target_weight = targets[name]
             assert th.equal(getattr(owner, weight), getattr(target_owner, target_weight)), name
+
+
+# Writes that bypass autograd's version counter (or not), as users and SB3 make them to a network's weights.
+def _shrink_and_perturb(weights: list[th.Tensor]) -> None:
+    with th.no_grad():
+        th._foreach_mul_(weights, 0.5)
+        th._foreach_add_(weights, [th.randn_like(w) for w in weights], alpha=0.1)
+
+
+def _polyak_from_noise(weights: list[th.Tensor]) -> None:
+    polyak_update([th.randn_like(w) for w in weights], weights, tau=0.5)
+
+
+def _fused_adam_step(weights: list[th.Tensor]) -> None:
+    optimizer = th.optim.Adam(weights, lr=0.1, fused=True)
+    for weight in weights:
+        weight.grad = th.randn_like(weight)  # set by hand: no backward pass, so no gradient mask hook
+    optimizer.step()
+
+
+WRITES = {
+    "data.normal_": lambda weights: [w.data.normal_() for w in weights],
+    "data.copy_": lambda weights: [w.data.copy_(th.randn_like(w)) for w in weights],
+    "nn.init": lambda weights: [th.nn.init.orthogonal_(w) for w in weights],
+    "foreach": _shrink_and_perturb,
+    "polyak": _polyak_from_noise,
+    "fused adam": _fused_adam_step,
+}
+BACKENDS = ["masked", "csr", "auto"]
+
+
+def written_model(backend: str, write: str, network: str) -> Any:
+    """A SparseSAC whose ``network``'s sparse weights (pruned positions included) were just written by ``write``."""
+    model = SparseSAC("MlpPolicy", "Pendulum-v1", sparsity=0.8, policy_kwargs=dict(SMALL), backend=backend, seed=0)
+    th.manual_seed(1)
+    WRITES[write]([getattr(owner, weight) for _, owner, weight in sparse_weights(getattr(model.policy, network))])
+    return model
+
+
+def masked_by_hand(network: Any) -> Any:
+    """A copy of ``network`` with its pruned weights zeroed here, not by the masks' own machinery."""
+    copy = deepcopy(network)
+    for _, owner, weight in sparse_weights(copy):
+        getattr(owner, weight).data.mul_(get_mask(owner, weight))
+    return copy
+
+
+def pruned_values(network: Any, state: dict[str, th.Tensor], prefix: str = "") -> th.Tensor:
+    """The ``state_dict`` values of every pruned weight of ``network``."""
+    return th.cat([state[prefix + name][~mask_of(owner, weight)] for name, owner, weight in sparse_weights(network)])
+
+
+def observations_and_actions(model: Any) -> tuple[th.Tensor, th.Tensor]:
+    th.manual_seed(2)
+    return th.randn(16, *model.observation_space.shape), th.rand(16, *model.action_space.shape) * 2 - 1
+
+
+@pytest.mark.parametrize("write", WRITES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_written_weight_never_reaches_a_forward_pass(backend, write):
+    model = written_model(backend, write, "actor")
+    obs, actions = observations_and_actions(model)
+    reference = masked_by_hand(model.actor)
+    for grad in (False, True):
+        with th.set_grad_enabled(grad):
+            th.testing.assert_close(model.actor(obs, deterministic=True), reference(obs, deterministic=True))
+    model = written_model(backend, write, "critic")
+    reference = masked_by_hand(model.critic)
+    for got, want in zip(model.critic(obs, actions), reference(obs, actions), strict=True):
+        th.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("write", WRITES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_written_weight_never_reaches_a_state_dict(backend, write):
+    model = written_model(backend, write, "critic")
+    assert (pruned_values(model.critic, model.policy.state_dict(), "critic.") == 0).all()
+    model = written_model(backend, write, "actor")
+    assert (pruned_values(model.actor, model.get_parameters()["policy"], "actor.") == 0).all()
+
+
+@pytest.mark.parametrize("write", WRITES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_written_weight_never_reaches_a_target_network(backend, write):
+    """SB3's polyak update straight after the write (no forward pass of the online network in between)."""
+    model = written_model(backend, write, "critic")
+    polyak_update(model.critic.parameters(), model.critic_target.parameters(), tau=0.5)
+    obs, actions = observations_and_actions(model)
+    reference = masked_by_hand(model.critic_target)
+    with th.no_grad():
+        for got, want in zip(model.critic_target(obs, actions), reference(obs, actions), strict=True):
+            th.testing.assert_close(got, want)
+    assert (pruned_values(model.critic_target, model.critic_target.state_dict()) == 0).all()
+
+
+# the tracer warns about the argument checks of torch's Normal distribution in SB3's actor
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("write", WRITES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_written_weight_never_reaches_an_export(backend, write, tmp_path):
+    """The compact export (``load_policy`` of it acts as the masked actor) and an ONNX export of the actor."""
+    model = written_model(backend, write, "actor")
+    obs, _ = observations_and_actions(model)
+    with th.no_grad():
+        expected = masked_by_hand(model.actor)(obs, deterministic=True)
+    loaded = load_policy(export_policy(model, tmp_path / "policy.pt"), device="cpu")
+    with th.no_grad():
+        th.testing.assert_close(loaded.actor(obs, deterministic=True), expected)
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model = written_model(backend, write, "actor")
+    path = str(tmp_path / "actor.onnx")
+    th.onnx.export(ActingActor(model.actor), (obs,), path, dynamo=False, input_names=["obs"])
+    (output,) = onnxruntime.InferenceSession(path).run(None, {"obs": obs.numpy()})
+    th.testing.assert_close(th.as_tensor(output), expected)
+
+
+class ActingActor(th.nn.Module):
+    """The deterministic action of SB3's actor, as ONNX runs it."""
+
+    def __init__(self, actor: th.nn.Module):
+        super().__init__()
+        self.actor = actor
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        return self.actor(obs, deterministic=True)

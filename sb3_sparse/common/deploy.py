@@ -21,7 +21,7 @@ import importlib
 import io
 import math
 import os
-import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +112,20 @@ def export_policy(model_or_policy: BaseAlgorithm | BasePolicy, path: str | os.Pa
 
 
 def _read(path: Path) -> dict[str, Any]:
-    """The dict stored in an exported file, or a ValueError naming the file."""
+    """The dict stored in an exported file, or a ValueError naming the file (a missing file: FileNotFoundError).
+
+    The file's zip entries are checked against their checksums first: ``torch.load`` does not check them, so
+    it would load a corrupted file's weights as they are, and it fails with an ``OSError`` on some truncations.
+    """
+    data = path.read_bytes()
     try:
-        saved = th.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
-        raise ValueError(f"{path} is not a policy file written by export_policy: {error}") from error
+        damaged = zipfile.ZipFile(io.BytesIO(data)).testzip()
+        if damaged is not None:
+            raise ValueError(f"its entry {damaged} does not match its checksum")
+        saved = th.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    except Exception as error:  # a damaged file fails in many ways; none of them is the caller's error
+        message = f"{path} is not a policy file written by export_policy, or it is truncated or corrupted: {error}"
+        raise ValueError(message) from error
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise ValueError(
             f"{path} is not a policy file written by export_policy (format {FORMAT!r}); "
@@ -131,9 +140,12 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _policy_class(path: Path, name: str) -> type[BasePolicy]:
     module, _, qualname = name.partition(":")
-    policy_class: Any = importlib.import_module(module)
-    for attribute in qualname.split("."):
-        policy_class = getattr(policy_class, attribute)
+    try:
+        policy_class: Any = importlib.import_module(module)
+        for attribute in qualname.split("."):
+            policy_class = getattr(policy_class, attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"{path} names the policy class {name}, which cannot be imported: {error}") from error
     if not (
         isinstance(policy_class, type) and issubclass(policy_class, SparsePolicyMixin) and issubclass(policy_class, BasePolicy)
     ):

@@ -1,60 +1,78 @@
-"""FLOPs and sparsity reports of sparse SB3 models (the counting convention is in :mod:`sb3_sparse.core.accounting`)."""
+"""FLOPs and sparsity reports of SB3 models, sparse or dense (the counting is in :mod:`sb3_sparse.core.accounting`)."""
 
 from typing import Any
 
-from sb3_sparse.common.policies import sparse_policy_of
-from sb3_sparse.core.accounting import count_active, forward_flops, render_table, training_step_flops, weight_rows
+from stable_baselines3.common.policies import BasePolicy
+
+from sb3_sparse.common.policies import SparsePolicyMixin, sparse_policy_of
+from sb3_sparse.core.accounting import CountedModule, count_active, count_module, flops_summary, weight_rows
+
+#: The networks that act in SB3's off-policy policies (the actor; DQN's Q-network), in the order looked for.
+SB3_ACTING_NETWORKS = ("actor", "q_net")
+#: The suffix of a target network's attribute in SB3's policies (``critic_target`` of ``critic``).
+TARGET_SUFFIX = "_target"
+
+
+def counted_modules(model_or_policy: Any) -> tuple[list[CountedModule], list[CountedModule]]:
+    """The modules of a model (or policy) as FLOPs count them, and those whose forward pass is its inference.
+
+    A sparse policy's modules are its DST modules, each counted ``policy.module_copies`` times (a network
+    shared by the agents of a team, once per agent). A dense SB3 off-policy policy's modules are its networks
+    (``actor``, ``critic``, ``q_net``, ...: every child but the target networks), with their features
+    extractors left out as in the sparse policies; the ``actor`` (DQN: the ``q_net``) acts.
+
+    :param model_or_policy: an SB3 model (``SAC``, ``SparseSAC``, ``QMIX``, ...) or its policy
+    """
+    policy = getattr(model_or_policy, "policy", model_or_policy)
+    if isinstance(policy, SparsePolicyMixin):
+        copies = {name: int(getattr(policy, attribute)) for name, attribute in policy.module_copies.items()}
+        modules = {
+            name: count_module(name, binding.online, binding.exclude, binding.target is not None, copies.get(name, 1))
+            for name, binding in policy.sparse_bindings().items()
+        }
+        acting = [modules[policy.inference_module]]
+        if "encoder" in modules:  # the acting network reads observations through its copy of the encoder
+            extractor = getattr(policy, policy.inference_module).features_extractor
+            acting.append(count_module("encoder", extractor, copies=acting[0].copies))
+        return list(modules.values()), acting
+    children = dict(policy.named_children()) if isinstance(policy, BasePolicy) else {}
+    acting_name = next((name for name in SB3_ACTING_NETWORKS if name in children), None)
+    if acting_name is None:
+        raise TypeError(
+            "FLOPs are counted for SB3's off-policy models (SAC, TD3, DQN, ..., their sparse forms, QMIX, VDN) or "
+            f"their policies, got {type(model_or_policy).__name__}"
+        )
+    exclude = SparsePolicyMixin.flops_exclude
+    dense = {
+        name: count_module(name, network, exclude, f"{name}{TARGET_SUFFIX}" in children)
+        for name, network in children.items()
+        if not name.endswith(TARGET_SUFFIX)
+    }
+    return list(dense.values()), [dense[acting_name]]
 
 
 def flops_report(model_or_policy: Any) -> dict[str, Any]:
-    """Per-layer weights, active weights and FLOPs of a sparse model (or policy).
+    """Per-layer weights, active weights and FLOPs of a model (or policy), sparse or dense.
 
-    :param model_or_policy: a sparse model (``SparseSAC``, ...), an SB3 model with a sparse policy, or the policy
+    :param model_or_policy: a sparse model (``SparseSAC``, ``QMIX``, ...), an SB3 model with a sparse policy, a
+        dense SB3 off-policy model (``SAC``, ``TD3``, ``DQN``, ...: its ratios are 1), or the policy of any of them
     :return: a dict with ``"layers"`` (one dict per weight matrix: ``module``, ``layer``, ``shape``, ``sparse``,
         ``weights``, ``active_weights``, ``density``), the totals ``weights``, ``active_weights``,
         ``sparsity`` (over the sparse layers), ``inference_flops`` / ``dense_inference_flops`` /
         ``inference_flops_ratio`` (one forward pass of the acting module, with its encoder if the policy has
-        one), ``training_flops`` / ``dense_training_flops`` / ``training_flops_ratio`` (one training step of
-        every module at the current masks), ``integrated_training_flops_ratio`` (the training FLOPs of the run
-        so far over dense, charging every phase at the density it had; ``None`` before training) and
-        ``table`` (readable text)
+        one, once per agent for a shared agent network), ``training_flops`` / ``dense_training_flops`` /
+        ``training_flops_ratio`` (one training step of every module, and of every copy of it, at the current
+        masks), ``integrated_training_flops_ratio`` (the training FLOPs of the run so far over dense, charging
+        every phase at the density it had; ``None`` before training) and ``table`` (readable text)
     """
-    policy = sparse_policy_of(model_or_policy, "flops_report")
-    rows: list[dict[str, Any]] = []
-    training = [0, 0]
-    forward: dict[str, tuple[int, int]] = {}
-    for name, binding in policy.sparse_bindings().items():
-        module_rows = weight_rows(name, binding.online, binding.exclude)
-        rows += module_rows
-        forward[name] = forward_flops(module_rows)
-        sparse, dense = training_step_flops(module_rows, binding.target is not None)
-        training[0] += sparse
-        training[1] += dense
-    active, total = count_active(rows)
-    inference = forward[policy.inference_module]
-    if "encoder" in forward:  # the acting network reads observations through its copy of the encoder
-        extractor = getattr(policy, policy.inference_module).features_extractor
-        encoder = forward_flops(weight_rows("encoder", extractor))
-        inference = (inference[0] + encoder[0], inference[1] + encoder[1])
-    report: dict[str, Any] = {
-        "layers": rows,
-        "weights": sum(row["weights"] for row in rows),
-        "active_weights": sum(row["active_weights"] for row in rows),
-        "sparsity": 1.0 - active / total if total else 0.0,
-        "inference_flops": inference[0],
-        "dense_inference_flops": inference[1],
-        "inference_flops_ratio": inference[0] / inference[1],
-        "training_flops": training[0],
-        "dense_training_flops": training[1],
-        "training_flops_ratio": training[0] / training[1],
-        "integrated_training_flops_ratio": None,
-    }
-    modules = getattr(model_or_policy, "dst_state", {}).get("modules", {})
-    dense_run = sum(state["dense_train_flops"] for state in modules.values())
+    modules, acting = counted_modules(model_or_policy)
+    copies = {module.name: module.copies for module in modules}
+    states = getattr(model_or_policy, "dst_state", {}).get("modules", {})
+    dense_run = sum(copies.get(name, 1) * state["dense_train_flops"] for name, state in states.items())
+    integrated = None
     if dense_run > 0:
-        report["integrated_training_flops_ratio"] = sum(state["train_flops"] for state in modules.values()) / dense_run
-    report["table"] = render_table(report)
-    return report
+        integrated = sum(copies.get(name, 1) * state["train_flops"] for name, state in states.items()) / dense_run
+    return flops_summary(modules, acting, integrated)
 
 
 def module_sparsity(model_or_policy: Any) -> dict[str, float]:

@@ -72,6 +72,9 @@ class SparsePolicyMixin:
     #: the network classes of an actor-critic policy
     actor_class: ClassVar[type[nn.Module]]
     critic_class: ClassVar[type[nn.Module]]
+    #: module name -> the policy attribute that says how many copies of it run per sample (a network shared by
+    #: the agents of a team runs once per agent): FLOPs count it that many times (1 for modules not named)
+    module_copies: ClassVar[dict[str, str]] = {}
     #: modules that stay dense unless ``modules`` names them (the flat DST settings do not reach them alone)
     explicit_modules: ClassVar[tuple[str, ...]] = ()
     #: modules trained once every ``policy_delay`` gradient steps of the algorithm (TD3's and CrossQ's actor)

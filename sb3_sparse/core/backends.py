@@ -27,7 +27,7 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights, weight_state
+from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights, weight_state, zero_pruned
 from sb3_sparse.core.registry import Registry
 
 # The CSR products are used deliberately, on the layouts PyTorch supports: its beta notice is not news to users.
@@ -48,8 +48,11 @@ MODES = ("training", "inference", "frozen")
 #: width is the layer's larger dimension: a narrow input layer of a wide network counts as wide, because
 #: its CSR output comes in the layout the next layer's CSR kernels run fastest on (measured on SAC steps).
 #: Whole SAC steps also set two limits that single layers do not show: in training networks, layers
-#: narrower than 512 stay masked (at width 256, CSR's per-call overhead made steps up to 1.2x slower), and
-#: so does batch-1 inference below width 2048 (acting at width 1024: 1.3x slower at 98% sparsity).
+#: narrower than 512 stay masked (at width 256, CSR's per-call overhead made steps up to 1.2x slower).
+#: Batch-1 inference follows whole SAC actors too, measured after the masked backend began zeroing the
+#: pruned weights before every product (a multiply that costs about as much as a batch-1 product): CSR
+#: over masked at width 512 (density 0.05 / 0.02): 0.89x / 0.73x; width 1024 (0.1 / 0.05 / 0.02):
+#: 0.94x / 0.80x / 0.61x (CPU time, medians of 15 interleaved rounds); CSR is kept where it wins by 10%.
 #: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
 CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {
@@ -59,7 +62,7 @@ CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
             256: [(0, 0.0), (512, 0.12), (1024, 0.15), (2048, 0.12)],
         },
         "inference": {
-            1: [(0, 0.0), (2048, 0.02)],
+            1: [(0, 0.0), (512, 0.02), (1024, 0.05)],
             64: [(0, 0.0), (512, 0.15), (2048, 0.2)],
             256: [(0, 0.0), (512, 0.15)],
         },
@@ -128,8 +131,8 @@ def csr_layout(module: nn.Module) -> CsrLayout:
 def csr_weight(module: nn.Module, transposed: bool = False) -> th.Tensor:
     """``module.weight`` (or its transpose) as a CSR tensor of its active entries.
 
-    Gathered at every call: fused optimizers and ``polyak_update`` write weights without bumping their
-    version counter, so the values cannot be cached safely (the index structure can: masks are written
+    Gathered at every call: fused optimizers and writes through ``.data`` change weights without bumping
+    their version counter, so the values cannot be cached safely (the index structure can: masks are written
     with ``copy_``, which does). A layer frozen for inference (:func:`set_backend` with ``frozen=True``)
     keeps its values until its weight or mask is replaced.
     """
@@ -220,8 +223,12 @@ def crossover_density(device: str, mode: str, batch: int, width: int) -> float:
 class SparseLinear(nn.Linear):
     """A masked ``nn.Linear`` whose products run on its backend (see the module docstring).
 
-    Not built directly: :func:`set_backend` turns masked ``nn.Linear`` layers into this class.
+    Not built directly: :func:`set_backend` turns masked ``nn.Linear`` layers into this class. Its products
+    read no pruned weight: the masked product zeroes them first, the CSR product holds only the active ones.
     """
+
+    # The masking module's forward pre-hook leaves the weight to this forward (a CSR product needs no zeroing).
+    masks_weight_in_forward = True
 
     def forward(self, input: th.Tensor) -> th.Tensor:
         weight, bias = self.weight, self.bias
@@ -229,6 +236,7 @@ class SparseLinear(nn.Linear):
         mode = "training" if training else "frozen" if self.__dict__.get(FROZEN_ATTRIBUTE) else "inference"
         batch = input.numel() // self.in_features if input.dim() else 1
         if layer_backend(self, batch, mode) == "masked":
+            zero_pruned(self, "weight")
             return F.linear(input, weight, bias)
         x = input.reshape(-1, self.in_features)
         if training:
@@ -295,8 +303,8 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
     Layers that are not exactly ``nn.Linear`` (convolutions, subclasses) keep the masked backend.
 
     :param frozen: the network is only used for inference from now on (a deployed policy): its active
-        weights are gathered into CSR form once instead of at every call. Weights written in place by a
-        fused optimizer or ``polyak_update`` would then go unnoticed: do not train a frozen network.
+        weights are gathered into CSR form once instead of at every call. Weights written by a fused
+        optimizer or through ``.data`` would then go unnoticed: do not train a frozen network.
     """
     BACKENDS.check(backend)
     for _, module, name in sparse_weights(root):

@@ -20,7 +20,7 @@ from typing import Any
 import torch as th
 from torch import nn
 
-from sb3_sparse.core.accounting import training_step_flops, weight_rows
+from sb3_sparse.core.accounting import count_module
 from sb3_sparse.core.backends import set_backend
 from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.masking import (
@@ -425,9 +425,8 @@ class SparseEngine:
         new_steps = state["optimizer_steps"] - state["accounted_steps"]
         if new_steps <= 0:
             return
-        if name not in self._step_flops:
-            rows = weight_rows(name, binding.online, binding.exclude)
-            self._step_flops[name] = training_step_flops(rows, binding.target is not None)
+        if name not in self._step_flops:  # per copy of the module: flops_report weights modules by their copies
+            self._step_flops[name] = count_module(name, binding.online, binding.exclude, binding.target is not None).training
         sparse, dense = self._step_flops[name]
         state["train_flops"] += new_steps * sparse
         state["dense_train_flops"] += new_steps * dense

@@ -1,23 +1,28 @@
 """Masks that the module itself enforces, on any weight of any ``nn.Module``.
 
-:func:`sparsify` gives a weight a 0/1 mask buffer (``<name>_mask``, saved in the ``state_dict``) and two
-hooks that belong to the module, so they travel with it through ``deepcopy``, pickling and
-``torch.save``, and do not depend on the optimizer:
+:func:`sparsify` gives a weight a 0/1 mask buffer (``<name>_mask``, saved in the ``state_dict``) and hooks
+that belong to the module, so they travel with it through ``deepcopy``, pickling and ``torch.save``, and
+do not depend on the optimizer:
 
-- a forward pre-hook that zeroes the pruned weights whenever the weight tensor was written since it
-  last did, as its version counter tells (``load_state_dict``, an unfused optimizer step, any in-place
-  write), at the cost of one multiply per change;
+- a forward pre-hook that zeroes the pruned weights before every forward pass, with one in-place
+  multiply by the mask per weight. Only a multiply on every pass is airtight: writes through ``.data``
+  (custom initialisations, shrink-and-perturb) and PyTorch's fused optimizers do not bump the weight's
+  version counter, so no cheaper test sees them. The multiply goes through ``.data`` itself, so it does
+  not bump the version either and never invalidates a tensor that autograd saved for a pending backward
+  pass (where the weights were already exact zeros, it changes nothing). A layer whose compute backend
+  masks inside its own product (:class:`sb3_sparse.core.backends.SparseLinear`) is left to that product;
+- a ``state_dict`` pre-hook that zeroes them too, so saved weights, copies taken through the
+  ``state_dict`` (SB3's ``get_parameters``) and exports hold exact zeros;
 - a gradient hook that zeroes the gradient at pruned positions, so optimizer moments stay clean and
   no optimizer moves a pruned weight. It keeps the unmasked (dense) gradient when asked to, for
   gradient-based growth.
 
-PyTorch's fused and ``foreach`` kernels (fused Adam, SB3's ``polyak_update``) write without bumping the
-version counter; pruned weights stay exactly 0 through them all the same, because their gradients and
-optimizer state are 0 and a polyak update of zeros is zero.
+A target network updated by ``polyak_update`` from an online network written through ``.data`` may
+hold non-zero pruned weights in memory until its own next forward pass or ``state_dict``; its masks (the
+online ones, see the engine) zero them there.
 
-A ``state_dict`` pre-hook applies the masks too, so saved weights hold exact zeros. Masks are saved in
-the weight's dtype, as SB3's own save/load tests expect of every ``state_dict`` entry; loading accepts
-any dtype (non-zero is active).
+Masks are saved in the weight's dtype, as SB3's own save/load tests expect of every ``state_dict``
+entry; loading accepts any dtype (non-zero is active).
 """
 
 from collections.abc import Iterator, Sequence
@@ -31,11 +36,9 @@ SPARSE_ATTRIBUTE = "_sparse_weights"
 
 
 class WeightState:
-    """Per-weight bookkeeping kept on the module: when the mask was last applied, and gradients."""
+    """Per-weight bookkeeping kept on the module: gradients and the compute backend's caches."""
 
     def __init__(self) -> None:
-        # (storage pointer, version) of the weight and of the mask when the mask was last applied.
-        self.masked_at: tuple[int, ...] = (-1, -1)
         # Keep the dense gradient of each backward pass (for gradient growth)?
         self.track_dense_grad = False
         self.last_dense_grad: th.Tensor | None = None
@@ -51,9 +54,8 @@ class WeightState:
         self.masked_grad: tuple[th.Tensor, int] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Gradients are transient: not worth pickling; a copy re-applies the mask on first use.
+        # Gradients and caches are transient: not worth pickling.
         return {
-            "masked_at": (-1, -1),
             "track_dense_grad": self.track_dense_grad,
             "last_dense_grad": None,
             "dense_grad": None,
@@ -95,31 +97,42 @@ class _GradientMask:
         return grad * getattr(self.module, self.mask_name)
 
 
-def enforce_mask(module: nn.Module, name: str) -> None:
-    """Zero the pruned entries of ``module.<name>`` if it changed since the last time; hook its gradient.
+def zero_pruned(module: nn.Module, name: str) -> None:
+    """Zero the pruned entries of ``module.<name>`` in place, without bumping its version counter.
 
-    Runs before every forward pass: the common case (nothing written since) costs a few attribute reads.
+    Runs before every forward pass: the parameter and the mask are read from the module's dictionaries
+    directly (``sparsify`` registers them there), which is cheaper than ``nn.Module.__getattr__``.
     """
-    weight: th.Tensor = getattr(module, name)
-    mask: th.Tensor = getattr(module, mask_name(name))
-    state = _weight_states(module)[name]
-    # A write to the mask buffer (through get_mask, load_state_dict) counts as a change too.
-    stamp = (weight.data_ptr(), weight._version, mask.data_ptr(), mask._version)
-    if stamp != state.masked_at:
-        with th.no_grad():
-            weight.mul_(mask)
-        state.masked_at = (weight.data_ptr(), weight._version, mask.data_ptr(), mask._version)
-    if weight.requires_grad and state.hooked is not weight:
+    module._parameters[name].data.mul_(module._buffers[mask_name(name)])  # type: ignore[union-attr, arg-type]
+
+
+def hook_gradient(module: nn.Module, name: str, state: WeightState | None = None) -> None:
+    """Give the current ``module.<name>`` tensor the gradient mask hook, once (a copy or a new tensor gets its own)."""
+    weight = module._parameters[name]
+    state = state or _weight_states(module)[name]
+    if weight is not None and weight.requires_grad and state.hooked is not weight:
         weight.register_hook(_GradientMask(module, name))
         state.hooked = weight
 
 
-class _EnforceMasks:
-    """Forward pre-hook (and ``state_dict`` pre-hook) of a module with masked weights."""
+class _MaskBeforeForward:
+    """Forward pre-hook of a module with masked weights: every pruned weight the pass reads is 0."""
+
+    def __call__(self, module: nn.Module, *args: Any, **kwargs: Any) -> None:
+        # a module type with a true class attribute ``masks_weight_in_forward`` masks its ``weight`` in its product
+        masks_itself = getattr(type(module), "masks_weight_in_forward", False)
+        for name, state in _weight_states(module).items():
+            if not (masks_itself and name == "weight"):
+                zero_pruned(module, name)
+            hook_gradient(module, name, state)
+
+
+class _MaskBeforeStateDict:
+    """``state_dict`` pre-hook of a module with masked weights: saved pruned weights are 0."""
 
     def __call__(self, module: nn.Module, *args: Any, **kwargs: Any) -> None:
         for name in _weight_states(module):
-            enforce_mask(module, name)
+            zero_pruned(module, name)
 
 
 class _BinarizeLoadedMasks:
@@ -147,25 +160,22 @@ def sparsify(module: nn.Module, name: str = "weight", mask: th.Tensor | None = N
         raise ValueError(f"{type(module).__name__}.{name} is already sparse")
     if not states:
         module.__dict__[SPARSE_ATTRIBUTE] = states
-        hook = _EnforceMasks()
-        module.register_forward_pre_hook(hook)
-        module.register_state_dict_pre_hook(hook)
+        module.register_forward_pre_hook(_MaskBeforeForward())
+        module.register_state_dict_pre_hook(_MaskBeforeStateDict())
         module._register_load_state_dict_pre_hook(_BinarizeLoadedMasks(), with_module=True)
     states[name] = WeightState()
     # The mask has the weight's dtype: multiplying by a float mask is several times faster than by a bool one.
     module.register_buffer(mask_name(name), th.ones_like(weight, requires_grad=False))
     if mask is not None:
         set_mask(module, name, mask)
-    else:
-        enforce_mask(module, name)
+    hook_gradient(module, name)
 
 
 @th.no_grad()
 def set_mask(module: nn.Module, name: str, mask: th.Tensor) -> None:
     """Replace the mask of ``module.<name>`` and zero the newly pruned weights."""
     getattr(module, mask_name(name)).copy_(mask)
-    _weight_states(module)[name].masked_at = (-1, -1)
-    enforce_mask(module, name)
+    zero_pruned(module, name)
 
 
 def get_mask(module: nn.Module, name: str = "weight") -> th.Tensor:
@@ -200,12 +210,6 @@ def sparse_weights(root: nn.Module, prefix: str = "", exclude: Sequence[str] = (
             yield (f"{qualified}.{name}" if qualified else name), module, name
 
 
-def apply_masks(root: nn.Module) -> None:
-    """Zero every pruned weight below ``root`` now (also done before each forward and ``state_dict``)."""
-    for _, module, name in sparse_weights(root):
-        enforce_mask(module, name)
-
-
 def track_dense_gradients(root: nn.Module, enabled: bool, exclude: Sequence[str] = ()) -> None:
     """Keep (or stop keeping) the dense gradient of every masked weight below ``root`` (not under ``exclude``)."""
     for _, module, name in sparse_weights(root, exclude=exclude):
@@ -223,7 +227,3 @@ def commit_dense_gradients(root: nn.Module, exclude: Sequence[str] = ()) -> None
         state = weight_state(module, name)
         if state.track_dense_grad and state.last_dense_grad is not None:
             state.dense_grad = state.last_dense_grad
-
-
-def active_count(module: nn.Module, name: str = "weight") -> int:
-    return int(get_mask(module, name).sum().item())

@@ -151,6 +151,7 @@ class QMIXPolicy(SparsePolicyMixin, BaseModel):
         "mixer": ModuleSpec("mixer", "mixer_target", "optimizer"),
     }
     inference_module: ClassVar[str] = "agent"
+    module_copies: ClassVar[dict[str, str]] = {"agent": "n_agents"}
     flops_exclude: ClassVar[tuple[str, ...]] = ()
     #: whether agents are recurrent unless ``use_rnn`` says otherwise
     default_use_rnn: ClassVar[bool] = True
