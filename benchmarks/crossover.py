@@ -5,7 +5,9 @@ training (forward, input and weight gradients), inference (forward without gradi
 inference (the CSR values gathered once, as in a deployed policy), over a
 grid of widths, densities and batch sizes, interleaved, with one torch thread by default. Prints the
 time ratios and, per (mode, batch, width), the highest density up to which CSR was at least
-``--margin`` faster at every measured density: the table :data:`sb3_sparse.core.backends.CROSSOVER` encodes::
+``--margin`` faster at every measured density: the table :data:`sb3_sparse.core.backends.CROSSOVER` encodes.
+``sb3-sparse calibrate`` (:mod:`sb3_sparse.core.calibration`, whose measuring code this script uses) measures a
+smaller grid and saves it for ``"auto"`` on the machine it runs on::
 
     python -m benchmarks.crossover
     python -m benchmarks.crossover --widths 256 1024 --batches 256 --out docs/benchmarks/crossover
@@ -13,62 +15,14 @@ time ratios and, per (mode, batch, width), the highest density up to which CSR w
 
 import argparse
 import platform
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch as th
-from torch import nn
 
 from benchmarks.runner import plain_args, write_results
-from sb3_sparse.core.backends import MODES, set_backend
-from sb3_sparse.core.masking import sparsify
-from sb3_sparse.core.update import init_mask
-
-
-def layer_time(layer: nn.Linear, x: th.Tensor, grad: th.Tensor, mode: str, repeats: int) -> float:
-    """Median seconds of one forward (and, when training, backward with ``grad``) pass of ``layer`` on ``x``."""
-    durations = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        if mode == "training":
-            layer(x).backward(grad)
-            layer.weight.grad = None
-        else:
-            with th.no_grad():
-                layer(x)
-        durations.append(time.perf_counter() - start)
-    return statistics.median(durations)
-
-
-def measure(width: int, density: float, batch: int, mode: str, repeats: int, rounds: int) -> float:
-    """Median over ``rounds`` of csr time / masked time for one layer (the two backends alternate)."""
-    layer = nn.Linear(width, width)
-    sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * width * width)), "random"))
-    # inputs and gradients laid out as inside a network of sparse layers (column by column, see
-    # sb3_sparse.core.backends.column_major)
-    x = th.randn(width, batch).t().requires_grad_(mode == "training")
-    grad = th.randn(width, batch).t()
-    ratios = []
-    for _ in range(rounds):
-        times = {}
-        for backend in ("masked", "csr"):
-            set_backend(layer, backend, frozen=mode == "frozen")
-            layer_time(layer, x, grad, mode, 3)  # warm-up (and the CSR layout)
-            times[backend] = layer_time(layer, x, grad, mode, repeats)
-        ratios.append(times["csr"] / times["masked"])
-    return statistics.median(ratios)
-
-
-def crossover(ratios: dict[float, float], margin: float) -> float:
-    """The highest density below which CSR was faster at every measured density (0.0: at none)."""
-    highest = 0.0
-    for density in sorted(ratios):
-        if ratios[density] > margin:
-            break
-        highest = density
-    return highest
+from sb3_sparse.core.backends import MODES
+from sb3_sparse.core.calibration import MARGIN, crossover, measure
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -79,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--repeats", type=int, default=20, help="timed passes per backend and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (the median ratio is kept)")
-    parser.add_argument("--margin", type=float, default=0.9, help="CSR counts as faster below this time ratio")
+    parser.add_argument("--margin", type=float, default=MARGIN, help="CSR counts as faster below this time ratio")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write crossover.json and crossover.md here")
     args = parser.parse_args(argv)

@@ -20,10 +20,17 @@ from sb3_sparse.core.backends import (
     set_backend,
 )
 from sb3_sparse.core.config import ModuleConfig
+from sb3_sparse.core.crossover_cache import CACHE_VARIABLE
 from sb3_sparse.core.masking import get_mask, sparse_weights, sparsify, track_dense_gradients, weight_state
 from sb3_sparse.core.update import init_mask
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+
+
+@pytest.fixture(autouse=True)
+def builtin_crossover(monkeypatch):
+    """``"auto"`` follows the built-in table here, whatever this machine has calibrated."""
+    monkeypatch.setenv(CACHE_VARIABLE, "builtin")
 
 
 def masked_layer(n_in: int, n_out: int, density: float, bias: bool = True, seed: int = 0) -> nn.Linear:

@@ -9,7 +9,8 @@ masks, optimizer state and ``state_dict`` are the same whatever computes the pro
   scattered into a dense gradient that is exactly 0 at pruned positions. The full dense weight
   gradient is computed only while the engine asks for it (just before a gradient-grown update);
 - ``"auto"``: per layer and per call, ``"csr"`` where the layer's shape, density, batch and device
-  make it faster (:data:`CROSSOVER`, measured), ``"masked"`` elsewhere.
+  make it faster (this machine's calibration, ``sb3-sparse calibrate``, else :data:`CROSSOVER`), ``"masked"``
+  elsewhere.
 
 A masked ``nn.Linear`` with a backend other than ``"masked"`` becomes a :class:`SparseLinear` (its class
 is swapped in place, as ``torch.nn.utils.parametrize`` does: same object, parameters, hooks and
@@ -27,6 +28,7 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
+from sb3_sparse.core.crossover_cache import calibrated_crossover
 from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights, weight_state, zero_pruned
 from sb3_sparse.core.registry import Registry
 
@@ -208,9 +210,13 @@ def csr_linear(x: th.Tensor, matrix: th.Tensor, bias: th.Tensor | None) -> th.Te
 def crossover_density(device: str, mode: str, batch: int, width: int) -> float:
     """Highest density at which ``"auto"`` picks CSR for a layer whose larger dimension is ``width`` (0: never).
 
+    On the CPU, this machine's calibration where there is one (:mod:`sb3_sparse.core.crossover_cache`), else
+    :data:`CROSSOVER`.
+
     :param mode: one of :data:`MODES`
     """
-    table = CROSSOVER.get(device, {}).get(mode, {})
+    calibrated = calibrated_crossover() if device == "cpu" else None
+    table = calibrated[mode] if calibrated and mode in calibrated else CROSSOVER.get(device, {}).get(mode, {})
     batches = sorted(table)
     index = bisect.bisect_right(batches, batch) - 1
     if index < 0:
@@ -267,7 +273,7 @@ def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
 
 
 def auto_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str:
-    """Per layer and batch, CSR where it was measured faster (:data:`CROSSOVER`), masked elsewhere."""
+    """Per layer and batch, CSR where it was measured faster (:func:`crossover_density`), masked elsewhere."""
     # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
     highest = crossover_density(weight.device.type, mode, batch, max(weight.shape))
     return "csr" if density * (1 - 1e-4) <= highest else "masked"

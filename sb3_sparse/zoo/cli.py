@@ -40,6 +40,7 @@ commands (with rl-zoo3's flags):
                  {best_usage}
   marl           multi-agent learners: marl train | enjoy | tune ('sb3-sparse marl -h'); 'sb3-sparse train
                  --algo qmix' (and enjoy, tune) is the same as 'sb3-sparse marl train --algo qmix'
+  calibrate      measure where sparse products pay off on this machine, for backend 'auto' (--show, --reset)
 
 algorithms (--algo): rl-zoo3's (sac, td3, dqn, ...) and the sparse ones:
   {algorithms}
@@ -323,6 +324,13 @@ def _yaml_entry(conf_file: str | None, algo: str, env_id: str) -> dict[str, Any]
     return dict(entries.get(env_id, entries.get("default")) or {})
 
 
+def calibrate(argv: Sequence[str]) -> int:
+    """``sb3-sparse calibrate``: where ``backend="auto"`` uses CSR on this machine (:mod:`sb3_sparse.core.calibration`)."""
+    from sb3_sparse.core.calibration import main as calibration_main
+
+    return calibration_main(argv)
+
+
 def marl(argv: Sequence[str]) -> int:
     """``sb3-sparse marl``: train, enjoy and tune QMIX / VDN (:mod:`sb3_sparse.zoo.marl`, imported when used)."""
     from sb3_sparse.zoo.marl import main as marl_main
@@ -339,6 +347,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "plot": plot,
     "best": best,
     "marl": marl,
+    "calibrate": calibrate,
 }
 
 

@@ -1,0 +1,195 @@
+"""Measuring where sparse CSR products beat dense masked ones on this machine (``sb3-sparse calibrate``).
+
+Times one square masked ``nn.Linear`` layer with the ``"masked"`` and the ``"csr"`` backend, the two
+alternating, for each use of a product (:data:`~sb3_sparse.core.backends.MODES`), batch size and width, at
+increasing densities, and keeps per (mode, batch, width) the highest density up to which CSR was at least
+``1 - margin`` faster at every measured density. The result is written to this machine's calibration file
+(:mod:`sb3_sparse.core.crossover_cache`), which ``backend="auto"`` then reads::
+
+    sb3-sparse calibrate                  # or: python -m sb3_sparse.core.calibration
+    sb3-sparse calibrate --show           # the file and its points
+    sb3-sparse calibrate --reset          # delete it: back to the built-in table
+
+The default grid takes about a minute on one thread. Widths start at 512: in whole SAC steps, narrower
+training layers lost to CSR's per-call overhead, which a single layer does not show, so they stay masked.
+``benchmarks/crossover.py`` runs the same measurement over a wider grid and prints every ratio.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch as th
+from torch import nn
+
+from sb3_sparse.core.backends import MODES, set_backend
+from sb3_sparse.core.crossover_cache import (
+    Table,
+    cache_file,
+    calibrated_crossover,
+    clear_calibration,
+    machine_key,
+    save_calibration,
+)
+from sb3_sparse.core.masking import sparsify
+from sb3_sparse.core.update import init_mask
+
+DESCRIPTION = (
+    "Measure where sparse CSR products beat dense masked ones on this machine, with torch's thread count, and "
+    "write the crossover points to this machine's cache file, which backend 'auto' then reads (set "
+    "SB3_SPARSE_CROSSOVER to another file, or to 'builtin' to ignore calibrations). About a minute on one thread."
+)
+WIDTHS = (512, 1024, 2048)
+BATCHES = (1, 64, 256)
+DENSITIES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+#: CSR counts as faster where its time is at most this fraction of the masked backend's
+MARGIN = 0.9
+#: Each timing of a calibration lasts at least this long (a batch-1 pass takes microseconds)
+MIN_SECONDS = 0.005
+
+
+def layer_time(layer: nn.Linear, x: th.Tensor, grad: th.Tensor, mode: str, repeats: int, min_seconds: float = 0.0) -> float:
+    """Median seconds of one forward (and, when training, backward with ``grad``) pass of ``layer`` on ``x``.
+
+    :param min_seconds: time more than ``repeats`` passes until they took this long (short passes are noisy)
+    """
+    durations: list[float] = []
+    while len(durations) < repeats or sum(durations) < min_seconds:
+        start = time.perf_counter()
+        if mode == "training":
+            layer(x).backward(grad)
+            layer.weight.grad = None
+        else:
+            with th.no_grad():
+                layer(x)
+        durations.append(time.perf_counter() - start)
+    return statistics.median(durations)
+
+
+def measure(
+    width: int,
+    density: float,
+    batch: int,
+    mode: str,
+    repeats: int,
+    rounds: int,
+    warmup: int = 3,
+    min_seconds: float = 0.0,
+) -> float:
+    """Median over ``rounds`` of csr time / masked time for one layer (the two backends alternate).
+
+    :param warmup: untimed passes before each timing (the first builds the CSR layout)
+    :param min_seconds: see :func:`layer_time`
+    """
+    layer = nn.Linear(width, width)
+    sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * width * width)), "random"))
+    # inputs and gradients laid out as inside a network of sparse layers (column by column, see
+    # sb3_sparse.core.backends.column_major)
+    x = th.randn(width, batch).t().requires_grad_(mode == "training")
+    grad = th.randn(width, batch).t()
+    ratios = []
+    for _ in range(rounds):
+        times = {}
+        for backend in ("masked", "csr"):
+            set_backend(layer, backend, frozen=mode == "frozen")
+            layer_time(layer, x, grad, mode, warmup)  # warm-up (and the CSR layout)
+            times[backend] = layer_time(layer, x, grad, mode, repeats, min_seconds)
+        ratios.append(times["csr"] / times["masked"])
+    return statistics.median(ratios)
+
+
+def crossover(ratios: dict[float, float], margin: float = MARGIN) -> float:
+    """The highest density below which CSR was faster at every measured density (0.0: at none)."""
+    highest = 0.0
+    for density in sorted(ratios):
+        if ratios[density] > margin:
+            break
+        highest = density
+    return highest
+
+
+def calibrate(
+    widths: Sequence[int] = WIDTHS,
+    batches: Sequence[int] = BATCHES,
+    modes: Sequence[str] = MODES,
+    densities: Sequence[float] = DENSITIES,
+    margin: float = MARGIN,
+    repeats: int = 3,
+    rounds: int = 2,
+    path: str | None = None,
+    verbose: bool = False,
+) -> Path:
+    """Measure the crossover points of this machine with torch's current thread count and save them.
+
+    Densities are measured in increasing order and stop at the first where CSR is not faster.
+
+    :param path: the calibration file (default: the one ``"auto"`` reads, :func:`~sb3_sparse.core.crossover_cache.cache_file`)
+    :return: the file written; its table is ``mode -> {batch: [(width, highest density), ...]}`` (below the
+        smallest width: 0)
+    """
+    table: Table = {}
+    rows = []
+    for mode in modes:
+        table[mode] = {}
+        for batch in sorted(batches):
+            sizes = [(0, 0.0)]
+            for width in sorted(widths):
+                ratios: dict[float, float] = {}
+                for density in sorted(densities):
+                    ratios[density] = measure(width, density, batch, mode, repeats, rounds, warmup=1, min_seconds=MIN_SECONDS)
+                    if ratios[density] > margin:
+                        break
+                sizes.append((width, crossover(ratios, margin)))
+                rows.append({"mode": mode, "batch": batch, "width": width, "ratios": ratios})
+                if verbose:
+                    measured = ", ".join(f"d={d}: {r:.2f}" for d, r in ratios.items())
+                    print(f"{mode} batch {batch} width {width}: {measured} -> CSR up to density {sizes[-1][1]}")
+            table[mode][batch] = sizes
+    settings = {"margin": margin, "repeats": repeats, "rounds": rounds}
+    return save_calibration(table, path, settings=settings, measured=rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``sb3-sparse calibrate``: measure, show or reset this machine's crossover points."""
+    parser = argparse.ArgumentParser(prog="sb3-sparse calibrate", description=DESCRIPTION)
+    parser.add_argument("--show", action="store_true", help="print the calibration file that 'auto' reads and its points")
+    parser.add_argument("--reset", action="store_true", help="delete that file: 'auto' uses the built-in table")
+    parser.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS))
+    parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--densities", type=float, nargs="+", default=list(DENSITIES))
+    parser.add_argument("--margin", type=float, default=MARGIN, help="CSR counts as faster at most at this time ratio")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per backend and round")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (the median ratio is kept)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's current count)")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        th.set_num_threads(args.threads)
+    file = cache_file()
+    if args.reset:
+        removed = clear_calibration()
+        print(f"removed {removed}" if removed else f"nothing to remove ({file or 'the built-in table is in use'})")
+        return 0
+    if args.show:
+        table = calibrated_crossover()
+        print(f"machine: {machine_key()}\nfile: {file}")
+        if not table:
+            print("not calibrated: 'auto' uses the built-in table")
+        for mode, batches in (table or {}).items():
+            for batch, sizes in batches.items():
+                points = ", ".join(f"width >= {width}: density <= {density}" for width, density in sizes if width)
+                print(f"{mode}, batch >= {batch}: CSR at {points}")
+        return 0
+    start = time.perf_counter()
+    written = calibrate(
+        args.widths, args.batches, args.modes, args.densities, args.margin, args.repeats, args.rounds, verbose=True
+    )
+    print(f"calibrated in {time.perf_counter() - start:.0f} s: {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
