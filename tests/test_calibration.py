@@ -46,7 +46,10 @@ def sparse_layer(width: int = 32, density: float = 0.5) -> nn.Linear:
 
 
 def test_a_tiny_calibration_writes_the_cache_that_auto_reads(tmp_path):
+    th.manual_seed(7)
+    random_state = th.random.get_rng_state()
     file = calibrate(widths=[64], batches=[4], modes=["training"], densities=[0.05, 0.5], repeats=1, rounds=1)
+    assert th.equal(th.random.get_rng_state(), random_state)  # the caller's seeded run goes on as it would have
     assert file == default_cache_file() == cache_file()
     assert file.parent == tmp_path / "cache" / "sb3-sparse"
     data = json.loads(file.read_text())

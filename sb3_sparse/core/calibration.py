@@ -16,6 +16,7 @@ training layers lost to CSR's per-call overhead, which a single layer does not s
 """
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -124,32 +125,37 @@ def calibrate(
 ) -> Path:
     """Measure the crossover points of this machine with torch's current thread count and save them.
 
-    Densities are measured in increasing order and stop at the first where CSR is not faster.
-
-    :param path: the calibration file (default: the one ``"auto"`` reads, :func:`~sb3_sparse.core.crossover_cache.cache_file`)
+    :param path: the calibration file (default: the one ``"auto"`` reads,
+        :func:`~sb3_sparse.core.crossover_cache.cache_file`)
+    :param verbose: print each measured (mode, batch, width)
     :return: the file written; its table is ``mode -> {batch: [(width, highest density), ...]}`` (below the
         smallest width: 0)
     """
-    table: Table = {}
+    table: Table = {mode: {batch: [(0, 0.0)] for batch in sorted(batches)} for mode in modes}
     rows = []
-    for mode in modes:
-        table[mode] = {}
-        for batch in sorted(batches):
-            sizes = [(0, 0.0)]
-            for width in sorted(widths):
-                ratios: dict[float, float] = {}
-                for density in sorted(densities):
-                    ratios[density] = measure(width, density, batch, mode, repeats, rounds, warmup=1, min_seconds=MIN_SECONDS)
-                    if ratios[density] > margin:
-                        break
-                sizes.append((width, crossover(ratios, margin)))
-                rows.append({"mode": mode, "batch": batch, "width": width, "ratios": ratios})
-                if verbose:
-                    measured = ", ".join(f"d={d}: {r:.2f}" for d, r in ratios.items())
-                    print(f"{mode} batch {batch} width {width}: {measured} -> CSR up to density {sizes[-1][1]}")
-            table[mode][batch] = sizes
+    with th.random.fork_rng(devices=[]):  # the random masks leave the caller's random state alone
+        th.manual_seed(0)
+        for mode, batch, width in itertools.product(modes, sorted(batches), sorted(widths)):
+            ratios = density_ratios(width, batch, mode, densities, margin, repeats, rounds)
+            table[mode][batch].append((width, crossover(ratios, margin)))
+            rows.append({"mode": mode, "batch": batch, "width": width, "ratios": ratios})
+            if verbose:
+                measured = ", ".join(f"d={d}: {r:.2f}" for d, r in ratios.items())
+                print(f"{mode} batch {batch} width {width}: {measured} -> CSR up to density {crossover(ratios, margin)}")
     settings = {"margin": margin, "repeats": repeats, "rounds": rounds}
     return save_calibration(table, path, settings=settings, measured=rows)
+
+
+def density_ratios(
+    width: int, batch: int, mode: str, densities: Sequence[float], margin: float, repeats: int, rounds: int
+) -> dict[float, float]:
+    """csr / masked time ratios at increasing densities, up to the first where CSR is not faster."""
+    ratios: dict[float, float] = {}
+    for density in sorted(densities):
+        ratios[density] = measure(width, density, batch, mode, repeats, rounds, warmup=1, min_seconds=MIN_SECONDS)
+        if ratios[density] > margin:
+            break
+    return ratios
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ The environment variable ``SB3_SPARSE_CROSSOVER`` (or :func:`use_calibration`) n
 (CPU, torch or thread count), is ignored with a warning.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ _override: str | None = None
 _memo: dict[Path, tuple[tuple[Any, ...], Table | None]] = {}
 
 
+@functools.cache
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows."""
     try:
