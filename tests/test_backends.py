@@ -20,7 +20,7 @@ from sb3_sparse.core.backends import (
     set_backend,
 )
 from sb3_sparse.core.config import ModuleConfig
-from sb3_sparse.core.crossover_cache import CACHE_VARIABLE
+from sb3_sparse.core.crossover_cache import use_calibration
 from sb3_sparse.core.masking import get_mask, sparse_weights, sparsify, track_dense_gradients, weight_state
 from sb3_sparse.core.update import init_mask
 
@@ -28,9 +28,11 @@ TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
 
 
 @pytest.fixture(autouse=True)
-def builtin_crossover(monkeypatch):
+def builtin_crossover():
     """``"auto"`` follows the built-in table here, whatever this machine has calibrated."""
-    monkeypatch.setenv(CACHE_VARIABLE, "builtin")
+    use_calibration("builtin")
+    yield
+    use_calibration(None)
 
 
 def masked_layer(n_in: int, n_out: int, density: float, bias: bool = True, seed: int = 0) -> nn.Linear:
