@@ -179,3 +179,27 @@ def test_the_command_calibrates_a_small_grid(capsys):
     assert "calibrated in" in capsys.readouterr().out
     table = calibrated_crossover()
     assert table is not None and list(table) == ["frozen"] and table["frozen"][2][1][0] == 32
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "message"),
+    [
+        ("modes", ["trainig"], "did you mean 'training'"),
+        ("widths", [0], "widths must be whole numbers"),
+        ("batches", [], "batches must be whole numbers"),
+        ("densities", [0.1, 1.5], r"densities must lie in \(0, 1\]"),
+        ("margin", 0.0, "margin must be positive"),
+        ("repeats", 0, "repeats must be whole numbers"),
+    ],
+)
+def test_a_bad_grid_is_refused_before_measuring(argument, value, message):
+    with pytest.raises(ValueError, match=message):
+        calibrate(**{argument: value})
+    assert not default_cache_file().exists()
+
+
+def test_the_command_reports_a_bad_grid_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["calibrate", "--densities", "2"])
+    assert exit_info.value.code == 2
+    assert "sb3-sparse calibrate: error: densities must lie in (0, 1]" in capsys.readouterr().err

@@ -36,6 +36,7 @@ from sb3_sparse.core.crossover_cache import (
     save_calibration,
 )
 from sb3_sparse.core.masking import sparsify
+from sb3_sparse.core.names import check_choice
 from sb3_sparse.core.update import init_mask
 
 DESCRIPTION = (
@@ -131,6 +132,15 @@ def calibrate(
     :return: the file written; its table is ``mode -> {batch: [(width, highest density), ...]}`` (below the
         smallest width: 0)
     """
+    for mode in modes:
+        check_choice("modes", mode, MODES)
+    for name, values in (("widths", widths), ("batches", batches), ("repeats", [repeats]), ("rounds", [rounds])):
+        if not values or any(int(value) != value or value < 1 for value in values):
+            raise ValueError(f"{name} must be whole numbers of at least 1, got {list(values)}")
+    if not densities or not all(0 < density <= 1 for density in densities):
+        raise ValueError(f"densities must lie in (0, 1], got {list(densities)}")
+    if not 0 < margin:
+        raise ValueError(f"margin must be positive (CSR counts as faster at most at this time ratio), got {margin}")
     table: Table = {mode: {batch: [(0, 0.0)] for batch in sorted(batches)} for mode in modes}
     rows = []
     with th.random.fork_rng(devices=[]):  # the random masks leave the caller's random state alone
@@ -190,9 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{mode}, batch >= {batch}: CSR at {points}")
         return 0
     start = time.perf_counter()
-    written = calibrate(
-        args.widths, args.batches, args.modes, args.densities, args.margin, args.repeats, args.rounds, verbose=True
-    )
+    try:
+        written = calibrate(
+            args.widths, args.batches, args.modes, args.densities, args.margin, args.repeats, args.rounds, verbose=True
+        )
+    except ValueError as error:
+        parser.error(str(error))
     print(f"calibrated in {time.perf_counter() - start:.0f} s: {written}")
     return 0
 
