@@ -2,16 +2,17 @@
 
 Times one square masked ``nn.Linear`` layer with the ``"masked"`` and the ``"csr"`` backend, the two
 alternating, for each use of a product (:data:`~sb3_sparse.core.backends.MODES`), batch size and width, at
-increasing densities, and keeps per (mode, batch, width) the highest density up to which CSR was at least
-``1 - margin`` faster at every measured density. The result is written to this machine's calibration file
-(:mod:`sb3_sparse.core.crossover_cache`), which ``backend="auto"`` then reads::
+increasing densities, and keeps per (mode, batch, width) the highest density up to which CSR took at most
+``margin`` (0.9) times the masked backend's time at every measured density. The result is written to this
+machine's calibration file (:mod:`sb3_sparse.core.crossover_cache`), which ``backend="auto"`` then reads::
 
     sb3-sparse calibrate                  # or: python -m sb3_sparse.core.calibration
     sb3-sparse calibrate --show           # the file and its points
     sb3-sparse calibrate --reset          # delete it: back to the built-in table
 
-The default grid takes about a minute on one thread. Widths start at 512: in whole SAC steps, narrower
-training layers lost to CSR's per-call overhead, which a single layer does not show, so they stay masked.
+The default grid takes under a minute on one thread (about 40 s on the Xeon VM where the package is
+tested). Widths start at 512: in whole SAC steps, narrower training layers lost to CSR's per-call overhead,
+which a single layer does not show, so they stay masked.
 ``benchmarks/crossover.py`` runs the same measurement over a wider grid and prints every ratio.
 """
 
@@ -42,8 +43,9 @@ from sb3_sparse.core.update import init_mask
 DESCRIPTION = (
     "Measure where sparse CSR products beat dense masked ones on this machine, with torch's thread count, and "
     "write the crossover points to this machine's cache file, which backend 'auto' then reads (set "
-    "SB3_SPARSE_CROSSOVER to another file, or to 'builtin' to ignore calibrations). About a minute on one thread."
+    "SB3_SPARSE_CROSSOVER to another file, or to 'builtin' to ignore calibrations). Under a minute on one thread."
 )
+#: The default grid: layer widths, batch sizes and densities (measured in increasing order)
 WIDTHS = (512, 1024, 2048)
 BATCHES = (1, 64, 256)
 DENSITIES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
