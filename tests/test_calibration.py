@@ -203,3 +203,12 @@ def test_the_command_reports_a_bad_grid_in_one_line(capsys):
         main(["calibrate", "--densities", "2"])
     assert exit_info.value.code == 2
     assert "sb3-sparse calibrate: error: densities must lie in (0, 1]" in capsys.readouterr().err
+
+
+def test_the_command_is_listed_and_its_help_is_plain_text(capsys):
+    assert main(["-h"]) == 0
+    assert "calibrate" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["calibrate", "-h"])
+    out = capsys.readouterr().out
+    assert "SB3_SPARSE_CROSSOVER" in out and "``" not in out and ":mod:" not in out
