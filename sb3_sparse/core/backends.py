@@ -56,6 +56,8 @@ MODES = ("training", "inference", "frozen")
 #: over masked at width 512 (density 0.05 / 0.02): 0.89x / 0.73x; width 1024 (0.1 / 0.05 / 0.02):
 #: 0.94x / 0.80x / 0.61x (CPU time, medians of 15 interleaved rounds); CSR is kept where it wins by 10%.
 #: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
+#: On a CPU with a calibration of its own (``sb3-sparse calibrate``, :mod:`sb3_sparse.core.crossover_cache`),
+#: ``"auto"`` reads that instead.
 CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {
         "training": {
