@@ -331,6 +331,34 @@ def test_sparsimony_set_drops_as_ours_and_grows_uniformly():
 
 
 @needs_sparsimony
+def test_tied_scores_are_compared_as_multisets():
+    """With tied scores at the cut-off either side may pick any of the tied entries, so the choices are compared as
+    multisets of scores, and exactly for the entries strictly beyond the cut-off (sparsimony's pruner and grower)."""
+    from sparsimony.pruners.unstructured import UnstructuredGradientGrower, UnstructuredMagnitudePruner
+
+    generator = th.Generator().manual_seed(4)
+    mask = (th.rand(16, 16, generator=generator) < 0.25).float()
+    weight = th.randint(1, 4, (16, 16), generator=generator).float() * mask / 10  # |w| in {0.1, 0.2, 0.3}
+    # Growth scores tied too; 0 on the active positions, so that sparsimony does not regrow a dropped weight
+    dense_grad = th.randint(1, 4, (16, 16), generator=generator).float() * (1 - mask)
+    n_swap = int(mask.sum()) // 3
+    _, _, dropped, grown = our_update(REGIMES["rigl"], weight, mask, n_swap, dense_grad)
+    pruned = UnstructuredMagnitudePruner.calculate_mask(n_swap / mask.sum().item(), mask.clone(), weight)
+    regrown = UnstructuredGradientGrower.calculate_mask(1 - mask.mean().item(), pruned.clone(), dense_grad)
+    their_dropped = (mask.bool() & ~pruned.bool()).view(-1).nonzero().squeeze(1)
+    their_grown = (regrown.bool() & ~pruned.bool()).view(-1).nonzero().squeeze(1)
+    for ours, theirs, scores, candidates, largest in (
+        (dropped, their_dropped, weight.view(-1).abs(), mask.view(-1).bool(), False),
+        (grown, their_grown, dense_grad.view(-1).abs(), ~mask.view(-1).bool(), True),
+    ):
+        assert not unique_choice(scores[candidates], n_swap, largest)  # a tie at the cut-off: the sets may differ
+        assert th.equal(scores[ours].sort().values, scores[theirs].sort().values)
+        preference = scores if largest else -scores
+        cut = preference[ours].min()
+        assert as_set(ours[preference[ours] > cut]) == as_set(theirs[preference[theirs] > cut])
+
+
+@needs_sparsimony
 def test_sparsimony_set_known_differences():
     """Two differences of sparsimony 0.1.0's SET that are bugs of theirs, asserted so that a fixed release shows up.
 
