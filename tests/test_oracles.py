@@ -71,12 +71,12 @@ needs_sparsimony = pytest.mark.skipif(
 
 SPARSITY = 0.75  # a binary fraction: n * s is exact in floats, so their floor(n * s) is our n * s
 INTERVAL = 10
-T_END = 95  # not a multiple of the interval: the boundary after the window differs (see test_cosine_schedule)
+T_END = 95  # not a multiple of the interval: the boundary after the window differs (see the schedule test)
 ALPHA = 0.3
 
 
 def tanh_mlp() -> nn.Sequential:
-    """A small MLP whose trained weights and gradients have distinct magnitudes (no dead units, no ties)."""
+    """A small tanh MLP: no dead units, so trained weights and dense gradients rarely tie."""
     th.manual_seed(0)
     return nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 4))
 
@@ -137,7 +137,7 @@ def check_gradient_update(
 ) -> bool:
     """Compare one oracle RigL update (``mask`` -> ``new_mask``) with ours on the same inputs.
 
-    Known difference (rigl-torch's and sparsimony's, as the original RigL code): they grow among every position
+    Known difference (rigl-torch's and sparsimony's): they grow among every position
     that is inactive *after* the drop, so a weight just dropped can be grown back at once; ours grows only
     positions that were inactive before the update, so every update exchanges exactly ``n_swap`` connections.
     With distinct scores this gives exact relations: each weight they drop we drop; the ones we drop and they
@@ -182,8 +182,8 @@ def check_run(updates: list[tuple[int, bool]]) -> None:
 
 @needs_rigl_torch
 def test_rigl_torch_update_drops_and_grows_as_ours():
-    """Drive rigl-torch's RigLScheduler through a training loop (its documented use: step the optimizer only
-    when the scheduler returns True); before each call snapshot weights, masks and its dense gradients, and
+    """Drive rigl-torch's RigLScheduler through a training loop (the optimizer steps only when the scheduler returns
+    True; it returns False at a mask update); before each call snapshot weights, masks and its dense gradients, and
     compare its mask update with ours, and its update steps and drop counts with our schedule's."""
     model = tanh_mlp()
     optimizer = th.optim.SGD(model.parameters(), lr=0.05)
