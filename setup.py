@@ -72,6 +72,14 @@ setup(
             "mujoco>=3.17,<4",
             "shimmy[dm-control]>=2.0,<3",
         ],
+        # Reference implementations that tests/test_oracles.py checks the DST machinery against. sparsimony 0.1.0
+        # (SET, RigL, ERK) is installed apart, with `pip install --no-deps sparsimony==0.1.0`: its metadata pins
+        # numpy==1.* (it runs on numpy 2, and its only other dependency is torch), which would downgrade numpy.
+        # rigl-torch imports torchvision but declares no dependency on it; the tests do without it (PyPI's
+        # torchvision wheels need the CUDA build of torch).
+        "oracle": [
+            "rigl-torch==0.5.2",
+        ],
         # Multi-agent tasks of sb3_sparse.marl (QMIX / VDN): PettingZoo's parallel API, level-based foraging,
         # multi-robot warehouse and MPE
         "marl": [
