@@ -68,14 +68,14 @@ def run_in_scratch(
 
 
 def task_resources(device: str, cpus_per_run: float = 1.0, gpus_per_run: float | None = None) -> tuple[float, float]:
-    """The CPUs and GPUs a run's task asks for: ``cpus_per_run``, and ``gpus_per_run``, else 1 GPU on a GPU device
-    and none on ``cpu``.
+    """The CPUs and GPUs a run's task asks for: ``cpus_per_run``, and ``gpus_per_run``, else 1 GPU on ``cuda`` and
+    none on ``cpu``.
 
-    :raise ValueError: no CPUs, negative GPUs, GPUs with ``device="cpu"``, or a device with an index (Ray chooses
-        each task's GPU)
+    :raise ValueError: no CPUs, negative GPUs, GPUs with ``device="cpu"``, or a device other than ``cpu`` and
+        ``cuda`` (Ray chooses each task's GPU, and a task sees a GPU only if it asks for one)
     """
-    if ":" in device:
-        raise ValueError(f"device must be cpu, cuda or auto on Ray (Ray assigns each run its GPU), got {device!r}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu or cuda on Ray (Ray assigns each run its GPU), got {device!r}")
     if cpus_per_run <= 0:
         raise ValueError(f"cpus_per_run must be > 0, got {cpus_per_run}")
     if gpus_per_run is None:

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         "--gpus-per-run",
         type=float,
         default=None,
-        help="with --ray: GPUs each run asks for, a fraction to share one (default 1 with --device cuda or auto, 0 on cpu)",
+        help="with --ray: GPUs each run asks for, a fraction to share one (default 1 with --device cuda, 0 on cpu)",
     )
     parser.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this many minutes")
     parser.add_argument("--results", type=Path, default=None, help="results directory (default benchmarks/results/<profile>)")

@@ -198,9 +198,14 @@ def test_pack_and_unpack_carry_a_run_directory(tmp_path):
 
 def test_task_resources_and_slots():
     assert task_resources("cpu") == (1.0, 0.0)
-    assert task_resources("cuda") == task_resources("auto") == (1.0, 1.0)
+    assert task_resources("cuda") == (1.0, 1.0)
     assert task_resources("cuda", 2, 0.25) == (2, 0.25)
-    bad = (("cuda:1", 1, None, "device"), ("cpu", 1, 0.5, "gpus_per_run"), ("cuda", 0, None, "cpus_per_run"))
+    bad = (
+        ("cuda:1", 1, None, "device"),
+        ("auto", 1, None, "device"),
+        ("cpu", 1, 0.5, "gpus_per_run"),
+        ("cuda", 0, None, "cpus_per_run"),
+    )
     for device, cpus, gpus, argument in (*bad, ("cuda", 1, -1, "gpus_per_run")):
         with pytest.raises(ValueError, match=argument):
             task_resources(device, cpus, gpus)
