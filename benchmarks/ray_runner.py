@@ -32,27 +32,43 @@ ATTEMPTS = 2
 PY_MODULES = [str(Path(sb3_sparse.__file__).parent), str(Path(__file__).parent)]
 
 
+#: The files whose presence says a checkpoint (``state.json``, written last) or a run (``result.json``) is complete.
+COMPLETE = ("state.json", "result.json")
+
+
+def file_names(run_dir: Path) -> list[str]:
+    """The files of ``run_dir``, as paths relative to it, its ``lock`` left out."""
+    if not run_dir.is_dir():
+        return []
+    return [
+        str(path.relative_to(run_dir)) for path in sorted(run_dir.rglob("*")) if path.is_file() and path != run_dir / "lock"
+    ]
+
+
 def pack(run_dir: Path) -> dict[str, bytes]:
     """The files of ``run_dir`` (path relative to it -> content), its ``lock`` left out."""
-    if not run_dir.is_dir():
-        return {}
-    paths = (path for path in sorted(run_dir.rglob("*")) if path.is_file() and path != run_dir / "lock")
-    return {str(path.relative_to(run_dir)): path.read_bytes() for path in paths}
+    return {name: (run_dir / name).read_bytes() for name in file_names(run_dir)}
 
 
 def unpack(files: dict[str, bytes], run_dir: Path) -> None:
-    """Make ``run_dir`` hold exactly ``files`` (and its ``lock``, if any): others removed, each written to a
-    temporary name, then renamed."""
-    for name in pack(run_dir).keys() - files.keys():
-        (run_dir / name).unlink()
+    """Make ``run_dir`` hold exactly ``files`` (and its ``lock``, if any).
+
+    The files it holds that are not in ``files`` go, and so does every ``state.json`` about to be replaced, before
+    anything is written; each file is written to a temporary name, then renamed, ``state.json`` and ``result.json``
+    last. So a directory left half written (the process stopped) never holds a complete-looking checkpoint or
+    result that mixes two sittings.
+    """
+    for name in file_names(run_dir):
+        if name not in files or Path(name).name == "state.json":
+            (run_dir / name).unlink()
     for folder in sorted((path for path in run_dir.rglob("*") if path.is_dir()), reverse=True):
         if not any(folder.iterdir()):
             folder.rmdir()
-    for name, content in files.items():
+    for name in sorted(files, key=lambda name: Path(name).name in COMPLETE):
         path = run_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(content)
+        tmp.write_bytes(files[name])
         os.replace(tmp, path)
 
 

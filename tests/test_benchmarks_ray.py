@@ -196,6 +196,25 @@ def test_pack_and_unpack_carry_a_run_directory(tmp_path):
     assert pack(tmp_path / "missing") == {}
 
 
+def test_unpack_stopped_midway_leaves_no_mixed_checkpoint(tmp_path, monkeypatch):
+    old = {"checkpoint/model.zip": b"old model", "checkpoint/state.json": b"old state"}
+    unpack(old, tmp_path)
+    written = []
+
+    def replace_then_stop(source, target):
+        written.append(Path(target).name)
+        if len(written) == 2:
+            raise KeyboardInterrupt  # stopped after the new model, before the new state
+        os.rename(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_then_stop)
+    new = {"checkpoint/state.json": b"new state", "checkpoint/model.zip": b"new model", "checkpoint/buffer.pkl": b"new"}
+    with pytest.raises(KeyboardInterrupt):
+        unpack(new, tmp_path)
+    assert sorted(written) == ["buffer.pkl", "model.zip"]  # state.json (the checkpoint is complete) comes last
+    assert find_checkpoint(tmp_path) is None  # the old state went first: no old state beside a new model
+
+
 def test_task_resources_and_slots():
     assert task_resources("cpu") == (1.0, 0.0)
     assert task_resources("cuda") == (1.0, 1.0)
