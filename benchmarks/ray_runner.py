@@ -159,6 +159,8 @@ def run_profile_on_ray(
                     continue
                 locked.append(run_dir)
                 submit(spec, 1)
+            if not out:  # the last runs were locked
+                break
             [ref], _ = ray.wait(list(out), num_returns=1)
             spec, attempt = out.pop(ref)
             run_dir, key = directory(spec), status_key(spec, results_dir)

@@ -7,6 +7,7 @@ tests see a run retried and a run reported failed.
 
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -172,8 +173,10 @@ def test_profile_on_ray_retries_reports_and_resumes(cluster, tmp_path):
     assert not list(results.rglob("lock"))
     finished = {spec.run_id: (run_dir(spec) / "result.json").stat().st_mtime_ns for spec in specs[:3]}
 
-    output = run_cli(str(profile), "--results", str(results), "--ray", cluster)  # resume: only the failed run again
-    assert "4 runs selected, 3 already done" in output and "finished: {'failed': 1}" in output
+    (always / "lock").write_text(f"{platform.node()} {os.getpid()}")  # another runner (this process) has it
+    output = run_cli(str(profile), "--results", str(results), "--ray", cluster)  # resume: only the failed run is left
+    assert "4 runs selected, 3 already done" in output and "finished: {'locked': 1}" in output
+    assert (always / "lock").read_text() == f"{platform.node()} {os.getpid()}"  # not the driver's to remove
     assert finished == {spec.run_id: (run_dir(spec) / "result.json").stat().st_mtime_ns for spec in specs[:3]}
 
 
