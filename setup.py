@@ -49,6 +49,8 @@ setup(
             "matplotlib",
             "box2d>=2.3.10",  # LunarLander-v3 (the mast profile)
         ],
+        # python -m benchmarks.run PROFILE --ray: the run matrix on a Ray cluster (benchmarks/ray_runner.py)
+        "ray": ["ray>=2.40"],
         # rl-zoo3 integration (sb3-sparse train/enjoy/tune/plot): rl-zoo3 plus what it imports at run time
         # without installing it (plots: matplotlib, pandas, seaborn, scipy; record-video: moviepy, and
         # pygame to render classic-control envs), and the PostgreSQL driver for studies shared by many machines.

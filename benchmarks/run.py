@@ -1,9 +1,14 @@
-"""Run a benchmark profile: ``python -m benchmarks.run smoke --jobs 2 [--max-minutes 60] [--device cuda] [--summary]``.
+"""Run a benchmark profile: ``python -m benchmarks.run smoke --jobs 2 [--max-minutes 60] [--device cuda] [--summary]``
+or ``python -m benchmarks.run smoke --ray [ADDRESS]``.
 
 Runs go to parallel worker processes (spawned, one torch thread each). A finished run is skipped,
 an interrupted one resumes from its last checkpoint, so a profile can be spread over sittings and
 machines (``--shard 0/2`` on one, ``--shard 1/2`` on another, then merge the result directories).
 ``--max-minutes`` stops cleanly: no new run starts after it, and running ones checkpoint and exit.
+
+``--ray [ADDRESS]`` runs every run as a task on a Ray cluster instead (:mod:`benchmarks.ray_runner`; without
+ADDRESS: the cluster in ``RAY_ADDRESS``, else one started on this machine by ``ray start``, else a new local one);
+results, resuming and the summary are the same.
 
 Several profiles share one pool of workers (``python -m benchmarks.run scaling regimes --jobs 2``): their runs
 are interleaved seed by seed (every profile's first seed, then every profile's second seed, ...), so
@@ -66,19 +71,29 @@ def run_profile(
     deadline = None if max_minutes is None else time.time() + 60 * max_minutes
     statuses: dict[str, str] = {}
     start = time.time()
-
-    def where(spec: RunSpec) -> Path:
-        return results_dir[spec.profile] if isinstance(results_dir, dict) else results_dir
-
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_one, spec, where(spec), deadline, None, device): spec for spec in specs}
+        futures = {pool.submit(run_one, spec, where(spec, results_dir), deadline, None, device): spec for spec in specs}
         for future in as_completed(futures):
-            spec = futures[future]
-            key = f"{spec.profile}/{spec.run_id}" if isinstance(results_dir, dict) else spec.run_id
+            key = status_key(futures[future], results_dir)
             statuses[key] = future.result()
-            elapsed = (time.time() - start) / 60
-            print(f"[{time.strftime('%H:%M:%S')} +{elapsed:.1f} min] {key}: {statuses[key]}", flush=True)
+            report(key, statuses[key], start)
     return statuses
+
+
+def where(spec: RunSpec, results_dir: Path | dict[str, Path]) -> Path:
+    """The results directory of ``spec``: ``results_dir``, or its profile's entry when there is one per profile."""
+    return results_dir[spec.profile] if isinstance(results_dir, dict) else results_dir
+
+
+def status_key(spec: RunSpec, results_dir: Path | dict[str, Path]) -> str:
+    """The key of ``spec``'s status: its run id, ``<profile>/<run id>`` when there is one directory per profile."""
+    return f"{spec.profile}/{spec.run_id}" if isinstance(results_dir, dict) else spec.run_id
+
+
+def report(key: str, status: str, start: float) -> None:
+    """Print a run's status with the time and the minutes since ``start``."""
+    elapsed = (time.time() - start) / 60
+    print(f"[{time.strftime('%H:%M:%S')} +{elapsed:.1f} min] {key}: {status}", flush=True)
 
 
 def interleave(groups: list[list[RunSpec]]) -> list[RunSpec]:
@@ -90,12 +105,49 @@ def interleave(groups: list[list[RunSpec]]) -> list[RunSpec]:
     return [spec for *_, spec in sorted(ranked, key=lambda item: item[:3])]
 
 
+def run_on_ray(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, runs: list[RunSpec], dirs: Path | dict[str, Path]
+) -> dict[str, str]:
+    """``runs`` on the Ray cluster of ``--ray`` (:func:`benchmarks.ray_runner.run_profile_on_ray`)."""
+    try:
+        from benchmarks.ray_runner import run_profile_on_ray, task_resources
+    except ImportError as error:
+        parser.error(f"--ray needs Ray ({error}): pip install 'sb3-sparse[ray]' (a checkout: pip install -e '.[ray]')")
+    try:
+        cpus, gpus = task_resources(args.device, args.cpus_per_run, args.gpus_per_run)
+    except ValueError as error:
+        parser.error(str(error))
+    return run_profile_on_ray(runs, dirs, args.ray or None, args.max_minutes, args.device, cpus, gpus, args.jobs)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "profile", nargs="+", help="profile name(s) (benchmarks/profiles/<name>.yaml) or path(s) to a YAML file"
     )
-    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one torch thread each)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="parallel worker processes (one torch thread each; default 1); "
+        "with --ray: at most this many runs at once (default: as many as the cluster holds)",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run every run as a task on a Ray cluster: "
+        "ADDRESS (host:port), else RAY_ADDRESS, else one started here by `ray start`, else a new local one",
+    )
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="with --ray: CPUs each run asks for (default 1)")
+    parser.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=None,
+        help="with --ray: GPUs each run asks for, a fraction to share one (default 1 with --device cuda, 0 on cpu)",
+    )
     parser.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this many minutes")
     parser.add_argument("--results", type=Path, default=None, help="results directory (default benchmarks/results/<profile>)")
     parser.add_argument("--algos", nargs="*", help="only these algorithms (sac, td3, qmix, ...)")
@@ -123,15 +175,19 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{name + '/' if len(profiles) > 1 else ''}{spec.run_id}: {run_status(spec, results_dir)}")
         return
     todos = []
+    where_runs = f"{args.jobs or 1} jobs" if args.ray is None else f"on Ray ({args.ray or 'RAY_ADDRESS or local'})"
     for name, _, _, results_dir, specs in profiles:
         todos.append([spec for spec in specs if not is_done(spec, results_dir)])
         done = len(specs) - len(todos[-1])
-        print(f"profile {name}: {len(specs)} runs selected, {done} already done, {args.jobs} jobs", flush=True)
+        print(f"profile {name}: {len(specs)} runs selected, {done} already done, {where_runs}", flush=True)
     if len(profiles) == 1:
-        statuses = run_profile(todos[0], profiles[0][3], args.jobs, args.max_minutes, args.device)
+        runs, dirs = todos[0], profiles[0][3]
     else:
-        dirs = {name: results_dir for name, _, _, results_dir, _ in profiles}
-        statuses = run_profile(interleave(todos), dirs, args.jobs, args.max_minutes, args.device)
+        runs, dirs = interleave(todos), {name: results_dir for name, _, _, results_dir, _ in profiles}
+    if args.ray is None:
+        statuses = run_profile(runs, dirs, args.jobs or 1, args.max_minutes, args.device)
+    else:
+        statuses = run_on_ray(parser, args, runs, dirs)
     counts = {status: list(statuses.values()).count(status) for status in sorted(set(statuses.values()))}
     print(f"finished: {counts}", flush=True)
     if args.summary:
