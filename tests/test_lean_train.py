@@ -89,9 +89,14 @@ def assert_same_step(algo: str, steps: int = 6, **kwargs: Any) -> None:
     th.testing.assert_close(ours_state, sb3_state)
 
 
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
-def test_sac_step_equals_sb3(setting: str) -> None:
-    assert_same_step("sac", **SETTINGS[setting])
+def test_step_equals_sb3(algo: str, setting: str) -> None:
+    assert_same_step(algo, **SETTINGS[setting])
+
+
+def test_td3_step_equals_sb3_policy_delay_and_gradient_steps() -> None:
+    assert_same_step("td3", policy_delay=3, gradient_steps=2, regime="set", sparsity=0.8)
 
 
 def test_sac_step_equals_sb3_fixed_ent_coef_and_target_interval() -> None:
@@ -102,9 +107,10 @@ def test_sac_step_equals_sb3_with_sde() -> None:
     assert_same_step("sac", use_sde=True, regime="static", sparsity=0.5)
 
 
-def test_rigl_grows_by_the_critic_loss_alone() -> None:
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_rigl_grows_by_the_critic_loss_alone(algo: str) -> None:
     """The dense gradients that gradient growth reads are the critic loss's: the actor loss leaves them alone."""
-    model = build("sac", regime="rigl", sparsity=0.9, topology_update_interval=67)
+    model = build(algo, regime="rigl", sparsity=0.9, topology_update_interval=67)
     model.learn(6, reset_num_timesteps=False)  # dense gradients kept at the last step before the update at 67
     # the last dense gradient seen is the one committed at the critic's optimizer step
     states = {name: weight_state(module, weight) for name, module, weight in sparse_weights(model.critic)}
@@ -113,16 +119,19 @@ def test_rigl_grows_by_the_critic_loss_alone() -> None:
         assert tracked.dense_grad is not None and tracked.last_dense_grad is tracked.dense_grad, name
 
 
-def test_actor_loss_leaves_critic_gradients_and_flags() -> None:
-    """After a step the critic's gradients are the ones its optimizer stepped on (SB3's ``train`` leaves the actor
-    loss's there), and every critic parameter takes gradients again."""
-    model = build("sac", regime="set", sparsity=0.5)
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_actor_loss_leaves_critic_gradients_and_flags(algo: str) -> None:
+    """After the steps the critic's gradients are the ones its optimizer last stepped on (SB3's ``train`` leaves
+    the actor loss's there), and every critic parameter takes gradients again."""
+    model = build(algo, regime="set", sparsity=0.5)
+    model.train(2, 32)  # TD3 updates its actor at every second step
     recorded = record_optimizer_gradients(model)
-    model.train(1, 32)
+    model.train(2, 32)
+    assert len(recorded["actor"]) > 0
     assert all(param.requires_grad for param in model.critic.parameters())
     critic_params = [param for group in model.critic.optimizer.param_groups for param in group["params"]]
-    assert len(critic_params) == len(recorded["critic"])
-    assert all(th.equal(param.grad, grad) for param, grad in zip(critic_params, recorded["critic"], strict=True))
+    last_step = recorded["critic"][-len(critic_params) :]
+    assert all(th.equal(param.grad, grad) for param, grad in zip(critic_params, last_step, strict=True))
 
 
 class LinearExtractor(BaseFeaturesExtractor):
