@@ -176,3 +176,13 @@ def test_polyak_update_equals_sb3() -> None:
     assert all(th.equal(a, b) for a, b in zip(ours, sb3, strict=True))
     with pytest.raises(ValueError, match="2 parameters for 1 target"):
         polyak_update(params, ours[:1], 0.005)
+
+
+def test_parameters_a_user_froze_stay_frozen() -> None:
+    """Only trainable parameters are switched off and on again: one the user froze is left alone."""
+    model = SparseSAC("MlpPolicy", "Pendulum-v1", learning_starts=0, batch_size=8, policy_kwargs={"net_arch": [8]})
+    frozen = model.critic.q_networks[0][-1].bias
+    frozen.requires_grad_(False)
+    assert all(param is not frozen for param in parameters_not_in(model.critic, model.actor))
+    model.learn(2)
+    assert not frozen.requires_grad
