@@ -3,14 +3,18 @@
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import polyak_update as polyak_update_stats
 from stable_baselines3.td3 import TD3
+from torch.nn import functional as F
 
 from sb3_sparse.common.algorithm import SparseAlgorithmMixin
+from sb3_sparse.common.training import no_gradient_for, parameters_not_in, polyak_update
 from sb3_sparse.td3.policies import BroPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy, SimbaPolicy, SparseTD3Policy
 
 SelfSparseTD3 = TypeVar("SelfSparseTD3", bound="SparseTD3")
@@ -192,3 +196,60 @@ class SparseTD3(SparseAlgorithmMixin, TD3):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """SB3's TD3 step (same mathematics, same random draws and float operations) without the work it throws
+        away: the actor loss back-propagates into the actor only, not into the first critic's weights (whose
+        gradient hooks, and so the dense gradients of gradient growth, see the critic loss alone); the target
+        networks are updated in one call per operation."""
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+
+        critic_only = parameters_not_in(self.critic, self.actor)
+        critic_params, critic_target_params = list(self.critic.parameters()), list(self.critic_target.parameters())
+        actor_params, actor_target_params = list(self.actor.parameters()), list(self.actor_target.parameters())
+        actor_losses, critic_losses = [], []
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            with th.no_grad():
+                # target policy smoothing: clipped noise on the target actor's action
+                noise = replay_data.actions.clone().data.normal_(0, self.target_policy_noise)
+                noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+                next_actions = (self.actor_target(replay_data.next_observations) + noise).clamp(-1, 1)
+                # min over the target critics
+                next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
+                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            current_q_values = self.critic(replay_data.observations, replay_data.actions)
+            critic_loss = sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+            assert isinstance(critic_loss, th.Tensor)
+            critic_losses.append(critic_loss.item())
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            # Delayed policy updates
+            if self._n_updates % self.policy_delay == 0:
+                with no_gradient_for(critic_only):
+                    actor_loss = -self.critic.q1_forward(replay_data.observations, self.actor(replay_data.observations)).mean()
+                    actor_losses.append(actor_loss.item())
+                    self.actor.optimizer.zero_grad()
+                    actor_loss.backward()
+                self.actor.optimizer.step()
+
+                polyak_update(critic_params, critic_target_params, self.tau)
+                polyak_update(actor_params, actor_target_params, self.tau)
+                # Copy running stats, see SB3 issue 996
+                polyak_update_stats(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+                polyak_update_stats(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if len(actor_losses) > 0:
+            self.logger.record("train/actor_loss", np.mean(actor_losses))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
