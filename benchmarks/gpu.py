@@ -8,8 +8,13 @@ On a machine without internet whose Python already has CUDA torch, pytest, pytes
 a lent H100 / H200 with Python 3.12), carry the missing packages as wheels: download them where pip works, from
 the repository root, then run the second line on the GPU machine (``$OUT``: the folder that comes back)::
 
-    pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d .whl stable-baselines3 sb3-contrib gymnasium farama-notifications mujoco glfw pyopengl
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:. python3 -m benchmarks.gpu --out $OUT
+    pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_17_x86_64 \\
+        --platform manylinux_2_28_x86_64 -d .whl stable-baselines3==2.9.2 sb3-contrib==2.9.2 gymnasium==1.4.0 \\
+        farama-notifications==0.0.6 mujoco==3.17.0 glfw==2.11.0 pyopengl==3.1.10 websockets importlib-resources
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \\
+        PYTHONPATH=/tmp/site:. python3 -m benchmarks.gpu --out $OUT
+
+(30 MB of wheels; ``.whl/`` stays out of git, e.g. listed in ``.git/info/exclude``.)
 
 Steps, all within ``--budget`` seconds (default 540):
 
@@ -30,9 +35,9 @@ steps on the CPU in seconds (a tiny grid, the tests collected, not run), to try 
 """
 
 import argparse
+import importlib.util
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -50,6 +55,8 @@ from benchmarks.runner import write_results
 TEST_FILES = ("tests/test_backends.py", "tests/test_invariants.py", "tests/test_calibration.py")
 #: The variable ``tests/conftest.py`` reads: torch's default device for the tests
 TEST_DEVICE_VARIABLE = "SB3_SPARSE_TEST_DEVICE"
+#: pytest-xdist workers for the tests (when installed): about 65 s of tests on one CPU core
+TEST_WORKERS = 4
 #: Seconds of a width per gradient step of its models, assumed until one width is measured (SB3 SAC on a GPU: a few
 #: ms per step, CSR slower; plus building each model, its inference latency, files and mask update timing)
 FIRST_GUESS_STEP_S = 0.012
@@ -93,11 +100,15 @@ def run_tests(device: th.device, timeout: float, log: Path, collect_only: bool) 
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *TEST_FILES]
     if collect_only:
         command.append("--collect-only")
+    elif importlib.util.find_spec("xdist") is not None:
+        command += ["-n", str(TEST_WORKERS)]
     environ = {**os.environ, TEST_DEVICE_VARIABLE: str(device), "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     with open(log, "w") as file:
         try:
-            code: int | str = subprocess.run(command, stdout=file, stderr=subprocess.STDOUT, env=environ, timeout=timeout).returncode
+            code: int | str = subprocess.run(
+                command, stdout=file, stderr=subprocess.STDOUT, env=environ, timeout=timeout
+            ).returncode
         except subprocess.TimeoutExpired:
             code = f"stopped after {timeout:.0f} s"
     lines = log.read_text().strip().splitlines()
@@ -141,7 +152,7 @@ def run_grid(
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             result = throughput.main([*width_argv(width, grid, env, device), "--out", tmp])
-            reports.append((Path(tmp) / "results.md").read_text())
+            reports.append((Path(tmp) / "results.md").read_text().replace(f" --out {tmp}", ""))
         seconds = time.perf_counter() - start
         step_s = seconds / gradient_steps(grid)  # of the widest width so far, in the default order
         results.append({"width": width, "seconds": round(seconds, 1), **result})
@@ -150,7 +161,7 @@ def run_grid(
 
 def report(command: str, info: dict[str, Any], tests: dict[str, Any], grid: list[dict[str, Any]], texts: list[str]) -> str:
     lines = [
-        "# Sparse vs dense on a GPU",
+        f"# Sparse vs dense on {info.get('gpu', info['device'])}",
         "",
         f"`{command}`",
         "",
@@ -178,14 +189,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--budget", type=float, default=540.0, help="seconds for the whole script")
     parser.add_argument("--test-timeout", type=float, default=150.0, help="seconds for the tests")
-    parser.add_argument("--dry-run", action="store_true", help="the same steps on the CPU in seconds: tiny grid, tests collected")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="the same steps on the CPU in seconds: tiny grid, tests collected"
+    )
     parser.add_argument("--out", type=Path, default=None, help="default: docs/benchmarks/throughput/gpu-<date>/")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     device = th.device("cpu" if args.dry_run else args.device)
     if not args.dry_run and (device.type != "cuda" or not th.cuda.is_available()):
-        parser.exit(2, f"benchmarks.gpu: a CUDA device is needed (torch.cuda.is_available() is {th.cuda.is_available()}, "
-                    f"--device {args.device}); --dry-run tries the script on the CPU\n")
+        parser.exit(
+            2,
+            f"benchmarks.gpu: a CUDA device is needed (torch.cuda.is_available() is {th.cuda.is_available()}, "
+            f"--device {args.device}); --dry-run tries the script on the CPU\n",
+        )
     date = datetime.now(timezone.utc)
     out = args.out or Path("docs/benchmarks/throughput") / f"gpu-{date:%Y-%m-%d}"
     out.mkdir(parents=True, exist_ok=True)
@@ -195,9 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tests = run_tests(device, args.test_timeout, out / "pytest.log", collect_only=args.dry_run)
     print(f"tests: {tests['summary']} (exit {tests['returncode']}, {tests['seconds']} s)", flush=True)
-    grid, texts = run_grid(
-        args.widths, DRY_GRID if args.dry_run else GRID, args.env, device, deadline=start + args.budget
-    )
+    grid, texts = run_grid(args.widths, DRY_GRID if args.dry_run else GRID, args.env, device, deadline=start + args.budget)
     result = {"command": command, "environment": info, "tests": tests, "throughput": grid}
     write_results(out, "results", result, report(command, info, tests, grid, texts))
     print(f"{out}: results.md, results.json, pytest.log ({time.perf_counter() - start:.0f} s)")

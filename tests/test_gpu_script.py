@@ -22,7 +22,7 @@ def test_the_dry_run_writes_the_tests_and_the_grid(tmp_path: Path):
     backends = {row["backend"] for row in width["training"] if row["kind"] == "sparse"}
     assert width["width"] == 16 and backends == {"masked", "csr", "auto"}
     text = (tmp_path / "results.md").read_text()
-    assert "python -m benchmarks.gpu --dry-run" in text and "| 16 | sparse | 0.9 | csr |" in text
+    assert "python -m benchmarks.gpu --dry-run" in text and text.count("--out") == 1 and "| 16 | sparse | 0.9 | csr |" in text
 
 
 @pytest.mark.skipif(th.cuda.is_available(), reason="a CUDA device is here")
