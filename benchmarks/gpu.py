@@ -39,10 +39,13 @@ import importlib.util
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -72,8 +75,11 @@ GRID = {
     "interval": 250,
 }
 #: The same code paths in seconds on a CPU
-DRY_GRID = {**GRID, "sparsities": ["0.9"], "steps": 3, "repeats": 1, "learning_starts": 20, "warmup_steps": 2}
-DRY_GRID.update(latency_calls=2, interval=2)
+DRY_GRID = {
+    **GRID,
+    "sparsities": ["0.9"],
+    **{"steps": 3, "repeats": 1, "learning_starts": 20, "warmup_steps": 2, "latency_calls": 2, "interval": 2},
+}
 
 
 def environment(device: th.device) -> dict[str, Any]:
@@ -105,11 +111,13 @@ def run_tests(device: th.device, timeout: float, log: Path, collect_only: bool) 
     environ = {**os.environ, TEST_DEVICE_VARIABLE: str(device), "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     with open(log, "w") as file:
+        # a session of its own, so that a timeout stops pytest-xdist's workers with it
+        process = subprocess.Popen(command, stdout=file, stderr=subprocess.STDOUT, env=environ, start_new_session=True)
         try:
-            code: int | str = subprocess.run(
-                command, stdout=file, stderr=subprocess.STDOUT, env=environ, timeout=timeout
-            ).returncode
+            code: int | str = process.wait(timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
             code = f"stopped after {timeout:.0f} s"
     lines = log.read_text().strip().splitlines()
     return {
@@ -134,29 +142,34 @@ def gradient_steps(grid: dict[str, Any]) -> int:
     return models * (grid["warmup_steps"] + grid["steps"] * grid["repeats"])
 
 
-def run_grid(
+def measure_widths(
     widths: list[int], grid: dict[str, Any], env: str, device: th.device, deadline: float
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Throughput of each width that fits before ``deadline`` (a ``time.perf_counter`` value): results, reports.
+) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Throughput of each width that fits before ``deadline`` (a ``time.perf_counter`` value), one width at a time:
+    its result and its report (None for a width skipped or failed: its result says why, and the next width runs).
 
     A width's time is estimated from the seconds per gradient step of the last width measured.
     """
-    results, reports, step_s = [], [], FIRST_GUESS_STEP_S
+    step_s = FIRST_GUESS_STEP_S
     for width in widths:
         needed, left = gradient_steps(grid) * step_s, deadline - time.perf_counter()
         if needed > left:
             print(f"width {width}: skipped, about {needed:.0f} s needed and {left:.0f} s left", flush=True)
-            results.append({"width": width, "skipped": f"about {needed:.0f} s needed, {left:.0f} s left"})
+            yield {"width": width, "skipped": f"about {needed:.0f} s needed, {left:.0f} s left"}, None
             continue
         print(f"width {width}: about {needed:.0f} s of the {left:.0f} s left", flush=True)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            result = throughput.main([*width_argv(width, grid, env, device), "--out", tmp])
-            reports.append((Path(tmp) / "results.md").read_text().replace(f" --out {tmp}", ""))
+            try:
+                result = throughput.main([*width_argv(width, grid, env, device), "--out", tmp])
+            except Exception as error:  # a failing backend must not cost the other widths their numbers
+                traceback.print_exc()
+                yield {"width": width, "error": f"{type(error).__name__}: {error}"}, None
+                continue
+            text = (Path(tmp) / "results.md").read_text().replace(f" --out {tmp}", "")
         seconds = time.perf_counter() - start
         step_s = seconds / gradient_steps(grid)  # of the widest width so far, in the default order
-        results.append({"width": width, "seconds": round(seconds, 1), **result})
-    return results, reports
+        yield {"width": width, "seconds": round(seconds, 1), **result}, text
 
 
 def report(command: str, info: dict[str, Any], tests: dict[str, Any], grid: list[dict[str, Any]], texts: list[str]) -> str:
@@ -177,6 +190,7 @@ def report(command: str, info: dict[str, Any], tests: dict[str, Any], grid: list
         "masked on a GPU until GPU crossover points are measured.",
     ]
     lines += [f"\nWidth {row['width']} skipped: {row['skipped']}." for row in grid if "skipped" in row]
+    lines += [f"\nWidth {row['width']} failed: {row['error']}." for row in grid if "error" in row]
     for text in texts:
         lines += ["", text.strip()]
     return "\n".join(lines)
@@ -211,9 +225,19 @@ def main(argv: list[str] | None = None) -> int:
 
     tests = run_tests(device, args.test_timeout, out / "pytest.log", collect_only=args.dry_run)
     print(f"tests: {tests['summary']} (exit {tests['returncode']}, {tests['seconds']} s)", flush=True)
-    grid, texts = run_grid(args.widths, DRY_GRID if args.dry_run else GRID, args.env, device, deadline=start + args.budget)
-    result = {"command": command, "environment": info, "tests": tests, "throughput": grid}
-    write_results(out, "results", result, report(command, info, tests, grid, texts))
+    grid: list[dict[str, Any]] = []
+    texts: list[str] = []
+
+    def save() -> None:  # after the tests and after each width: a run stopped midway keeps what it measured
+        result = {"command": command, "environment": info, "tests": tests, "throughput": grid}
+        write_results(out, "results", result, report(command, info, tests, grid, texts))
+
+    save()
+    widths = measure_widths(args.widths, DRY_GRID if args.dry_run else GRID, args.env, device, start + args.budget)
+    for row, text in widths:
+        grid.append(row)
+        texts += [text] if text else []
+        save()
     print(f"{out}: results.md, results.json, pytest.log ({time.perf_counter() - start:.0f} s)")
     return 0
 

@@ -8,7 +8,8 @@ import conftest
 import pytest
 import torch as th
 
-from benchmarks.gpu import DRY_GRID, main, run_grid
+from benchmarks import gpu
+from benchmarks.gpu import DRY_GRID, main, measure_widths, run_tests
 
 
 def test_the_dry_run_writes_the_tests_and_the_grid(tmp_path: Path):
@@ -35,8 +36,29 @@ def test_without_cuda_it_exits_2_with_one_line(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_a_width_that_would_overrun_the_budget_is_skipped():
-    results, reports = run_grid([16], DRY_GRID, "Pendulum-v1", th.device("cpu"), deadline=time.perf_counter() + 0.01)
-    assert reports == [] and "needed" in results[0]["skipped"] and "training" not in results[0]
+    [(row, text)] = measure_widths([16], DRY_GRID, "Pendulum-v1", th.device("cpu"), deadline=time.perf_counter() + 0.01)
+    assert text is None and "needed" in row["skipped"] and "training" not in row
+
+
+def test_a_failing_width_is_recorded_and_the_next_one_runs(monkeypatch: pytest.MonkeyPatch):
+    calls = []
+
+    def failing(argv: list[str]) -> None:
+        calls.append(argv)
+        raise RuntimeError("CUDA error: an illegal memory access")
+
+    monkeypatch.setattr(gpu.throughput, "main", failing)
+    rows = list(measure_widths([16, 32], DRY_GRID, "Pendulum-v1", th.device("cpu"), deadline=time.perf_counter() + 60))
+    assert [row for row, _ in rows] == [
+        {"width": width, "error": "RuntimeError: CUDA error: an illegal memory access"} for width in (16, 32)
+    ]
+    assert len(calls) == 2
+
+
+def test_tests_that_overrun_their_time_are_stopped(tmp_path: Path):
+    start = time.perf_counter()
+    tests = run_tests(th.device("cpu"), timeout=1, log=tmp_path / "pytest.log", collect_only=False)
+    assert tests["returncode"] == "stopped after 1 s" and time.perf_counter() - start < 10
 
 
 def test_the_test_device_variable_sets_torchs_default_device(monkeypatch: pytest.MonkeyPatch):
