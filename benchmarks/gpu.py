@@ -22,9 +22,10 @@ Steps, all within ``--budget`` seconds (default 540):
 2. ``tests/test_backends.py``, ``tests/test_invariants.py`` and ``tests/test_calibration.py`` with
    ``SB3_SPARSE_TEST_DEVICE=cuda`` (``tests/conftest.py`` makes it torch's default device), stopped after
    ``--test-timeout`` seconds; the log is ``pytest.log``;
-3. ``benchmarks/throughput.py`` on the device, one width at a time (all sparsities and backends of a width in one
-   interleaved run, against dense SB3 SAC): before each width the script estimates its time from the seconds per
-   training step measured so far and skips the widths that would overrun the budget.
+3. ``benchmarks/throughput.py`` on the device, one width at a time, widest first (where sparse products could pay
+   off): all sparsities and backends of a width in one interleaved run, against dense SB3 SAC. Before each width
+   the script estimates its time from the seconds per training step measured so far and skips a width that would
+   overrun the budget.
 
 The crossover calibration (``sb3_sparse.core.calibration``) times CPU layers only, so it is not run here: on a GPU
 ``backend="auto"`` stays masked until GPU crossover points are measured and added.
@@ -168,7 +169,7 @@ def measure_widths(
                 continue
             text = (Path(tmp) / "results.md").read_text().replace(f" --out {tmp}", "")
         seconds = time.perf_counter() - start
-        step_s = seconds / gradient_steps(grid)  # of the widest width so far, in the default order
+        step_s = seconds / gradient_steps(grid)  # widest first (the default): an upper bound for the next
         yield {"width": width, "seconds": round(seconds, 1), **result}, text
 
 
@@ -199,7 +200,9 @@ def report(command: str, info: dict[str, Any], tests: dict[str, Any], grid: list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="a CUDA device (cuda, cuda:1, ...)")
-    parser.add_argument("--widths", type=int, nargs="+", default=[256, 1024, 2048], help="measured in this order")
+    parser.add_argument(
+        "--widths", type=int, nargs="+", default=[2048, 1024, 256], help="measured in this order: widest first"
+    )
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--budget", type=float, default=540.0, help="seconds for the whole script")
     parser.add_argument("--test-timeout", type=float, default=150.0, help="seconds for the tests")
