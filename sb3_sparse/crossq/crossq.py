@@ -250,7 +250,8 @@ class SparseCrossQ(SparseAlgorithmMixin, CrossQ):
                 if self.ent_coef_optimizer is not None:
                     ent_coef_losses.append(training.entropy_coefficient_step(self, log_prob))
 
-                # the critic's BatchRenorm layers are in eval mode since the joint pass
+                # the actor loss reads the critics with their BatchRenorm layers in eval mode
+                self.critic.set_bn_training_mode(False)
                 with training.no_gradient_for(critic_only):
                     q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
                     min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
