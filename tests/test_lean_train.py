@@ -1,4 +1,4 @@
-"""The lean training steps of SparseSAC and SparseTD3: the same mathematics as SB3's ``train``, less work."""
+"""The lean training steps: the same mathematics as SB3's and sb3-contrib's ``train``, less work."""
 
 import types
 from typing import Any
@@ -6,16 +6,22 @@ from typing import Any
 import gymnasium as gym
 import pytest
 import torch as th
+from sb3_contrib import TQC, CrossQ
 from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.utils import set_random_seed
 from torch import nn
 
-from sb3_sparse import SparseSAC, SparseTD3
+from sb3_sparse import SparseCrossQ, SparseSAC, SparseTD3, SparseTQC
 from sb3_sparse.common.training import no_gradient_for, parameters_not_in, polyak_update
 from sb3_sparse.core.masking import sparse_weights, weight_state
 
-ALGORITHMS = {"sac": (SparseSAC, SAC), "td3": (SparseTD3, TD3)}
+ALGORITHMS = {
+    "sac": (SparseSAC, SAC),
+    "td3": (SparseTD3, TD3),
+    "tqc": (SparseTQC, TQC),
+    "crossq": (SparseCrossQ, CrossQ),
+}
 
 SETTINGS = {
     "dense": {"regime": "dense"},
@@ -95,22 +101,31 @@ def test_step_equals_sb3(algo: str, setting: str) -> None:
     assert_same_step(algo, **SETTINGS[setting])
 
 
-def test_td3_step_equals_sb3_policy_delay_and_gradient_steps() -> None:
-    assert_same_step("td3", policy_delay=3, gradient_steps=2, regime="set", sparsity=0.8)
+@pytest.mark.parametrize("algo", ["td3", "crossq"])
+def test_step_equals_sb3_policy_delay_and_gradient_steps(algo: str) -> None:
+    assert_same_step(algo, policy_delay=3, gradient_steps=2, regime="set", sparsity=0.8)
 
 
-def test_sac_step_equals_sb3_fixed_ent_coef_and_target_interval() -> None:
-    assert_same_step("sac", ent_coef=0.1, target_update_interval=2, gradient_steps=2, regime="set", sparsity=0.8)
+@pytest.mark.parametrize("algo", ["sac", "tqc"])
+def test_step_equals_sb3_fixed_ent_coef_and_target_interval(algo: str) -> None:
+    assert_same_step(algo, ent_coef=0.1, target_update_interval=2, gradient_steps=2, regime="set", sparsity=0.8)
 
 
-def test_sac_step_equals_sb3_with_sde() -> None:
-    assert_same_step("sac", use_sde=True, regime="static", sparsity=0.5)
+def test_crossq_step_equals_contrib_fixed_ent_coef() -> None:
+    assert_same_step("crossq", ent_coef=0.1, policy_delay=1, regime="rigl", sparsity=0.8, topology_update_interval=64)
+
+
+@pytest.mark.parametrize("algo", ["sac", "tqc", "crossq"])
+def test_step_equals_sb3_with_sde(algo: str) -> None:
+    assert_same_step(algo, use_sde=True, regime="static", sparsity=0.5)
 
 
 @pytest.mark.parametrize("algo", sorted(ALGORITHMS))
 def test_rigl_grows_by_the_critic_loss_alone(algo: str) -> None:
     """The dense gradients that gradient growth reads are the critic loss's: the actor loss leaves them alone."""
-    model = build(algo, regime="rigl", sparsity=0.9, topology_update_interval=67)
+    # CrossQ trains its actor at the last of these steps only with policy_delay=1
+    delay = {"policy_delay": 1} if algo == "crossq" else {}
+    model = build(algo, regime="rigl", sparsity=0.9, topology_update_interval=67, **delay)
     model.learn(6, reset_num_timesteps=False)  # dense gradients kept at the last step before the update at 67
     # the last dense gradient seen is the one committed at the critic's optimizer step
     states = {name: weight_state(module, weight) for name, module, weight in sparse_weights(model.critic)}
@@ -124,9 +139,9 @@ def test_actor_loss_leaves_critic_gradients_and_flags(algo: str) -> None:
     """After the steps the critic's gradients are the ones its optimizer last stepped on (SB3's ``train`` leaves
     the actor loss's there), and every critic parameter takes gradients again."""
     model = build(algo, regime="set", sparsity=0.5)
-    model.train(2, 32)  # TD3 updates its actor at every second step
-    recorded = record_optimizer_gradients(model)
     model.train(2, 32)
+    recorded = record_optimizer_gradients(model)
+    model.train(3, 32)  # TD3 updates its actor at every second step, CrossQ at every third
     assert len(recorded["actor"]) > 0
     assert all(param.requires_grad for param in model.critic.parameters())
     critic_params = [param for group in model.critic.optimizer.param_groups for param in group["params"]]

@@ -1,9 +1,13 @@
-"""What the lean training steps of SparseSAC and SparseTD3 share: gradients only where a loss updates."""
+"""What the lean training steps share: gradients only where a loss updates, and the steps of the SAC family."""
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
+import numpy as np
 import torch as th
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import polyak_update as sb3_polyak_update
 from torch import nn
 
 
@@ -37,3 +41,53 @@ def polyak_update(params: Sequence[th.Tensor], target_params: Sequence[th.Tensor
         targets = [param.data for param in target_params]
         th._foreach_mul_(targets, 1 - tau)
         th._foreach_add_(targets, [param.data for param in params], alpha=tau)
+
+
+def start_training(model: Any) -> None:
+    """What an SAC-family ``train`` does first: train mode, and the learning rates of the actor's, the critic's and
+    (when learned) the entropy coefficient's optimizers."""
+    model.policy.set_training_mode(True)
+    optimizers = [model.actor.optimizer, model.critic.optimizer]
+    if model.ent_coef_optimizer is not None:
+        optimizers.append(model.ent_coef_optimizer)
+    model._update_learning_rate(optimizers)
+
+
+def sample_replay(model: Any, batch_size: int) -> tuple[Any, th.Tensor | float]:
+    """A replay batch and its discounts (``gamma ** n_steps`` for n-step replay, unless the episode ended), with
+    gSDE's noise resampled, as ``log_std`` may have changed since the last gradient step."""
+    replay_data = model.replay_buffer.sample(batch_size, env=model._vec_normalize_env)
+    discounts = replay_data.discounts if replay_data.discounts is not None else model.gamma
+    if model.use_sde:
+        model.actor.reset_noise()
+    return replay_data, discounts
+
+
+def backward(optimizer: th.optim.Optimizer, loss: th.Tensor) -> float:
+    """Zero the gradients of the parameters ``optimizer`` steps and back-propagate ``loss``; returns its value."""
+    value = loss.item()
+    optimizer.zero_grad()
+    loss.backward()
+    return value
+
+
+def entropy_coefficient_step(model: Any, log_prob: th.Tensor) -> float:
+    """One optimizer step of the learned entropy coefficient towards the target entropy; returns the loss."""
+    loss = -(model.log_ent_coef * (log_prob + model.target_entropy).detach()).mean()
+    value = backward(model.ent_coef_optimizer, loss)
+    model.ent_coef_optimizer.step()
+    return value
+
+
+def update_targets(model: Any, params: Sequence[th.Tensor], target_params: Sequence[th.Tensor]) -> None:
+    """The Polyak update of the target critic, and a copy of the batch norm running statistics (SB3 issue 996)."""
+    polyak_update(params, target_params, model.tau)
+    sb3_polyak_update(model.batch_norm_stats, model.batch_norm_stats_target, 1.0)
+
+
+def record_training(logger: Logger, n_updates: int, values: dict[str, list[float]]) -> None:
+    """Log the gradient step count and the mean of each non-empty list of values under ``train/``."""
+    logger.record("train/n_updates", n_updates, exclude="tensorboard")
+    for key, seen in values.items():
+        if seen:
+            logger.record(f"train/{key}", np.mean(seen))

@@ -9,7 +9,9 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from torch.nn import functional as F
 
+from sb3_sparse.common import training
 from sb3_sparse.common.algorithm import SparseAlgorithmMixin
 from sb3_sparse.crossq.policies import BroPolicy, MlpPolicy, SimbaPolicy, SparseCrossQPolicy
 
@@ -196,3 +198,65 @@ class SparseCrossQ(SparseAlgorithmMixin, CrossQ):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """sb3-contrib's CrossQ step (same mathematics, same random draws and float operations, the same BatchRenorm
+        train and eval modes) without the work it throws away: the actor loss back-propagates into the actor only,
+        not into the critics' weights (whose gradient hooks, and so the dense gradients of gradient growth, see the
+        critic loss alone)."""
+        training.start_training(self)
+        critic_only = training.parameters_not_in(self.critic, self.actor)
+        ent_coef_losses, ent_coefs = [], []
+        actor_losses, critic_losses = [], []
+
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            replay_data, discounts = training.sample_replay(self, batch_size)
+            # detached, so that the other losses do not change it (softlearning issue 60)
+            ent_coef = th.exp(self.log_ent_coef.detach()) if self.log_ent_coef is not None else self.ent_coef_tensor
+            ent_coefs.append(ent_coef.item())
+
+            with th.no_grad():
+                self.actor.set_bn_training_mode(False)
+                next_actions, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
+
+            # One forward pass of the current and the next state-actions: the critic's BatchRenorm statistics are
+            # those of their mixture (CrossQ has no target network).
+            all_obs = th.cat([replay_data.observations, replay_data.next_observations], dim=0)
+            all_actions = th.cat([replay_data.actions, next_actions], dim=0)
+            self.critic.set_bn_training_mode(True)
+            all_q_values = th.cat(self.critic(all_obs, all_actions), dim=1)
+            self.critic.set_bn_training_mode(False)
+            # (2 * batch_size, n_critics) -> (n_critics, batch_size, 1) and (batch_size, n_critics)
+            current_q_values, next_q_values = th.split(all_q_values, batch_size, dim=0)
+            current_q_values = current_q_values.T[..., None]
+
+            with th.no_grad():
+                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+                next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+            assert isinstance(critic_loss, th.Tensor)  # for type checker
+            critic_losses.append(training.backward(self.critic.optimizer, critic_loss))
+            self.critic.optimizer.step()
+
+            if self._n_updates % self.policy_delay == 0:
+                # the actor's BatchRenorm statistics follow the current states
+                self.actor.set_bn_training_mode(True)
+                actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
+                log_prob = log_prob.reshape(-1, 1)
+                self.actor.set_bn_training_mode(False)
+                if self.ent_coef_optimizer is not None:
+                    ent_coef_losses.append(training.entropy_coefficient_step(self, log_prob))
+
+                # the actor loss reads the critics with their BatchRenorm layers in eval mode
+                self.critic.set_bn_training_mode(False)
+                with training.no_gradient_for(critic_only):
+                    q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
+                    min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
+                    actor_losses.append(training.backward(self.actor.optimizer, (ent_coef * log_prob - min_qf_pi).mean()))
+                self.actor.optimizer.step()
+
+        losses = {"ent_coef": ent_coefs, "actor_loss": actor_losses, "critic_loss": critic_losses}
+        training.record_training(self.logger, self._n_updates, {**losses, "ent_coef_loss": ent_coef_losses})

@@ -5,12 +5,23 @@ from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from sb3_contrib import TQC
+from sb3_contrib.common.utils import quantile_huber_loss
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 
 from sb3_sparse.common.algorithm import SparseAlgorithmMixin
+from sb3_sparse.common.training import (
+    backward,
+    entropy_coefficient_step,
+    no_gradient_for,
+    parameters_not_in,
+    record_training,
+    sample_replay,
+    start_training,
+    update_targets,
+)
 from sb3_sparse.tqc.policies import BroPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy, SimbaPolicy, SparseTQCPolicy
 
 SelfSparseTQC = TypeVar("SelfSparseTQC", bound="SparseTQC")
@@ -203,3 +214,57 @@ class SparseTQC(SparseAlgorithmMixin, TQC):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """sb3-contrib's TQC step (same mathematics, same random draws and float operations) without the work it
+        throws away: the actor loss back-propagates into the actor only, not into the quantile critics' weights
+        (whose gradient hooks, and so the dense gradients of gradient growth, see the critic loss alone); the
+        target networks are updated in one call per operation."""
+        start_training(self)
+        critic_only = parameters_not_in(self.critic, self.actor)
+        critic_params, target_params = list(self.critic.parameters()), list(self.critic_target.parameters())
+        # quantiles kept per sample after dropping the top ones of each net, to control overestimation
+        n_target_quantiles = self.critic.quantiles_total - self.top_quantiles_to_drop_per_net * self.critic.n_critics
+        ent_coef_losses, ent_coefs = [], []
+        actor_losses, critic_losses = [], []
+
+        for gradient_step in range(gradient_steps):
+            replay_data, discounts = sample_replay(self, batch_size)
+            actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
+            log_prob = log_prob.reshape(-1, 1)
+            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                # detached, so that the other losses do not change it (softlearning issue 60)
+                ent_coef = th.exp(self.log_ent_coef.detach())
+                ent_coef_losses.append(entropy_coefficient_step(self, log_prob))
+            else:
+                ent_coef = self.ent_coef_tensor
+            ent_coefs.append(ent_coef.item())
+
+            with th.no_grad():
+                next_actions, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
+                # batch x nets x quantiles, sorted over nets and quantiles, the top ones dropped
+                next_quantiles = self.critic_target(replay_data.next_observations, next_actions)
+                next_quantiles, _ = th.sort(next_quantiles.reshape(batch_size, -1))
+                next_quantiles = next_quantiles[:, :n_target_quantiles]
+                # td error + entropy term
+                target_quantiles = next_quantiles - ent_coef * next_log_prob.reshape(-1, 1)
+                target_quantiles = replay_data.rewards + (1 - replay_data.dones) * discounts * target_quantiles
+                # broadcastable to (batch_size, n_critics, n_target_quantiles)
+                target_quantiles.unsqueeze_(dim=1)
+
+            current_quantiles = self.critic(replay_data.observations, replay_data.actions)
+            # not summed over the quantile dimension, as in sb3-contrib (the paper sums)
+            critic_loss = quantile_huber_loss(current_quantiles, target_quantiles, sum_over_quantiles=False)
+            critic_losses.append(backward(self.critic.optimizer, critic_loss))
+            self.critic.optimizer.step()
+
+            with no_gradient_for(critic_only):
+                qf_pi = self.critic(replay_data.observations, actions_pi).mean(dim=2).mean(dim=1, keepdim=True)
+                actor_losses.append(backward(self.actor.optimizer, (ent_coef * log_prob - qf_pi).mean()))
+            self.actor.optimizer.step()
+            if gradient_step % self.target_update_interval == 0:
+                update_targets(self, critic_params, target_params)
+
+        self._n_updates += gradient_steps
+        losses = {"ent_coef": ent_coefs, "actor_loss": actor_losses, "critic_loss": critic_losses}
+        record_training(self.logger, self._n_updates, {**losses, "ent_coef_loss": ent_coef_losses})
