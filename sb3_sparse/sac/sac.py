@@ -3,18 +3,25 @@
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
-import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import polyak_update as polyak_update_stats
 from stable_baselines3.sac import SAC
 from torch.nn import functional as F
 
 from sb3_sparse.common.algorithm import SparseAlgorithmMixin
-from sb3_sparse.common.training import no_gradient_for, parameters_not_in, polyak_update
+from sb3_sparse.common.training import (
+    backward,
+    entropy_coefficient_step,
+    no_gradient_for,
+    parameters_not_in,
+    record_training,
+    sample_replay,
+    start_training,
+    update_targets,
+)
 from sb3_sparse.sac.policies import BroPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy, SimbaPolicy, SparseSACPolicy
 
 SelfSparseSAC = TypeVar("SelfSparseSAC", bound="SparseSAC")
@@ -210,39 +217,20 @@ class SparseSAC(SparseAlgorithmMixin, SAC):
         away: the actor loss back-propagates into the actor only, not into the critic's weights (whose gradient
         hooks, and so the dense gradients of gradient growth, see the critic loss alone); the target networks
         are updated in one call per operation."""
-        # Switch to train mode (this affects batch norm / dropout)
-        self.policy.set_training_mode(True)
-        optimizers = [self.actor.optimizer, self.critic.optimizer]
-        if self.ent_coef_optimizer is not None:
-            optimizers += [self.ent_coef_optimizer]
-        self._update_learning_rate(optimizers)
-
+        start_training(self)
         critic_only = parameters_not_in(self.critic, self.actor)
         critic_params, target_params = list(self.critic.parameters()), list(self.critic_target.parameters())
         ent_coef_losses, ent_coefs = [], []
         actor_losses, critic_losses = [], []
 
         for gradient_step in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-
-            # We need to sample because `log_std` may have changed between two gradient steps
-            if self.use_sde:
-                self.actor.reset_noise()
-
+            replay_data, discounts = sample_replay(self, batch_size)
             actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
             log_prob = log_prob.reshape(-1, 1)
-
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 # detached, so that the other losses do not change it (softlearning issue 60)
                 ent_coef = th.exp(self.log_ent_coef.detach())
-                assert isinstance(self.target_entropy, float)
-                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
-                ent_coef_losses.append(ent_coef_loss.item())
-                self.ent_coef_optimizer.zero_grad()
-                ent_coef_loss.backward()
-                self.ent_coef_optimizer.step()
+                ent_coef_losses.append(entropy_coefficient_step(self, log_prob))
             else:
                 ent_coef = self.ent_coef_tensor
             ent_coefs.append(ent_coef.item())
@@ -258,30 +246,17 @@ class SparseSAC(SparseAlgorithmMixin, SAC):
             current_q_values = self.critic(replay_data.observations, replay_data.actions)
             critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)  # for type checker
-            critic_losses.append(critic_loss.item())
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
+            critic_losses.append(backward(self.critic.optimizer, critic_loss))
             self.critic.optimizer.step()
 
             with no_gradient_for(critic_only):
                 q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
                 min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
-                actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
-                actor_losses.append(actor_loss.item())
-                self.actor.optimizer.zero_grad()
-                actor_loss.backward()
+                actor_losses.append(backward(self.actor.optimizer, (ent_coef * log_prob - min_qf_pi).mean()))
             self.actor.optimizer.step()
-
             if gradient_step % self.target_update_interval == 0:
-                polyak_update(critic_params, target_params, self.tau)
-                # Copy running stats, see SB3 issue 996
-                polyak_update_stats(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+                update_targets(self, critic_params, target_params)
 
         self._n_updates += gradient_steps
-
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", np.mean(ent_coefs))
-        self.logger.record("train/actor_loss", np.mean(actor_losses))
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
-        if len(ent_coef_losses) > 0:
-            self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
+        losses = {"ent_coef": ent_coefs, "actor_loss": actor_losses, "critic_loss": critic_losses}
+        record_training(self.logger, self._n_updates, {**losses, "ent_coef_loss": ent_coef_losses})

@@ -3,7 +3,6 @@
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
-import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
@@ -14,7 +13,14 @@ from stable_baselines3.td3 import TD3
 from torch.nn import functional as F
 
 from sb3_sparse.common.algorithm import SparseAlgorithmMixin
-from sb3_sparse.common.training import no_gradient_for, parameters_not_in, polyak_update
+from sb3_sparse.common.training import (
+    backward,
+    no_gradient_for,
+    parameters_not_in,
+    polyak_update,
+    record_training,
+    sample_replay,
+)
 from sb3_sparse.td3.policies import BroPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy, SimbaPolicy, SparseTD3Policy
 
 SelfSparseTD3 = TypeVar("SelfSparseTD3", bound="SparseTD3")
@@ -212,9 +218,7 @@ class SparseTD3(SparseAlgorithmMixin, TD3):
         actor_losses, critic_losses = [], []
         for _ in range(gradient_steps):
             self._n_updates += 1
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            replay_data, discounts = sample_replay(self, batch_size)
 
             with th.no_grad():
                 # target policy smoothing: clipped noise on the target actor's action
@@ -229,18 +233,14 @@ class SparseTD3(SparseAlgorithmMixin, TD3):
             current_q_values = self.critic(replay_data.observations, replay_data.actions)
             critic_loss = sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)
-            critic_losses.append(critic_loss.item())
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
+            critic_losses.append(backward(self.critic.optimizer, critic_loss))
             self.critic.optimizer.step()
 
             # Delayed policy updates
             if self._n_updates % self.policy_delay == 0:
                 with no_gradient_for(critic_only):
                     actor_loss = -self.critic.q1_forward(replay_data.observations, self.actor(replay_data.observations)).mean()
-                    actor_losses.append(actor_loss.item())
-                    self.actor.optimizer.zero_grad()
-                    actor_loss.backward()
+                    actor_losses.append(backward(self.actor.optimizer, actor_loss))
                 self.actor.optimizer.step()
 
                 polyak_update(critic_params, critic_target_params, self.tau)
@@ -249,7 +249,4 @@ class SparseTD3(SparseAlgorithmMixin, TD3):
                 polyak_update_stats(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
                 polyak_update_stats(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
 
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        if len(actor_losses) > 0:
-            self.logger.record("train/actor_loss", np.mean(actor_losses))
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        record_training(self.logger, self._n_updates, {"actor_loss": actor_losses, "critic_loss": critic_losses})
