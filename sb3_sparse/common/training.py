@@ -79,6 +79,16 @@ def entropy_coefficient_step(model: Any, log_prob: th.Tensor) -> float:
     return value
 
 
+def entropy_coefficient(model: Any, log_prob: th.Tensor, losses: list[float]) -> th.Tensor:
+    """This gradient step's entropy coefficient, detached so that the other losses do not change it (softlearning
+    issue 60); when it is learned, it is read first and then stepped once (its loss appended to ``losses``)."""
+    if model.ent_coef_optimizer is None or model.log_ent_coef is None:
+        return model.ent_coef_tensor
+    ent_coef = th.exp(model.log_ent_coef.detach())
+    losses.append(entropy_coefficient_step(model, log_prob))
+    return ent_coef
+
+
 def update_targets(model: Any, params: Sequence[th.Tensor], target_params: Sequence[th.Tensor]) -> None:
     """The Polyak update of the target critic, and a copy of the batch norm running statistics (SB3 issue 996)."""
     polyak_update(params, target_params, model.tau)

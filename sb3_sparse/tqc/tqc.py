@@ -14,7 +14,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from sb3_sparse.common.algorithm import SparseAlgorithmMixin
 from sb3_sparse.common.training import (
     backward,
-    entropy_coefficient_step,
+    entropy_coefficient,
     no_gradient_for,
     parameters_not_in,
     record_training,
@@ -225,19 +225,15 @@ class SparseTQC(SparseAlgorithmMixin, TQC):
         critic_params, target_params = list(self.critic.parameters()), list(self.critic_target.parameters())
         # quantiles kept per sample after dropping the top ones of each net, to control overestimation
         n_target_quantiles = self.critic.quantiles_total - self.top_quantiles_to_drop_per_net * self.critic.n_critics
-        ent_coef_losses, ent_coefs = [], []
+        ent_coef_losses: list[float] = []
+        ent_coefs: list[float] = []
         actor_losses, critic_losses = [], []
 
         for gradient_step in range(gradient_steps):
             replay_data, discounts = sample_replay(self, batch_size)
             actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
             log_prob = log_prob.reshape(-1, 1)
-            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                # detached, so that the other losses do not change it (softlearning issue 60)
-                ent_coef = th.exp(self.log_ent_coef.detach())
-                ent_coef_losses.append(entropy_coefficient_step(self, log_prob))
-            else:
-                ent_coef = self.ent_coef_tensor
+            ent_coef = entropy_coefficient(self, log_prob, ent_coef_losses)
             ent_coefs.append(ent_coef.item())
 
             with th.no_grad():
