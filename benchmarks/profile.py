@@ -19,6 +19,7 @@ entry, then the method's entry (``algo_kwargs`` are merged, other keys replaced)
       - {method: set, sparsity: 0.5}
       - {method: rigl, sparsity: 0.9, kwargs: {sparsity_distribution: erk}}
       - {method: gmp, label: gmp-90}         # any sb3_sparse.sparse_recipe name
+      - {method: ds_td3, algorithms: [td3]}  # only for these algorithms
 
 A ``policy`` (any level; default ``MlpPolicy``) is a policy alias of the sparse algorithm
 (``SimbaPolicy``, ``BroPolicy``); the ``dense`` method gets its dense counterpart from the registry
@@ -63,6 +64,7 @@ from typing import Any
 import yaml
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
+REPO_ROOT = Path(__file__).parent.parent
 RUN_SETTINGS = ("total_timesteps", "eval_freq", "n_eval_episodes", "checkpoint_freq", "final_evals")
 #: Settings that cascade like the run settings but are not integers.
 MODEL_SETTINGS = ("policy", "widths", "width")
@@ -193,7 +195,8 @@ def parse_profile(data: dict[str, Any], name: str | None = None) -> list[RunSpec
             valid = ", ".join([name.removeprefix("sparse_") for name in ALGORITHMS] + list(MULTI_AGENT_ALGORITHMS))
             raise ValueError(f"algorithm {algo!r} is not valid; choose one of {valid}")
         for entry in methods:
-            check_method(algo, str(entry["method"]))
+            if algo in entry.get("algorithms", [algo]):
+                check_method(algo, str(entry["method"]))
     specs = []
     for seed in data["seeds"]:
         for env_id, env_options in envs.items():
@@ -202,6 +205,8 @@ def parse_profile(data: dict[str, Any], name: str | None = None) -> list[RunSpec
                     continue  # the algorithm's own env list (e.g. DQN: discrete actions only)
                 run_labels: set[str] = set()
                 for entry, label in zip(methods, labels, strict=True):
+                    if algo not in entry.get("algorithms", [algo]):
+                        continue  # the method's own algorithm list (e.g. DS-SAC: SAC only)
                     settings = _merge(_merge(top, algo_options), env_options)
                     own = {k: v for k, v in entry.items() if k in (*RUN_SETTINGS, *MODEL_SETTINGS, "algo_kwargs")}
                     if "width" in own or "widths" in own:  # the entry's width(s) replace the profile's
@@ -229,6 +234,12 @@ def parse_profile(data: dict[str, Any], name: str | None = None) -> list[RunSpec
                             )
                         )
     return specs
+
+
+def profile_results_dir(data: dict[str, Any], name: str) -> Path:
+    """Where a profile's runs go: its ``results`` entry (a folder relative to the repository root, for a profile whose
+    finished runs are committed as they finish), else ``benchmarks/results/<name>`` (not committed)."""
+    return REPO_ROOT / data["results"] if data.get("results") else REPO_ROOT / "benchmarks" / "results" / name
 
 
 def load_profile(name_or_path: str) -> tuple[dict[str, Any], list[RunSpec]]:

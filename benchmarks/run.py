@@ -22,10 +22,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-from benchmarks.profile import RunSpec, load_profile
+from benchmarks.profile import RunSpec, load_profile, profile_results_dir
 from benchmarks.runner import find_checkpoint, is_done, run_one
 
-RESULTS_DIR = Path(__file__).parent / "results"
 DOCS_DIR = Path(__file__).parent.parent / "docs" / "benchmarks"
 
 
@@ -149,7 +148,12 @@ def main(argv: list[str] | None = None) -> None:
         help="with --ray: GPUs each run asks for, a fraction to share one (default 1 with --device cuda, 0 on cpu)",
     )
     parser.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this many minutes")
-    parser.add_argument("--results", type=Path, default=None, help="results directory (default benchmarks/results/<profile>)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="results directory (default: the profile's `results`, else benchmarks/results/<name>)",
+    )
     parser.add_argument("--algos", nargs="*", help="only these algorithms (sac, td3, qmix, ...)")
     parser.add_argument("--envs", nargs="*", help="only these env ids")
     parser.add_argument("--methods", nargs="*", help="only these method labels (e.g. dense set-0.5, or dense-w64)")
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     for profile in args.profile:
         data, all_specs = load_profile(profile)
         name = all_specs[0].profile
-        results_dir = args.results or RESULTS_DIR / name
+        results_dir = args.results or profile_results_dir(data, name)
         profiles.append((name, data, all_specs, results_dir, select(all_specs, args)))
     if args.status:
         for name, _, _, results_dir, specs in profiles:

@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from benchmarks.profile import RunSpec, load_profile, run_label
+from benchmarks.profile import REPO_ROOT, RunSpec, load_profile, profile_results_dir, run_label
 
 Task = tuple[str, str]  # (algo, env_id)
 
@@ -582,16 +582,20 @@ def write_summary(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("profile", help="profile name or YAML path")
-    parser.add_argument("--results", type=Path, default=None, help="results directory (default benchmarks/results/<profile>)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="results directory (default: the profile's `results`, else benchmarks/results/<name>)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output directory (default docs/benchmarks/<profile>)")
     parser.add_argument("--note", default="", help="a paragraph added to the summary (e.g. budget, machine)")
     args = parser.parse_args(argv)
     data, specs = load_profile(args.profile)
     name = specs[0].profile
-    root = Path(__file__).parent
-    results_dir = args.results or root / "results" / name
-    out = args.out or root.parent / "docs" / "benchmarks" / name
-    print(write_summary(results_dir, out, data, specs, args.note))
+    results = args.results or profile_results_dir(data, name)
+    out = args.out or REPO_ROOT / "docs" / "benchmarks" / name
+    print(write_summary(results, out, data, specs, args.note))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch as th
 import yaml
 
 from benchmarks.methods import build_model, method_kwargs, policy_architecture, resolve_policy, width_net_arch
-from benchmarks.profile import RunSpec, load_profile, parse_profile
+from benchmarks.profile import REPO_ROOT, RunSpec, load_profile, parse_profile, profile_results_dir
 from benchmarks.run import interleave
 from benchmarks.runner import _stale, find_checkpoint, run_one, size_metrics, sparse_metrics
 from benchmarks.summary import analyse, iqm, write_summary
@@ -66,11 +66,33 @@ def test_parse_profile_errors(bad):
 
 @pytest.mark.parametrize(
     "name,count",
-    [("smoke", 30), ("quick", 30), ("reduced", 72), ("paper", 250), ("scaling", 36), ("scaling-full", 160), ("regimes", 24)],
+    [
+        ("smoke", 30),
+        ("quick", 30),
+        ("reduced", 72),
+        ("paper", 250),
+        ("scaling", 36),
+        ("scaling-full", 160),
+        ("regimes", 24),
+        ("mujoco", 60),
+        ("mujoco-full", 90),
+    ],
 )
 def test_shipped_profiles(name, count):
     _, specs = load_profile(name)
     assert len(specs) == count and len({s.run_id for s in specs}) == count
+
+
+def test_a_method_for_some_algorithms_and_committed_results():
+    data = yaml.safe_load(PROFILE)
+    data["methods"].append({"method": "ds_td3", "algorithms": ["td3"]})
+    specs = parse_profile(data)
+    assert {s.algo for s in specs if s.method == "ds_td3"} == {"td3"} and len(specs) == 2 * 2 * (3 + 4)
+    assert profile_results_dir(data, "tiny") == REPO_ROOT / "benchmarks" / "results" / "tiny"
+    mujoco_data, mujoco = load_profile("mujoco")
+    assert profile_results_dir(mujoco_data, "mujoco") == REPO_ROOT / "docs" / "benchmarks" / "mujoco" / "runs"
+    rlx2 = next(s for s in mujoco if s.label == "rlx2-0.9")
+    assert rlx2.method_kwargs["replay_buffer_kwargs"]["n_step_start"] == 30000
 
 
 def test_scaling_and_regimes_profiles():
