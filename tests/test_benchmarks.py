@@ -433,3 +433,19 @@ def test_crossover_is_the_highest_density_below_which_csr_always_won():
     assert crossover({0.3: 1.2, 0.2: 0.8, 0.1: 0.95, 0.05: 0.5}, 0.9) == 0.05
     assert crossover({0.3: 0.5, 0.1: 0.4}, 0.9) == 0.3
     assert crossover({0.1: 1.0}, 0.9) == 0.0
+
+
+def test_step_variants_ensemble_computes_the_separate_critics_gradients(tmp_path: Path):
+    from benchmarks import step_variants
+
+    critics = step_variants.twin_critics(8)
+    x = th.randn(5, step_variants.INPUT_SIZE)
+    weights, biases = step_variants.stacked(critics)
+    step_variants.separate_step(critics, x)
+    step_variants.ensemble_step(weights, biases, x)
+    linear = [[m for m in network if isinstance(m, th.nn.Linear)] for network in critics]
+    for index, weight in enumerate(weights):
+        for member in range(2):
+            assert th.allclose(weight.grad[member], linear[member][index].weight.grad, atol=1e-6)
+    result = step_variants.main(["--widths", "8", "--passes", "1", "--repeats", "2", "--no-compile", "--out", str(tmp_path)])
+    assert set(result["rows"][0]["ratios"]) == {"ensemble"} and (tmp_path / "step_variants.md").exists()
