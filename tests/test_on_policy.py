@@ -13,7 +13,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from sb3_sparse import SparseA2C, SparseActorCriticPolicy, SparsePPO, TopologyUpdateCallback, module_sparsity
+from sb3_sparse import (
+    SparseA2C,
+    SparseActorCriticPolicy,
+    SparsePPO,
+    TopologyUpdateCallback,
+    module_sparsity,
+    sparse_recipe,
+)
 from sb3_sparse.common.callbacks import Rollouts, on_policy_rollouts
 from sb3_sparse.core.engine import SparseEngine
 from sb3_sparse.core.masking import get_mask, sparse_weights
@@ -224,3 +231,21 @@ def test_shared_optimizer_resets_only_the_updated_modules_state():
         assert grown.any()
         state = optimizer.state[getattr(module, weight)]
         assert (state["exp_avg"][grown] == 0).all() and (state["exp_avg_sq"][grown] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["graesser_ppo", "gmp_ppo"])
+def test_ppo_recipes(name):
+    """Graesser et al.'s PPO settings: ERK 90% on every layer, in training steps; GMP prunes from dense to 90%."""
+    model = build("ppo", **sparse_recipe(name, algorithm="sparse_ppo"))
+    configs = model.policy.module_configs
+    for module in ("actor", "critic"):
+        assert configs[module].regime == {"graesser_ppo": "rigl", "gmp_ppo": "gmp"}[name]
+        assert configs[module].schedule_unit == "gradient_steps" and configs[module].sparsity == 0.9
+    assert configs["encoder"].regime == "dense"
+    if name == "graesser_ppo":
+        assert module_sparsity(model)["critic"] == pytest.approx(0.9, abs=0.01)
+        assert hasattr(model.policy.value_net, "weight_mask")  # output layers sparse too
+    else:
+        assert module_sparsity(model)["critic"] == 0.0
+    model.learn(64)
+    assert model.dst_state["modules"]["critic"]["optimizer_steps"] == 8  # 2 rollouts of 2 epochs of 2 minibatches

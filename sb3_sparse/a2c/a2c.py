@@ -177,6 +177,10 @@ class SparseA2C(SparseAlgorithmMixin, A2C):
         except AssertionError as error:
             self._check_spaces(error)
 
+    def _maybe_recommend_cpu(self, mlp_class_name: str = SparseActorCriticPolicy.__name__) -> None:
+        # SB3 recommends the CPU for its MLP policy; the sparse one is as small
+        super()._maybe_recommend_cpu(mlp_class_name)
+
     def learn(
         self: SelfSparseA2C,
         total_timesteps: int,

@@ -194,6 +194,10 @@ class SparsePPO(SparseAlgorithmMixin, PPO):
         except AssertionError as error:
             self._check_spaces(error)
 
+    def _maybe_recommend_cpu(self, mlp_class_name: str = SparseActorCriticPolicy.__name__) -> None:
+        # SB3 recommends the CPU for its MLP policy; the sparse one is as small
+        super()._maybe_recommend_cpu(mlp_class_name)
+
     def learn(
         self: SelfSparsePPO,
         total_timesteps: int,
