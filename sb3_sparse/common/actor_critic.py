@@ -15,6 +15,27 @@ from sb3_sparse.common.policies import ModuleSpec, SparsePolicyMixin
 from sb3_sparse.core.engine import sparsify_module
 
 
+def actor_critic_networks(policy: ActorCriticPolicy) -> dict[str, nn.ModuleDict]:
+    """The actor's and the critic's networks of an SB3 actor-critic policy, sparse or dense (views: nothing is
+    copied), each with its features extractor under ``features_extractor``."""
+    return {
+        "actor": nn.ModuleDict(
+            {
+                "features_extractor": policy.pi_features_extractor,
+                "policy_net": policy.mlp_extractor.policy_net,
+                "action_net": policy.action_net,
+            }
+        ),
+        "critic": nn.ModuleDict(
+            {
+                "features_extractor": policy.vf_features_extractor,
+                "value_net": policy.mlp_extractor.value_net,
+                "value_head": policy.value_net,
+            }
+        ),
+    }
+
+
 class SparseActorCriticPolicy(SparsePolicyMixin, ActorCriticPolicy):
     """
     Actor-critic policy (PPO, A2C) whose actor, critic and features extractor are sparse, each with its own DST
@@ -117,24 +138,12 @@ class SparseActorCriticPolicy(SparsePolicyMixin, ActorCriticPolicy):
     @property
     def actor(self) -> nn.ModuleDict:
         """The actor's networks: its features extractor (not part of the module), policy MLP and action head."""
-        return nn.ModuleDict(
-            {
-                "features_extractor": self.pi_features_extractor,
-                "policy_net": self.mlp_extractor.policy_net,
-                "action_net": self.action_net,
-            }
-        )
+        return actor_critic_networks(self)["actor"]
 
     @property
     def critic(self) -> nn.ModuleDict:
         """The critic's networks: its features extractor (not part of the module), value MLP and value head."""
-        return nn.ModuleDict(
-            {
-                "features_extractor": self.vf_features_extractor,
-                "value_net": self.mlp_extractor.value_net,
-                "value_head": self.value_net,
-            }
-        )
+        return actor_critic_networks(self)["critic"]
 
     def make_features_extractor(self) -> BaseFeaturesExtractor:
         # dense here: made sparse in _build, after the orthogonal initialisation has written its weights
