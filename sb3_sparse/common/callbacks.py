@@ -64,6 +64,7 @@ class TopologyUpdateCallback(BaseCallback):
         self.lookahead: dict[str, int] = {}
         self.bindings: dict[str, ModuleBinding] = {}
         self.rollouts: Rollouts | None = None
+        self._rollout_start = 0  # the env step at which the current rollout started (on-policy)
         # sparsity and FLOPs only change with the masks: computed after updates, logged every rollout
         self.mask_metrics: dict[str, float] = {}
         # the boundary of the last plasticity measurement of each module that was logged
@@ -156,17 +157,21 @@ class TopologyUpdateCallback(BaseCallback):
     def _on_rollout_start(self) -> None:
         self._bind()
         if self.rollouts is not None:
-            self._update_topology()
+            # the updates due, and nothing armed while the rollout is collected (no training happens then)
+            self._rollout_start = self.num_timesteps
+            self._update_topology(lookahead=dict.fromkeys(self.bindings, 0))
 
     def _on_step(self) -> bool:
         if self.rollouts is None:
             self._update_topology()
         return True
 
-    def _update_topology(self) -> None:
-        """Make the updates due now (the engine's step at the current env step)."""
+    def _update_topology(self, env_step: int | None = None, lookahead: dict[str, int] | None = None) -> None:
+        """Make the updates due at ``env_step`` (default: now), keeping dense gradients and arming plasticity probes
+        ``lookahead`` steps ahead (default: the training frequency's)."""
         assert self.engine is not None
-        updated = self.engine.step(self.bindings, self.num_timesteps, self.horizons, self.lookahead)
+        now = self.num_timesteps if env_step is None else env_step
+        updated = self.engine.step(self.bindings, now, self.horizons, self.lookahead if lookahead is None else lookahead)
         self._record_plasticity()
         if updated:
             self._refresh_mask_metrics()
@@ -177,6 +182,10 @@ class TopologyUpdateCallback(BaseCallback):
                     print(f"Mask update at step {self.num_timesteps}: {name} changed {fraction:.2%} of its active weights")
 
     def _on_rollout_end(self) -> None:
+        if self.rollouts is not None:
+            # dense gradients and plasticity probes for the optimisation phase that follows: the clock read as at the
+            # rollout's start, so that no update happens before the phase
+            self._update_topology(env_step=self._rollout_start)
         self._record_metrics()
 
     def _on_training_end(self) -> None:
