@@ -54,7 +54,7 @@ def test_parse_profile():
     assert RunSpec.from_dict(rigl.to_dict()) == rigl
 
 
-@pytest.mark.parametrize("bad", ["methods: [dense, dense]", "algorithms: [ppo]", "seeds: null"])
+@pytest.mark.parametrize("bad", ["methods: [dense, dense]", "algorithms: [ddpg]", "seeds: null"])
 def test_parse_profile_errors(bad):
     data = yaml.safe_load(PROFILE)
     data.update(yaml.safe_load(bad))

@@ -772,9 +772,9 @@ def test_env_ids_registered_by_rl_zoo3_and_gym_packages_pass_the_check(tmp_path,
 
 
 def test_cli_unknown_algo_and_command(capsys):
-    assert main(["train", "--algo", "sparse_ppo", "--env", "Pendulum-v1"]) == 2
+    assert main(["train", "--algo", "sparse_ddpg", "--env", "Pendulum-v1"]) == 2
     assert capsys.readouterr().err == (
-        "sb3-sparse train: error: unknown algorithm --algo 'sparse_ppo'; did you mean 'sparse_tqc'? (see 'sb3-sparse -h')\n"
+        "sb3-sparse train: error: unknown algorithm --algo 'sparse_ddpg'; did you mean 'sparse_td3'? (see 'sb3-sparse -h')\n"
     )
     assert main(["fly"]) == 2
     assert "command='fly' is not valid; choose one of 'train', 'tune'" in capsys.readouterr().err

@@ -138,12 +138,36 @@ class SparseActorCriticPolicy(SparsePolicyMixin, ActorCriticPolicy):
     @property
     def actor(self) -> nn.ModuleDict:
         """The actor's networks: its features extractor (not part of the module), policy MLP and action head."""
-        return actor_critic_networks(self)["actor"]
+        return self._network_views()["actor"]
 
     @property
     def critic(self) -> nn.ModuleDict:
         """The critic's networks: its features extractor (not part of the module), value MLP and value head."""
-        return actor_critic_networks(self)["critic"]
+        return self._network_views()["critic"]
+
+    @property
+    def encoders(self) -> nn.ModuleDict:
+        """The features extractors of the critic and the actor (the critic's first: one entry when shared)."""
+        return self._network_views()["encoder"]
+
+    def _network_views(self) -> dict[str, nn.ModuleDict]:
+        """The views of :func:`actor_critic_networks` and of the encoders, built again only when a network is replaced
+        (the engine's bindings are read once per rollout: A2C's are 5 steps long). Kept outside the modules
+        registry, so that they add nothing to ``state_dict`` or ``parameters()``."""
+        parts = (
+            self.pi_features_extractor,
+            self.vf_features_extractor,
+            self.mlp_extractor.policy_net,
+            self.mlp_extractor.value_net,
+            self.action_net,
+            self.value_net,
+        )
+        cached = self.__dict__.get("_views")
+        if cached is None or any(part is not seen for part, seen in zip(parts, cached[0], strict=True)):
+            views = actor_critic_networks(self)
+            self.__dict__["_views"] = cached = (parts, views)  # views first: _extractor_view reads actor and critic
+            views["encoder"] = self._extractor_view({"critic": "critic", "actor": "actor"})
+        return cached[1]
 
     def make_features_extractor(self) -> BaseFeaturesExtractor:
         # dense here: made sparse in _build, after the orthogonal initialisation has written its weights
