@@ -66,7 +66,16 @@ def test_parse_profile_errors(bad):
 
 @pytest.mark.parametrize(
     "name,count",
-    [("smoke", 30), ("quick", 30), ("reduced", 72), ("paper", 250), ("scaling", 36), ("scaling-full", 160), ("regimes", 24)],
+    [
+        ("smoke", 30),
+        ("quick", 30),
+        ("reduced", 72),
+        ("paper", 250),
+        ("scaling", 36),
+        ("scaling-full", 160),
+        ("regimes", 24),
+        ("ppo", 25),
+    ],
 )
 def test_shipped_profiles(name, count):
     _, specs = load_profile(name)
@@ -265,6 +274,25 @@ def test_run_records_size_flops_and_wall_clock(tmp_path, method, policy):
     assert result["wall_seconds"] >= result["train_seconds"] > 0
 
 
+@pytest.mark.parametrize("method", ["dense", "graesser_ppo"])
+def test_on_policy_run_resumes_without_a_replay_buffer(tmp_path, method):
+    """PPO in the runner: built without buffer_size, checkpointed and resumed without a replay buffer, FLOPs counted
+    per minibatch sample."""
+    spec = RunSpec(
+        profile="test", algo="ppo", env_id="CartPole-v1", label=method, method=method, seed=0, total_timesteps=128,
+        eval_freq=64, n_eval_episodes=1, checkpoint_freq=1000, final_evals=1,
+        algo_kwargs={"n_steps": 32, "batch_size": 16, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}},
+    )  # fmt: skip
+    assert run_one(spec, tmp_path, stop_at_step=64) == "interrupted"
+    assert run_one(spec, tmp_path) == "done", (tmp_path / spec.run_id / "error.txt").read_text()
+    result = json.loads((tmp_path / spec.run_id / "result.json").read_text())
+    assert result["resumes"] == 1 and result["num_timesteps"] == 128
+    flops = result["flops"]
+    assert flops["gradient_steps"] == 4 * 4  # 4 rollouts of 2 epochs of 2 minibatches
+    assert flops["run_training_flops"] == pytest.approx(flops["training_flops"] * 4 * 2 * 32, rel=0.01)  # constant density
+    assert (result["sparsity"]["global"] > 0.5) == (method != "dense")
+
+
 def fake_result(algo: str, env_id: str, label: str, seed: int, final: float, sps: float) -> dict:
     steps = [0, 500, 1000]
     return {
@@ -411,3 +439,12 @@ def test_crossover_is_the_highest_density_below_which_csr_always_won():
     assert crossover({0.3: 1.2, 0.2: 0.8, 0.1: 0.95, 0.05: 0.5}, 0.9) == 0.05
     assert crossover({0.3: 0.5, 0.1: 0.4}, 0.9) == 0.3
     assert crossover({0.1: 1.0}, 0.9) == 0.0
+
+
+def test_on_policy_overhead_script():
+    from benchmarks.on_policy_overhead import main as overhead
+
+    threads = str(th.get_num_threads())  # the script sets torch's threads for the whole process: keep them
+    result = overhead(["--algo", "a2c", "--steps", "20", "--repeats", "2", "--threads", threads])
+    assert set(result) == {f"{label} / {DENSE}" for label in (DENSE, "dense regime", "set 0.5 auto")}
+    assert result[f"{DENSE} / {DENSE}"]["median"] == 1.0 and result[f"set 0.5 auto / {DENSE}"]["median"] > 0
