@@ -249,3 +249,32 @@ def test_ppo_recipes(name):
         assert module_sparsity(model)["critic"] == 0.0
     model.learn(64)
     assert model.dst_state["modules"]["critic"]["optimizer_steps"] == 8  # 2 rollouts of 2 epochs of 2 minibatches
+
+
+def test_maskable_ppo_with_sparse_policy_and_callback(tmp_path):
+    """sb3-contrib's MaskablePPO with the sparse maskable policy: masks evolve between rollouts, the invalid actions
+    stay masked, and the model saves and loads with its masks."""
+    from sb3_contrib import MaskablePPO
+    from sb3_contrib.common.envs import InvalidActionEnvDiscrete
+
+    from sb3_sparse.common.actor_critic import SparseMaskableActorCriticPolicy
+
+    env = InvalidActionEnvDiscrete(dim=20, n_invalid_actions=10)
+    dst_config = {"regime": "rigl", "sparsity": 0.8, "topology_update_interval": 64}
+    policy_kwargs = {"net_arch": [32, 32], "dst_config": dst_config}
+    model = MaskablePPO(
+        SparseMaskableActorCriticPolicy, env, n_steps=32, batch_size=16, n_epochs=2, seed=0, policy_kwargs=policy_kwargs
+    )
+    initial = masks(model)
+    watch = MaskWatch()
+    model.learn(256, callback=[TopologyUpdateCallback(), watch])
+    assert model.dst_state["n_updates"] == 4 and watch.changed_in_rollout == 0
+    assert any(not th.equal(initial[k], v) for k, v in masks(model).items())
+    check_exact_zeros(model)
+    model.save(tmp_path / "maskable.zip")
+    loaded = MaskablePPO.load(tmp_path / "maskable.zip")
+    for name, mask in masks(model).items():
+        assert th.equal(masks(loaded)[name], mask), name
+    obs, _ = env.reset(seed=0)
+    action, _ = loaded.predict(obs, action_masks=env.action_masks(), deterministic=True)
+    assert env.action_masks()[action]
