@@ -16,6 +16,7 @@ the agent network once per agent; ``tiny`` against the full-size dense policy).
 """
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ from benchmarks.methods import build_model, is_multi_agent, model_class, multi_a
 from benchmarks.profile import RunSpec
 from sb3_sparse import flops_report, module_sparsity
 from sb3_sparse.common.buffers import DynamicReplayBuffer, MultiStepReplayBuffer
+from sb3_sparse.common.callbacks import on_policy_rollouts
 from sb3_sparse.common.flops import counted_modules
 
 EVAL_SEED_OFFSET = 10_000
@@ -121,7 +123,8 @@ def save_checkpoint(model: BaseAlgorithm, state: dict[str, Any], run_dir: Path) 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save(tmp / "model.zip")
-    model.save_replay_buffer(tmp / "replay_buffer.pkl")  # type: ignore[attr-defined]
+    if hasattr(model, "save_replay_buffer"):  # on-policy models have none
+        model.save_replay_buffer(tmp / "replay_buffer.pkl")
     write_json(tmp / "state.json", {**state, "num_timesteps": model.num_timesteps})
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -224,7 +227,8 @@ def load_checkpoint(spec: RunSpec, checkpoint: Path, env: Any, device: str = "cp
     """The model and replay buffer of ``checkpoint``, on the new ``env``, with random generators reseeded
     (``spec.seed`` + steps done) so a resumed run does not replay its first sitting's random draws."""
     model = model_class(spec.algo, spec.method).load(checkpoint / "model.zip", env=env, device=device)
-    model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    if hasattr(model, "load_replay_buffer"):
+        model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
     seed = spec.seed + model.num_timesteps
     if not is_multi_agent(spec.algo):
         model._last_obs = None  # the env is new: reset it
@@ -255,6 +259,11 @@ def sparse_metrics(model: Any, reference: Any = None) -> dict[str, Any]:
     n_updates = int(getattr(model, "_n_updates", 0))
     per_step = flops["training_flops"] if ratio is None else ratio * flops["dense_training_flops"]
     samples = getattr(model, "batch_size", 1) * (model.episode_limit if is_multi_agent_model(model) else 1)
+    rollouts = on_policy_rollouts(model)
+    if rollouts is not None:  # every epoch passes over the whole rollout, in rollouts.gradient_steps minibatches
+        n_rollouts = model.num_timesteps // rollouts.env_steps
+        n_updates = n_rollouts * rollouts.gradient_steps
+        samples = getattr(model, "n_epochs", 1) * rollouts.env_steps * n_rollouts // max(1, n_updates)
     flops["run_training_flops"] = float(per_step * samples * n_updates)
     flops["gradient_steps"] = n_updates
     if reference is not None:
@@ -367,12 +376,12 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         state["resumes"] += 1
         state.setdefault("wall_seconds", 0.0)  # a checkpoint of an older harness
     else:
-        # multi-agent buffers count episodes: QMIX's default (EPyMARL's 5000) unless the profile says otherwise
-        kwargs = (
-            dict(spec.algo_kwargs)
-            if is_multi_agent(spec.algo)
-            else {"buffer_size": min(1_000_000, spec.total_timesteps), **spec.algo_kwargs}
-        )
+        # multi-agent buffers count episodes: QMIX's default (EPyMARL's 5000) unless the profile says otherwise;
+        # on-policy models (PPO, A2C) have no replay buffer
+        kwargs = dict(spec.algo_kwargs)
+        replay = "buffer_size" in inspect.signature(model_class(spec.algo, "dense")).parameters
+        if replay and not is_multi_agent(spec.algo):
+            kwargs = {"buffer_size": min(1_000_000, spec.total_timesteps), **kwargs}
         model = build_model(
             spec.algo, spec.method, spec.env_id, env, spec.seed, spec.sparsity, kwargs, spec.method_kwargs,
             device=device, policy=spec.policy, width=spec.width,

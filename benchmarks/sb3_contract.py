@@ -1,9 +1,9 @@
 """Run Stable-Baselines3's own tests (and sb3-contrib's) with the sparse algorithms in place of the dense ones.
 
-The sparse algorithms claim to be drop-in replacements: every test that SB3 runs on ``SAC``, ``TD3`` and
-``DQN`` (and sb3-contrib on ``TQC`` and ``CrossQ``) should pass on ``SparseSAC``, ``SparseTD3``, ``SparseDQN``,
-``SparseTQC`` and ``SparseCrossQ`` with their default DST settings. This script checks that claim. It is
-slow (minutes to tens of minutes), so it is not part of ``tests/``.
+The sparse algorithms claim to be drop-in replacements: every test that SB3 runs on ``SAC``, ``TD3``, ``DQN``,
+``PPO`` and ``A2C`` (and sb3-contrib on ``TQC`` and ``CrossQ``) should pass on ``SparseSAC``, ``SparseTD3``,
+``SparseDQN``, ``SparsePPO``, ``SparseA2C``, ``SparseTQC`` and ``SparseCrossQ`` with their default DST settings.
+This script checks that claim. It is slow (minutes to tens of minutes), so it is not part of ``tests/``.
 
 Nothing of SB3 is copied into this repository: the test files are read at run time from a checkout of
 SB3 (and of sb3-contrib), ideally at the installed versions::
@@ -19,16 +19,16 @@ SB3 (and of sb3-contrib), ideally at the installed versions::
     -x                                        stop each file at its first failure
     -k EXPR                                   pytest's -k, for every file
     --all-algorithms                          also run the tests parametrised only by algorithms that are not
-                                              replaced (PPO, A2C, DDPG, QRDQN, ...), on the originals
+                                              replaced (DDPG, QRDQN, MaskablePPO, ...), on the originals
     --expensive                               also run the tests SB3 marks ``expensive`` (skipped by SB3's CI)
     --workdir DIR                             where the rewritten files go (default: a new temporary folder)
     --backend csr                             build every sparse model with this compute backend (unless a test
                                               chooses one)
 
 What it does, for each test file, in a temporary folder: copies it and rewrites its imports, so that
-``from stable_baselines3 import A2C, SAC`` becomes ``from stable_baselines3 import A2C`` plus
-``from sb3_sparse import SparseSAC as SAC`` (the same for ``TD3``, ``DQN``, and sb3-contrib's ``TQC`` and
-``CrossQ``); adds a ``conftest.py`` that deselects the test cases parametrised only by algorithms that are
+``from stable_baselines3 import DDPG, SAC`` becomes ``from stable_baselines3 import DDPG`` plus
+``from sb3_sparse import SparseSAC as SAC`` (the same for ``TD3``, ``DQN``, ``PPO``, ``A2C``, and sb3-contrib's
+``TQC`` and ``CrossQ``); adds a ``conftest.py`` that deselects the test cases parametrised only by algorithms that are
 not replaced, and records, per test, its outcome and whether it built a sparse model; runs pytest on the
 file in its own process (one thread for torch); prints, per file, the counts: ``passed`` (of which
 ``sparse``: the tests that built at least one sparse model; the others test SB3 utilities on the original
@@ -49,11 +49,17 @@ from sb3_sparse.core.backends import BACKENDS
 
 #: module imported from -> {name: the sparse class that replaces it (in sb3_sparse)}
 REPLACEMENTS = {
-    "stable_baselines3": {"SAC": "SparseSAC", "TD3": "SparseTD3", "DQN": "SparseDQN"},
+    "stable_baselines3": {
+        "SAC": "SparseSAC",
+        "TD3": "SparseTD3",
+        "DQN": "SparseDQN",
+        "PPO": "SparsePPO",
+        "A2C": "SparseA2C",
+    },
     "sb3_contrib": {"TQC": "SparseTQC", "CrossQ": "SparseCrossQ"},
 }
 
-#: SB3 test files that exercise SAC, TD3 or DQN
+#: SB3 test files that exercise SAC, TD3, DQN, PPO or A2C
 SB3_FILES = (
     "test_save_load.py",
     "test_run.py",
@@ -73,6 +79,12 @@ SB3_FILES = (
     "test_vec_normalize.py",
     "test_logger.py",
     "test_gae.py",
+    "test_buffers.py",
+    "test_distributions.py",
+    "test_utils.py",
+    "test_vec_envs.py",
+    "test_vec_extract_dict_obs.py",
+    "test_vec_monitor.py",
 )
 #: sb3-contrib test files that exercise TQC or CrossQ
 CONTRIB_FILES = (

@@ -2,6 +2,8 @@
 
 import os
 
+from sb3_sparse.a2c import SparseA2C
+from sb3_sparse.common.actor_critic import SparseActorCriticPolicy
 from sb3_sparse.common.callbacks import TopologyUpdateCallback
 from sb3_sparse.common.deploy import export_policy, load_policy
 from sb3_sparse.common.envs import register_dmc_envs
@@ -11,6 +13,7 @@ from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.regimes import Regime, register_regime
 from sb3_sparse.crossq import SparseCrossQ, SparseCrossQPolicy
 from sb3_sparse.dqn import SparseDQN, SparseDQNPolicy
+from sb3_sparse.ppo import SparsePPO
 from sb3_sparse.sac import SparseSAC, SparseSACPolicy
 from sb3_sparse.td3 import SparseTD3, SparseTD3Policy
 from sb3_sparse.tqc import SparseTQC, SparseTQCPolicy
@@ -24,10 +27,13 @@ register_dmc_envs()
 __all__ = [
     "ModuleConfig",
     "Regime",
+    "SparseA2C",
+    "SparseActorCriticPolicy",
     "SparseCrossQ",
     "SparseCrossQPolicy",
     "SparseDQN",
     "SparseDQNPolicy",
+    "SparsePPO",
     "SparseSAC",
     "SparseSACPolicy",
     "SparseTD3",

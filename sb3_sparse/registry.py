@@ -92,6 +92,8 @@ for _entry in (
         "sparse_crossq", "sb3_sparse.crossq.SparseCrossQ", "sb3_contrib.CrossQ", None, _residual("crossq", "CrossQ")
     ),
     AlgorithmEntry("sparse_dqn", "sb3_sparse.dqn.SparseDQN", "stable_baselines3.DQN", f"{_ZOO}.sample_dqn_params"),
+    AlgorithmEntry("sparse_ppo", "sb3_sparse.ppo.SparsePPO", "stable_baselines3.PPO", f"{_ZOO}.sample_ppo_params"),
+    AlgorithmEntry("sparse_a2c", "sb3_sparse.a2c.SparseA2C", "stable_baselines3.A2C", f"{_ZOO}.sample_a2c_params"),
 ):
     register_algorithm(_entry)
 

@@ -54,7 +54,7 @@ def test_parse_profile():
     assert RunSpec.from_dict(rigl.to_dict()) == rigl
 
 
-@pytest.mark.parametrize("bad", ["methods: [dense, dense]", "algorithms: [ppo]", "seeds: null"])
+@pytest.mark.parametrize("bad", ["methods: [dense, dense]", "algorithms: [ddpg]", "seeds: null"])
 def test_parse_profile_errors(bad):
     data = yaml.safe_load(PROFILE)
     data.update(yaml.safe_load(bad))
@@ -76,6 +76,7 @@ def test_parse_profile_errors(bad):
         ("regimes", 24),
         ("mujoco", 60),
         ("mujoco-full", 90),
+        ("ppo", 25),
     ],
 )
 def test_shipped_profiles(name, count):
@@ -287,6 +288,25 @@ def test_run_records_size_flops_and_wall_clock(tmp_path, method, policy):
     assert result["wall_seconds"] >= result["train_seconds"] > 0
 
 
+@pytest.mark.parametrize("method", ["dense", "graesser_ppo"])
+def test_on_policy_run_resumes_without_a_replay_buffer(tmp_path, method):
+    """PPO in the runner: built without buffer_size, checkpointed and resumed without a replay buffer, FLOPs counted
+    per minibatch sample."""
+    spec = RunSpec(
+        profile="test", algo="ppo", env_id="CartPole-v1", label=method, method=method, seed=0, total_timesteps=128,
+        eval_freq=64, n_eval_episodes=1, checkpoint_freq=1000, final_evals=1,
+        algo_kwargs={"n_steps": 32, "batch_size": 16, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}},
+    )  # fmt: skip
+    assert run_one(spec, tmp_path, stop_at_step=64) == "interrupted"
+    assert run_one(spec, tmp_path) == "done", (tmp_path / spec.run_id / "error.txt").read_text()
+    result = json.loads((tmp_path / spec.run_id / "result.json").read_text())
+    assert result["resumes"] == 1 and result["num_timesteps"] == 128
+    flops = result["flops"]
+    assert flops["gradient_steps"] == 4 * 4  # 4 rollouts of 2 epochs of 2 minibatches
+    assert flops["run_training_flops"] == pytest.approx(flops["training_flops"] * 4 * 2 * 32, rel=0.01)  # constant density
+    assert (result["sparsity"]["global"] > 0.5) == (method != "dense")
+
+
 def fake_result(algo: str, env_id: str, label: str, seed: int, final: float, sps: float) -> dict:
     steps = [0, 500, 1000]
     return {
@@ -447,5 +467,16 @@ def test_step_variants_ensemble_computes_the_separate_critics_gradients(tmp_path
     for index, weight in enumerate(weights):
         for member in range(2):
             assert th.allclose(weight.grad[member], linear[member][index].weight.grad, atol=1e-6)
-    result = step_variants.main(["--widths", "8", "--passes", "1", "--repeats", "2", "--no-compile", "--out", str(tmp_path)])
+    threads = str(th.get_num_threads())  # the script sets torch's threads for the whole process: keep them
+    arguments = ["--widths", "8", "--passes", "1", "--repeats", "2", "--no-compile", "--threads", threads]
+    result = step_variants.main([*arguments, "--out", str(tmp_path)])
     assert set(result["rows"][0]["ratios"]) == {"ensemble"} and (tmp_path / "step_variants.md").exists()
+
+
+def test_on_policy_overhead_script():
+    from benchmarks.on_policy_overhead import main as overhead
+
+    threads = str(th.get_num_threads())  # the script sets torch's threads for the whole process: keep them
+    result = overhead(["--algo", "a2c", "--steps", "20", "--repeats", "2", "--threads", threads])
+    assert set(result) == {f"{label} / {DENSE}" for label in (DENSE, "dense regime", "set 0.5 auto")}
+    assert result[f"{DENSE} / {DENSE}"]["median"] == 1.0 and result[f"set 0.5 auto / {DENSE}"]["median"] > 0

@@ -131,8 +131,11 @@ def test_model_policy_and_plain_sac():
         SparseSACPolicy, "Pendulum-v1", policy_kwargs={"net_arch": [32, 16], "dst_config": {"sparsity": 0.5}}, buffer_size=10
     )
     assert flops_report(plain)["inference_flops"] == flops_report(model)["inference_flops"]
-    with pytest.raises(TypeError, match=r"FLOPs are counted for SB3's off-policy models .* got PPO"):
-        flops_report(PPO("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, n_steps=8, batch_size=8))
+    dense_ppo = flops_report(PPO("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, n_steps=8, batch_size=8))
+    assert dense_ppo["training_flops_ratio"] == dense_ppo["inference_flops_ratio"] == 1.0
+    assert {row["module"] for row in dense_ppo["layers"]} == {"actor", "critic"}
+    with pytest.raises(TypeError, match=r"FLOPs are counted for SB3's models .* got Linear"):
+        flops_report(nn.Linear(2, 2))
     with pytest.raises(TypeError, match="needs a sparse model"):
         module_sparsity(SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, buffer_size=10))
 

@@ -1,6 +1,7 @@
 """rl-zoo3 / Optuna integration, in-process: registries, shipped YAML files, samplers, validation, export, plots."""
 
 import csv
+import inspect
 import os
 import re
 import subprocess
@@ -86,7 +87,15 @@ def test_register_adds_algorithms_and_samplers():
     register()
     register()  # idempotent
     assert ALGOS["sparse_sac"] is SparseSAC and ALGOS["sparse_td3"] is SparseTD3
-    assert set(registry.ALGORITHMS) == {"sparse_sac", "sparse_td3", "sparse_tqc", "sparse_crossq", "sparse_dqn"}
+    assert set(registry.ALGORITHMS) == {
+        "sparse_sac",
+        "sparse_td3",
+        "sparse_tqc",
+        "sparse_crossq",
+        "sparse_dqn",
+        "sparse_ppo",
+        "sparse_a2c",
+    }
     for name, entry in registry.ALGORITHMS.items():  # every algorithm of the registry, with its sampler
         assert ALGOS[name] is entry.sparse_class
         assert HYPERPARAMS_SAMPLER[name].__name__ == f"sample_{name}_params"
@@ -154,6 +163,28 @@ def test_new_algorithms_shipped_entries_are_valid(algo, file_name):
     assert built >= 1
 
 
+@pytest.mark.parametrize("algo", ["sparse_ppo", "sparse_a2c"])
+def test_on_policy_shipped_entries_build_and_align_with_rollouts(algo):
+    """Every entry passes validation and builds; an env-step interval is a multiple of the rollout."""
+    from rl_zoo3 import exp_manager
+
+    algo_class = registry.ALGORITHMS[algo].sparse_class
+    entries = yaml.safe_load(hyperparams_path(algo).read_text())
+    assert {"default", "CartPole-v1", "Pendulum-v1", "HalfCheetah-v5"} <= set(entries)
+    for env_id in entries:
+        entry = zoo_entry(algo, env_id)
+        n_envs = entry.pop("n_envs", 1)  # rl-zoo3's own keys
+        entry.pop("normalize", None)
+        check_hyperparams(algo_class, entry, env_id)
+        if entry.get("schedule_unit", "env_steps") == "env_steps":
+            rollout = entry.get("n_steps", inspect.signature(algo_class).parameters["n_steps"].default) * n_envs
+            assert entry["topology_update_interval"] % rollout == 0, env_id
+        if env_id != "default":
+            model = algo_class(env=exp_manager.make_vec_env(env_id, n_envs=n_envs), **entry)
+            assert module_sparsity(model)["global"] == pytest.approx(entry["sparsity"], abs=0.02), env_id
+            model.env.close()
+
+
 def test_ds_td3_entry_keeps_weight_decay():
     entry = zoo_entry("sparse_td3", "HalfCheetah-v5")
     assert entry["policy_kwargs"] == {"net_arch": [256, 256], "optimizer_kwargs": {"weight_decay": 2e-4}}
@@ -211,6 +242,25 @@ def test_samplers_tune_dst_knobs_and_build_models(algo, env_id):
             assert config.sparsity == pytest.approx(expected) and config.drop_fraction == pytest.approx(
                 params["drop_fraction"]
             )
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize(("algo", "env_id"), [("sparse_ppo", "Pendulum-v1"), ("sparse_a2c", "CartPole-v1")])
+def test_on_policy_samplers_tune_dst_knobs_without_a_replay_buffer(algo, env_id):
+    entry = registry.ALGORITHMS[algo]
+    sampler = make_sampler(entry)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(3):
+        trial = study.ask()
+        params = sampler(trial, 1, 1, {"using_her_replay_buffer": False, "her_kwargs": {}})
+        assert set(dst_search_space()) - set(MODULE_PARAMS) <= set(params)
+        assert "replay_buffer_class" not in params and "learning_rate" in params  # rl-zoo3's own space, no buffer
+        try:
+            model = entry.sparse_class("MlpPolicy", env_id, **params)
+        except ValueError as error:  # sparse-to-dense needs a final sparsity below its start
+            assert "regime 'ne' grows" in str(error)
+            continue
+        assert model.policy.module_configs["critic"].regime == params["regime"]
         study.tell(trial, 0.0)
 
 
@@ -722,9 +772,9 @@ def test_env_ids_registered_by_rl_zoo3_and_gym_packages_pass_the_check(tmp_path,
 
 
 def test_cli_unknown_algo_and_command(capsys):
-    assert main(["train", "--algo", "sparse_ppo", "--env", "Pendulum-v1"]) == 2
+    assert main(["train", "--algo", "sparse_ddpg", "--env", "Pendulum-v1"]) == 2
     assert capsys.readouterr().err == (
-        "sb3-sparse train: error: unknown algorithm --algo 'sparse_ppo'; did you mean 'sparse_tqc'? (see 'sb3-sparse -h')\n"
+        "sb3-sparse train: error: unknown algorithm --algo 'sparse_ddpg'; did you mean 'sparse_td3'? (see 'sb3-sparse -h')\n"
     )
     assert main(["fly"]) == 2
     assert "command='fly' is not valid; choose one of 'train', 'tune'" in capsys.readouterr().err

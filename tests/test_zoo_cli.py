@@ -255,3 +255,19 @@ def test_one_line_errors_from_the_shell(tmp_path):
 
     result = cli("--version", cwd=tmp_path, module="script")
     assert result.returncode == 0 and re.fullmatch(r"sb3-sparse \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+@pytest.mark.parametrize(("algo", "env_id"), [("sparse_ppo", "CartPole-v1"), ("sparse_a2c", "Pendulum-v1")])
+def test_on_policy_train_and_enjoy(tmp_path, monkeypatch, algo, env_id):
+    """The on-policy algorithms through the command, in-process: train with the shipped entry, then enjoy."""
+    from sb3_sparse import registry
+
+    monkeypatch.chdir(tmp_path)
+    args = ["--algo", algo, "--env", env_id, "--num-threads", "1", "--seed", "0"]
+    assert main(["train", *args, "-n", "1024", "--eval-freq", "512", "--eval-episodes", "1", "--verbose", "0"]) == 0
+    run = tmp_path / "logs" / algo / f"{env_id}_1"
+    assert (run / "sparsity.csv").read_text().startswith("timesteps,actor_sparsity,critic_sparsity,encoder_sparsity")
+    model = registry.ALGORITHMS[algo].sparse_class.load(run / f"{env_id}.zip")
+    assert module_sparsity(model)["actor"] == pytest.approx(0.5, abs=0.02)
+    assert model.dst_state["n_updates"] == 1  # the shipped interval is 1024 env steps
+    assert main(["enjoy", "--algo", algo, "--env", env_id, "-f", "logs/", "--no-render", "-n", "50"]) == 0

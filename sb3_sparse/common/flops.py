@@ -2,8 +2,9 @@
 
 from typing import Any
 
-from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 
+from sb3_sparse.common.actor_critic import actor_critic_networks
 from sb3_sparse.common.policies import SparsePolicyMixin, sparse_policy_of
 from sb3_sparse.core.accounting import CountedModule, count_active, count_module, flops_summary, weight_rows
 
@@ -19,7 +20,8 @@ def counted_modules(model_or_policy: Any) -> tuple[list[CountedModule], list[Cou
     A sparse policy's modules are its DST modules, each counted ``policy.module_copies`` times (a network
     shared by the agents of a team, once per agent). A dense SB3 off-policy policy's modules are its networks
     (``actor``, ``critic``, ``q_net``, ...: every child but the target networks), with their features
-    extractors left out as in the sparse policies; the ``actor`` (DQN: the ``q_net``) acts.
+    extractors left out as in the sparse policies; the ``actor`` (DQN: the ``q_net``) acts. A dense SB3 actor-critic
+    policy (PPO, A2C) has an ``actor`` and a ``critic``, as the sparse one.
 
     :param model_or_policy: an SB3 model (``SAC``, ``SparseSAC``, ``QMIX``, ...) or its policy
     """
@@ -35,14 +37,17 @@ def counted_modules(model_or_policy: Any) -> tuple[list[CountedModule], list[Cou
             extractor = getattr(policy, policy.inference_module).features_extractor
             acting.append(count_module("encoder", extractor, copies=acting[0].copies))
         return list(modules.values()), acting
+    exclude = SparsePolicyMixin.flops_exclude
+    if isinstance(policy, ActorCriticPolicy):
+        networks = {name: count_module(name, net, exclude) for name, net in actor_critic_networks(policy).items()}
+        return list(networks.values()), [networks["actor"]]
     children = dict(policy.named_children()) if isinstance(policy, BasePolicy) else {}
     acting_name = next((name for name in SB3_ACTING_NETWORKS if name in children), None)
     if acting_name is None:
         raise TypeError(
-            "FLOPs are counted for SB3's off-policy models (SAC, TD3, DQN, ..., their sparse forms, QMIX, VDN) or "
+            "FLOPs are counted for SB3's models (SAC, TD3, DQN, PPO, A2C, ..., their sparse forms, QMIX, VDN) or "
             f"their policies, got {type(model_or_policy).__name__}"
         )
-    exclude = SparsePolicyMixin.flops_exclude
     dense = {
         name: count_module(name, network, exclude, f"{name}{TARGET_SUFFIX}" in children)
         for name, network in children.items()
@@ -55,7 +60,7 @@ def flops_report(model_or_policy: Any) -> dict[str, Any]:
     """Per-layer weights, active weights and FLOPs of a model (or policy), sparse or dense.
 
     :param model_or_policy: a sparse model (``SparseSAC``, ``QMIX``, ...), an SB3 model with a sparse policy, a
-        dense SB3 off-policy model (``SAC``, ``TD3``, ``DQN``, ...: its ratios are 1), or the policy of any of them
+        dense SB3 model (``SAC``, ``TD3``, ``DQN``, ``PPO``, ``A2C``, ...: its ratios are 1), or the policy of any of them
     :return: a dict with ``"layers"`` (one dict per weight matrix: ``module``, ``layer``, ``shape``, ``sparse``,
         ``weights``, ``active_weights``, ``density``), the totals ``weights``, ``active_weights``,
         ``sparsity`` (over the sparse layers), ``inference_flops`` / ``dense_inference_flops`` /

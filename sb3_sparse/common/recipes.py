@@ -16,7 +16,19 @@ DS_TD3_LAMBDAS = {"HalfCheetah": (7, 64), "Hopper": (7, 64), "Walker2d": (7, 64)
 DS_SAC_LAMBDAS = {"HalfCheetah": (12, 80), "Walker2d": (12, 80), "Hopper": (7, 20), "Ant": (30, 64), "Humanoid": (61, 64)}
 
 ACTOR_CRITIC = ("sparse_sac", "sparse_td3", "sparse_tqc", "sparse_crossq")
-ALL = (*ACTOR_CRITIC, "sparse_dqn")
+ON_POLICY = ("sparse_ppo", "sparse_a2c")
+ALL = (*ACTOR_CRITIC, "sparse_dqn", *ON_POLICY)
+
+# Graesser et al. (2022), PPO on MuJoCo: ERK 90% with sparse output layers, in PPO's training steps (320 per
+# rollout of 2048 env steps in their runs, SB3's PPO defaults), the last mask change at 75% of training (their
+# configuration files: 120k of 156k steps).
+_GRAESSER_PPO = {
+    "sparsity": 0.9,
+    "sparsity_distribution": "erk",
+    "sparse_layers": "all",
+    "schedule_unit": "gradient_steps",
+    "topology_update_end": 0.75,
+}
 
 # The sparse schedule of MAST's comparisons (Hu et al., 2024): every layer (of SparseDQN's Q-network; of QMIX's
 # agent network and mixer hypernetworks) at 90% (ERK), a topology update every 10k env steps (about MAST's 200
@@ -133,6 +145,29 @@ RECIPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "topology_update_end": 0.8,
         },
     ),
+    # Graesser et al. (2022) PPO: RigL every 250 training steps with drop fraction 0.3 (the paper's values; their
+    # configuration files hold 1000 and 0.1), cosine decay.
+    "graesser_ppo": (
+        ("sparse_ppo",),
+        {
+            **_GRAESSER_PPO,
+            "regime": "rigl",
+            "topology_update_interval": 250,
+            "drop_fraction": 0.3,
+            "drop_fraction_schedule": "cosine",
+        },
+    ),
+    # Graesser et al. (2022) PPO pruning: dense to 90% ERK between 20% and 75% of training, every 500 training steps.
+    "gmp_ppo": (
+        ("sparse_ppo",),
+        {
+            **_GRAESSER_PPO,
+            "regime": "gmp",
+            "initial_sparsity": 0.0,
+            "topology_update_interval": 500,
+            "topology_update_start": 0.2,
+        },
+    ),
     # Neuroplastic Expansion (Liu et al. 2024): from 80% to 25% sparsity by gradient growth, pruning 0.4x
     # the grown count; then drop-and-grow at 0.2 (cosine). The code's interval (100 or 10000) is not
     # settled by the paper; 1000 is used here.
@@ -231,8 +266,8 @@ def recipe_algorithms(name: str) -> tuple[str, ...]:
 def sparse_recipe(name: str, env_id: str | None = None, algorithm: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments of a published recipe.
 
-    :param name: one of ``"ds_td3"``, ``"ds_sac"``, ``"rlx2"``, ``"mast"``, ``"rigl"``, ``"gmp"``, ``"ne"``,
-        ``"set"``, ``"static"``, ``"mst"``
+    :param name: one of ``"ds_td3"``, ``"ds_sac"``, ``"rlx2"``, ``"mast"``, ``"rigl"``, ``"gmp"``,
+        ``"graesser_ppo"``, ``"gmp_ppo"``, ``"ne"``, ``"set"``, ``"static"``, ``"mst"``
     :param env_id: for ``"ds_td3"`` / ``"ds_sac"``, a MuJoCo env (e.g. ``"HalfCheetah-v5"``) whose
         published Erdos-Renyi lambdas to use; without it the 50% sparsity is spread uniformly
     :param algorithm: the algorithm name it will be used with (e.g. ``"sparse_sac"``; ``"qmix"`` / ``"vdn"``

@@ -188,12 +188,15 @@ def module_params_to_kwargs(params: dict[str, Any]) -> dict[str, Any]:
 def make_sampler(entry: AlgorithmEntry) -> Sampler:
     """The Optuna sampler of a sparse algorithm: rl-zoo3's sampler of its base algorithm, the DST and value knobs.
 
-    The value knobs are left out when the run uses HER (rl-zoo3's sampler sets the HER buffer then).
+    The value knobs are left out for an algorithm without a replay buffer (PPO, A2C) and when the run uses HER
+    (rl-zoo3's sampler sets the HER buffer then).
     """
+    replay = "replay_buffer_class" in inspect.signature(entry.sparse_class).parameters
 
     def sample(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
         base = import_path(entry.zoo_sampler)(trial, n_actions, n_envs, additional_args) if entry.zoo_sampler else {}
-        value = {} if additional_args.get("using_her_replay_buffer") else sample_value_params(trial, entry.sparse_class)
+        tune_value = replay and not additional_args.get("using_her_replay_buffer")
+        value = sample_value_params(trial, entry.sparse_class) if tune_value else {}
         return {**base, **sample_dst_params(trial, entry.modules), **value}
 
     sample.__name__ = f"sample_{entry.name}_params"
