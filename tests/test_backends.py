@@ -21,7 +21,7 @@ from sb3_sparse.core.backends import (
 )
 from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.crossover_cache import use_calibration
-from sb3_sparse.core.masking import get_mask, sparse_weights, sparsify, track_dense_gradients, weight_state
+from sb3_sparse.core.masking import MaskedLinear, get_mask, sparse_weights, sparsify, track_dense_gradients, weight_state
 from sb3_sparse.core.update import init_mask
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
@@ -129,7 +129,7 @@ def test_set_backend_swaps_the_class_in_place_and_back():
         assert type(other) is SparseLinear and get_backend(other) == "csr"
         th.testing.assert_close(other(th.ones(2, 4)), layer(th.ones(2, 4)))
     set_backend(layer, "masked")
-    assert type(layer) is nn.Linear and get_backend(layer) == "masked"
+    assert type(layer) is MaskedLinear and get_backend(layer) == "masked"
     assert get_backend(nn.Linear(2, 2)) == "masked"
     with pytest.raises(ValueError, match=r"backend='sparse' is not valid.*'auto', 'masked', 'csr'"):
         set_backend(layer, "sparse")
@@ -185,7 +185,7 @@ def test_a_frozen_layer_gathers_its_weights_once():
         layer.weight.mul_(2.0)  # a write that bumps the version (load_state_dict, an unfused optimizer) is seen
         th.testing.assert_close(layer(x) - layer.bias, 2 * (first - layer.bias), **TOLERANCE)
     set_backend(layer, "masked")
-    assert type(layer) is nn.Linear
+    assert type(layer) is MaskedLinear
 
 
 def test_backend_is_a_validated_dst_argument():
@@ -210,7 +210,7 @@ def test_training_with_csr_follows_masked_training(algo):
         )  # fmt: skip
         model.learn(60)
         models[backend] = model
-    assert sparse_classes(models["masked"].policy) == {nn.Linear}
+    assert sparse_classes(models["masked"].policy) == {MaskedLinear}
     assert sparse_classes(models["csr"].policy) == {SparseLinear}
     masked, csr = (dict(models[b].policy.state_dict()) for b in ("masked", "csr"))
     for key, value in masked.items():
@@ -234,7 +234,7 @@ def test_a_model_trained_with_one_backend_loads_and_continues_with_the_other(tmp
     model.save(tmp_path / "model")
     loaded = SparseSAC.load(tmp_path / "model", backend="masked")
     assert loaded.dst_config["backend"] == "masked"
-    assert sparse_classes(loaded.policy) == {nn.Linear}
+    assert sparse_classes(loaded.policy) == {MaskedLinear}
     for key, value in model.policy.state_dict().items():
         assert th.equal(loaded.policy.state_dict()[key], value), key
     obs = th.as_tensor(model.env.observation_space.sample()).unsqueeze(0)
@@ -248,7 +248,7 @@ def test_a_model_trained_with_one_backend_loads_and_continues_with_the_other(tmp
     with pytest.raises(ValueError, match=r"backend='dense' is not valid"):
         SparseSAC.load(tmp_path / "model", backend="dense")
     again.policy.set_backend("masked")
-    assert sparse_classes(again.policy) == {nn.Linear}
+    assert sparse_classes(again.policy) == {MaskedLinear}
 
 
 def test_sparse_dqn_runs_on_csr():

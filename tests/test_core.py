@@ -70,13 +70,14 @@ def output(module: nn.Module, x: th.Tensor) -> th.Tensor:
 
 
 class Probe:
-    """Forward pre-hook (registered after the masks'): records whether the forward sees exact zeros."""
+    """Forward hook: records whether the weights the pass read were exact zeros where pruned (a masked
+    ``nn.Linear`` zeroes them inside its forward, other modules in a pre-hook: after the pass, both hold)."""
 
     def __init__(self, name: str):
         self.name = name
         self.seen: list[bool] = []
 
-    def __call__(self, module: nn.Module, args: Any) -> None:
+    def __call__(self, module: nn.Module, args: Any, result: Any) -> None:
         weight = getattr(module, self.name)
         self.seen.append(bool((weight[get_mask(module, self.name) == 0] == 0).all()))
 
@@ -91,7 +92,7 @@ def make(case_name: str, seed: int = 0) -> tuple[nn.Module, nn.Module, th.Tensor
     mask = init_mask(weight, weight.numel() // 2, "random")
     sparsify(owner, case.name, mask)
     probe = Probe(case.name)
-    owner.register_forward_pre_hook(probe)
+    owner.register_forward_hook(probe)
     return root, owner, mask, th.randn(case.shape), probe
 
 

@@ -539,7 +539,8 @@ def test_files_saved_by_0_1_0_load(name: str) -> None:
     cls = {"SparseSAC": SparseSAC, "SAC": SAC, "SparseTD3": SparseTD3}[algorithm]
     model = cls.load(ROOT / "tests" / "data" / name, env=gym.make("Pendulum-v1"))
     assert type(model.policy).__name__ == policy
-    np.testing.assert_allclose(model.predict(OBSERVATION, deterministic=True)[0], [[action]], rtol=1e-6)
+    # recorded on an Intel CPU: other CPUs' float kernels round differently (1.3e-6 relative on an AMD EPYC)
+    np.testing.assert_allclose(model.predict(OBSERVATION, deterministic=True)[0], [[action]], rtol=1e-5)
     for _, module, weight in sparse_weights(model.policy):
         assert (getattr(module, weight)[get_mask(module, weight) == 0] == 0).all()
     model.learn(30, reset_num_timesteps=False)

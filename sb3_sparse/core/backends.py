@@ -12,9 +12,9 @@ masks, optimizer state and ``state_dict`` are the same whatever computes the pro
   make it faster (this machine's calibration, ``sb3-sparse calibrate``, else :data:`CROSSOVER`), ``"masked"``
   elsewhere.
 
-A masked ``nn.Linear`` with a backend other than ``"masked"`` becomes a :class:`SparseLinear` (its class
-is swapped in place, as ``torch.nn.utils.parametrize`` does: same object, parameters, hooks and
-``state_dict`` keys), so a model trained with one backend loads and continues with the other.
+A masked ``nn.Linear`` (a :class:`~sb3_sparse.core.masking.MaskedLinear`) with a backend other than ``"masked"``
+becomes a :class:`SparseLinear` (its class is swapped in place, as ``torch.nn.utils.parametrize`` does: same
+object, parameters, hooks and ``state_dict`` keys), so a model trained with one backend loads and continues with the other.
 Only ``float32`` ``nn.Linear`` layers use CSR; other layers, ONNX export and tracing use ``"masked"``.
 """
 
@@ -29,7 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from sb3_sparse.core.crossover_cache import calibrated_crossover
-from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights, weight_state, zero_pruned
+from sb3_sparse.core.masking import (
+    MaskedLinear,
+    enforce_masks,
+    get_mask,
+    is_sparse,
+    sparse_weights,
+    weight_state,
+    zero_pruned,
+)
 from sb3_sparse.core.registry import Registry
 
 # The CSR products are used deliberately, on the layouts PyTorch supports: its beta notice is not news to users.
@@ -228,17 +236,15 @@ def crossover_density(device: str, mode: str, batch: int, width: int) -> float:
     return sizes[position][1] if position >= 0 else 0.0
 
 
-class SparseLinear(nn.Linear):
+class SparseLinear(MaskedLinear):
     """A masked ``nn.Linear`` whose products run on its backend (see the module docstring).
 
     Not built directly: :func:`set_backend` turns masked ``nn.Linear`` layers into this class. Its products
     read no pruned weight: the masked product zeroes them first, the CSR product holds only the active ones.
     """
 
-    # The masking module's forward pre-hook leaves the weight to this forward (a CSR product needs no zeroing).
-    masks_weight_in_forward = True
-
     def forward(self, input: th.Tensor) -> th.Tensor:
+        enforce_masks(self, except_weight=True)  # the weight is left to the product (a CSR product needs no zeroing)
         weight, bias = self.weight, self.bias
         training = th.is_grad_enabled() and (weight.requires_grad or input.requires_grad)
         mode = "training" if training else "frozen" if self.__dict__.get(FROZEN_ATTRIBUTE) else "inference"
@@ -316,10 +322,10 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
     """
     BACKENDS.check(backend)
     for _, module, name in sparse_weights(root):
-        if name != "weight" or type(module) not in (nn.Linear, SparseLinear):
+        if name != "weight" or type(module) not in (MaskedLinear, SparseLinear):
             continue
         if backend == "masked":
-            module.__class__ = nn.Linear
+            module.__class__ = MaskedLinear
             module.__dict__.pop(BACKEND_ATTRIBUTE, None)
             module.__dict__.pop(FROZEN_ATTRIBUTE, None)
         else:

@@ -4,8 +4,9 @@
 that belong to the module, so they travel with it through ``deepcopy``, pickling and ``torch.save``, and
 do not depend on the optimizer:
 
-- a forward pre-hook that zeroes the pruned weights before every forward pass, with one in-place
-  multiply by the mask per weight. Only a multiply on every pass is airtight: writes through ``.data``
+- zeroing of the pruned weights before every forward pass, with one in-place multiply by the mask per weight:
+  in the forward pass of a masked ``nn.Linear`` (whose class becomes :class:`MaskedLinear`), in a forward
+  pre-hook of any other module. Only a multiply on every pass is airtight: writes through ``.data``
   (custom initialisations, shrink-and-perturb) and PyTorch's fused optimizers do not bump the weight's
   version counter, so no cheaper test sees them. The multiply goes through ``.data`` itself, so it does
   not bump the version either and never invalidates a tensor that autograd saved for a pending backward
@@ -29,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch as th
+import torch.nn.functional as F
 from torch import nn
 
 #: Attribute of a module that lists its masked weights (name -> :class:`WeightState`).
@@ -115,16 +117,36 @@ def hook_gradient(module: nn.Module, name: str, state: WeightState | None = None
         state.hooked = weight
 
 
+def enforce_masks(module: nn.Module, except_weight: bool = False) -> None:
+    """Before a forward pass of ``module``: zero its pruned weights and hook their gradients.
+
+    :param except_weight: leave ``weight`` unzeroed (a product that masks it itself, or reads only its active entries)
+    """
+    for name, state in module.__dict__[SPARSE_ATTRIBUTE].items():
+        if not (except_weight and name == "weight"):
+            zero_pruned(module, name)
+        hook_gradient(module, name, state)
+
+
 class _MaskBeforeForward:
-    """Forward pre-hook of a module with masked weights: every pruned weight the pass reads is 0."""
+    """Forward pre-hook of a module with masked weights (other than :class:`MaskedLinear`): every pruned weight the
+    pass reads is 0."""
 
     def __call__(self, module: nn.Module, *args: Any, **kwargs: Any) -> None:
-        # a module type with a true class attribute ``masks_weight_in_forward`` masks its ``weight`` in its product
-        masks_itself = getattr(type(module), "masks_weight_in_forward", False)
-        for name, state in _weight_states(module).items():
-            if not (masks_itself and name == "weight"):
-                zero_pruned(module, name)
-            hook_gradient(module, name, state)
+        enforce_masks(module)
+
+
+class MaskedLinear(nn.Linear):
+    """A masked ``nn.Linear``: it zeroes its pruned weights in its own forward pass instead of a forward pre-hook,
+    which keeps PyTorch's fast call path (no hooks) for the layers that most networks are made of.
+
+    Not built directly: :func:`sparsify` swaps an ``nn.Linear``'s class for this one (same object, parameters and
+    ``state_dict`` keys), as ``torch.nn.utils.parametrize`` does.
+    """
+
+    def forward(self, input: th.Tensor) -> th.Tensor:
+        enforce_masks(self)
+        return F.linear(input, self.weight, self.bias)
 
 
 class _MaskBeforeStateDict:
@@ -160,7 +182,10 @@ def sparsify(module: nn.Module, name: str = "weight", mask: th.Tensor | None = N
         raise ValueError(f"{type(module).__name__}.{name} is already sparse")
     if not states:
         module.__dict__[SPARSE_ATTRIBUTE] = states
-        module.register_forward_pre_hook(_MaskBeforeForward())
+        if type(module) is nn.Linear:
+            module.__class__ = MaskedLinear
+        else:
+            module.register_forward_pre_hook(_MaskBeforeForward())
         module.register_state_dict_pre_hook(_MaskBeforeStateDict())
         module._register_load_state_dict_pre_hook(_BinarizeLoadedMasks(), with_module=True)
     states[name] = WeightState()
