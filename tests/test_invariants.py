@@ -471,7 +471,7 @@ WRITES = {
     "polyak": _polyak_from_noise,
     "fused adam": _fused_adam_step,
 }
-BACKENDS = ["masked", "csr", "auto"]
+BACKENDS = ["masked", "csr", "condensed", "auto"]
 
 
 def written_model(backend: str, write: str, network: str) -> Any:

@@ -131,7 +131,8 @@ class ModuleConfig:
     :param schedule_unit: what the steps above count: ``"env_steps"`` or ``"gradient_steps"`` of the module
         (RigL and RLx2 count training iterations; it matters when there is more than one per env step)
     :param backend: what computes the sparse layers' products: ``"masked"`` (dense products on the masked
-        weights), ``"csr"`` (sparse products of the active weights) or ``"auto"`` (per layer and batch,
+        weights), ``"csr"`` (sparse products of the active weights), ``"condensed"`` (gathered sums of each unit's
+        active weights, for constant fan-in) or ``"auto"`` (per layer and batch,
         whichever was measured faster), or a registered one (:data:`~sb3_sparse.core.backends.BACKENDS`);
         every backend gives the same results up to float rounding
     :param plasticity_metrics: measure the module's plasticity diagnostics (dormant-unit ratio, near-zero

@@ -85,8 +85,9 @@ class SparseSAC(SparseAlgorithmMixin, SAC):
     :param topology_update_end: last step of mask updates (int), or fraction of the run (float); ``gmp``
         and ``ne`` reach their final sparsity there
     :param schedule_unit: ``"env_steps"`` or ``"gradient_steps"`` (each module's own optimizer steps)
-    :param backend: what computes the sparse layers' products: ``"auto"`` (per layer and batch, CSR sparse
-        products where they were measured faster, dense masked products elsewhere), ``"masked"`` or ``"csr"``
+    :param backend: what computes the sparse layers' products: ``"auto"`` (per layer and batch, CSR or condensed
+        products where they were measured faster, dense masked products elsewhere), ``"masked"``, ``"csr"`` or
+        ``"condensed"`` (gathered sums of each unit's active weights, for constant fan-in)
     :param plasticity_metrics: log each module's plasticity diagnostics (dormant-unit ratio, near-zero weight
         fraction, feature rank, weight and gradient norms) under ``plasticity/`` once per
         ``topology_update_interval``; ``False`` switches them off (no hook is set at all)
