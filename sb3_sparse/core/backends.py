@@ -88,15 +88,13 @@ CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
 }
 
 #: Where ``"auto"`` computes a product without gradients condensed, per device type and mode, in the layout of
-#: :data:`CROSSOVER` (``benchmarks/crossover.py --condensed``, one thread of the 2-vCPU AMD EPYC VM; see
-#: ``docs/benchmarks/throughput/condensed``): at batch 256, condensed inference took 0.09x / 0.02x the masked time
-#: at width 1024 and density 0.1 / 0.02 (CSR 0.49x / 0.04x), 0.21x / 0.10x at width 256 (CSR 0.40x / 0.15x). At
-#: batch 1 it lost to the masked product (1.3-2.1x). Training never uses it (its products are CSR's).
+#: :data:`CROSSOVER` (``benchmarks/crossover.py --condensed``, one thread of a 2-vCPU AMD EPYC VM; see
+#: ``docs/benchmarks/throughput/condensed``). Time / masked time at batch 256, density 0.1 / 0.02, constant
+#: fan-in: width 1024 0.09 / 0.02 (CSR 0.54 / 0.04), width 256 0.23 / 0.13 (CSR 0.39 / 0.15); masks drawn over
+#: the whole layer (rows padded to the longest): 0.10 / 0.03 and 0.29 / 0.16. At batch 1 it lost to the masked
+#: or the CSR product. Training never uses it (its products are CSR's); frozen layers were not measured.
 CONDENSED_CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
-    "cpu": {
-        "inference": {256: [(0, 0.0), (256, 0.1)]},
-        "frozen": {256: [(0, 0.0), (256, 0.1)]},
-    },
+    "cpu": {"inference": {256: [(0, 0.0), (256, 0.1)]}},
 }
 
 #: Attribute (in the module's ``__dict__``) marking a layer frozen for inference (its CSR values are cached).
