@@ -15,7 +15,7 @@ from sb3_sparse import SparseSAC, SparseTD3, sparse_recipe
 from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.engine import ModuleBinding, SparseEngine, sparsify_module
 from sb3_sparse.core.masking import get_mask, sparse_weights, weight_state
-from sb3_sparse.core.regimes import get_regime
+from sb3_sparse.core.regimes import Regime, get_regime, register_regime
 from sb3_sparse.core.update import init_mask, update_fan_in
 
 SMALL = {"net_arch": [32, 32]}
@@ -280,3 +280,13 @@ def test_srigl_recipe():
     for _, owner, weight in sparse_weights(model.policy):
         held = fan_ins(get_mask(owner, weight))
         assert (held == held[0]).all()
+
+
+def test_a_constant_fan_in_regime_must_grow():
+    class NoGrowth(Regime):
+        name = "no_growth"
+        dynamic = True
+        constant_fan_in = True
+
+    with pytest.raises(ValueError, match="NoGrowth has constant_fan_in but no grow_score"):
+        register_regime(NoGrowth)

@@ -15,8 +15,8 @@ masks, optimizer state and ``state_dict`` are the same whatever computes the pro
   ``x.T`` (``F.embedding_bag``), which never materialises the gather. Training products (forward, input and
   weight gradients) run on the CSR kernel, which was faster than every condensed formulation measured
   (``benchmarks/crossover.py --condensed``);
-- ``"auto"``: per layer and per call, ``"condensed"`` at batch 1 where it was measured faster
-  (:data:`CONDENSED_CROSSOVER`), else ``"csr"`` where the layer's shape, density, batch and device
+- ``"auto"``: per layer and per call, ``"condensed"`` for products without gradients where it was measured
+  faster (:data:`CONDENSED_CROSSOVER`: batch 256), else ``"csr"`` where the layer's shape, density, batch and device
   make it faster (this machine's calibration, ``sb3-sparse calibrate``, else :data:`CROSSOVER`), ``"masked"``
   elsewhere.
 

@@ -222,6 +222,8 @@ def register_regime(regime: type[Regime]) -> type[Regime]:
     """
     if not (isinstance(regime, type) and issubclass(regime, Regime)) or not regime.name:
         raise ValueError(f"{regime!r} is not a Regime subclass with a name")
+    if regime.constant_fan_in and regime.grow_score is None:
+        raise ValueError(f"{regime.__name__} has constant_fan_in but no grow_score: its updates must regrow per unit")
     SCORES.check(regime.drop_score, "drop_score")
     if regime.grow_score is not None:
         SCORES.check(regime.grow_score, "grow_score")
