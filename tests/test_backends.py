@@ -130,6 +130,16 @@ def test_a_new_backend_forgets_the_previous_ones_choices():
         assert layer_backend(layer, 4, "inference") == backend
 
 
+def test_condensed_inference_of_either_input_layout():
+    layer = masked_layer(16, 8, 0.25, per_unit=True)
+    set_backend(layer, "condensed")
+    x = th.randn(5, 16)
+    with th.no_grad():
+        expected = F.linear(x, layer.weight * get_mask(layer), layer.bias)
+        for given in (x, x.t().contiguous().t()):  # row-major (copied), column-major (read as it is)
+            th.testing.assert_close(layer(given), expected, **TOLERANCE)
+
+
 def test_set_backend_swaps_the_class_in_place_and_back():
     layer = masked_layer(4, 4, 0.5)
     weight = layer.weight
