@@ -782,7 +782,7 @@ def test_a_user_regime_works_from_a_yaml_file_and_tune(user_regime, tmp_path, ca
     assert main(["train", *args, "--gym-packages", user_regime]) == 0
     model = SparseSAC.load(tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "Pendulum-v1.zip")
     assert {config.regime for config in model.policy.module_configs.values()} == {"half_set"}
-    assert "dense, static, set, rigl, gmp, ne, half_set" in usage()
+    assert "dense, static, set, rigl, gmp, ne, srigl, half_set" in usage()
     assert "half_set" in dst_search_space()["regime"][1]
     tune = ["-n", "100", "--n-trials", "1", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots"]
     tune += ["--sampler", "random", "--storage", "s.log", "--study-name", "s", "--gym-packages", user_regime]
