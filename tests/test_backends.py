@@ -153,7 +153,7 @@ def test_set_backend_swaps_the_class_in_place_and_back():
     set_backend(layer, "masked")
     assert type(layer) is nn.Linear and get_backend(layer) == "masked"
     assert get_backend(nn.Linear(2, 2)) == "masked"
-    with pytest.raises(ValueError, match=r"backend='sparse' is not valid.*'auto', 'masked', 'csr'"):
+    with pytest.raises(ValueError, match=r"backend='sparse' is not valid.*'auto', 'masked', 'csr', 'condensed'"):
         set_backend(layer, "sparse")
 
 

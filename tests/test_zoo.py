@@ -322,7 +322,7 @@ def test_best_trial_export_round_trips():
         ({"actor_sparsity": 0.8}, "'actor_sparsity' is no longer an argument of SparseSAC: use modules: {actor: {sparsity"),
         ({"drop_fraction_schedule": "linear"}, "drop_fraction_schedule='linear' is not valid"),
         ({"topology_update_interval": 0}, "topology_update_interval=0 is not valid"),
-        ({"backend": "sparse"}, "backend='sparse' is not valid; choose one of 'auto', 'masked', 'csr'"),
+        ({"backend": "sparse"}, "backend='sparse' is not valid; choose one of 'auto', 'masked', 'csr', 'condensed'"),
         ({"modules": {"critic": {"backend": "cs"}}}, "backend='cs' is not valid (did you mean 'csr'?)"),
         ({"erdos_renyi_lambdas": [7, 64]}, "erdos_renyi_lambdas is only valid with sparsity_distribution='erdos_renyi'"),
         ({"policy_kwargs": {"sparsity": 0.9}}, "policy_kwargs sets ['sparsity']; make them top-level keys"),
