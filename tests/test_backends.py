@@ -35,10 +35,11 @@ def builtin_crossover():
     use_calibration(None)
 
 
-def masked_layer(n_in: int, n_out: int, density: float, bias: bool = True, seed: int = 0) -> nn.Linear:
+def masked_layer(n_in: int, n_out: int, density: float, bias: bool = True, seed: int = 0, per_unit: bool = False) -> nn.Linear:
+    """A masked layer; ``per_unit``: with constant fan-in (one more in the first rows for a remainder)."""
     th.manual_seed(seed)
     layer = nn.Linear(n_in, n_out, bias=bias)
-    sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * n_in * n_out)), "random"))
+    sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * n_in * n_out)), "random", per_unit))
     return layer
 
 
@@ -60,12 +61,14 @@ def outputs_and_gradients(layer: nn.Linear, backend: str, x: th.Tensor, grad_out
     density=st.floats(0.02, 1.0),
     bias=st.booleans(),
     seed=st.integers(0, 1000),
+    backend=st.sampled_from(["csr", "condensed"]),
+    per_unit=st.booleans(),
 )
-def test_csr_matches_masked_outputs_and_gradients(n_in, n_out, batch, density, bias, seed):
-    layer = masked_layer(n_in, n_out, density, bias, seed)
+def test_sparse_backends_match_masked_outputs_and_gradients(n_in, n_out, batch, density, bias, seed, backend, per_unit):
+    layer = masked_layer(n_in, n_out, density, bias, seed, per_unit)
     x, grad_output = th.randn(*batch, n_in), th.randn(*batch, n_out)
     expected = outputs_and_gradients(layer, "masked", x, grad_output)
-    actual = outputs_and_gradients(layer, "csr", x, grad_output)
+    actual = outputs_and_gradients(layer, backend, x, grad_output)
     for want, got in zip(expected, actual, strict=True):
         assert got.shape == want.shape
         th.testing.assert_close(got, want, **TOLERANCE)
@@ -80,12 +83,13 @@ def test_dense_gradient_for_growth_is_the_masked_backends():
     x, grad_output = th.randn(8, 16), th.randn(8, 12)
     track_dense_gradients(layer, True)
     dense = {}
-    for backend in ("masked", "csr"):
+    for backend in ("masked", "csr", "condensed"):
         grads = outputs_and_gradients(layer, backend, x, grad_output)
         dense[backend] = weight_state(layer).last_dense_grad.clone()
         assert (grads[2][get_mask(layer) == 0] == 0).all()
     assert (dense["csr"][get_mask(layer) == 0] != 0).any()
     th.testing.assert_close(dense["csr"], dense["masked"], **TOLERANCE)
+    th.testing.assert_close(dense["condensed"], dense["masked"], **TOLERANCE)
 
 
 def test_a_weight_used_by_both_backends_in_one_graph_gets_the_summed_masked_gradient():
@@ -118,6 +122,24 @@ def test_mask_changes_rebuild_the_csr_structure():
     th.testing.assert_close(layer(x) - layer.bias, expected, **TOLERANCE)
 
 
+def test_a_new_backend_forgets_the_previous_ones_choices():
+    layer = masked_layer(16, 16, 0.2)
+    for backend in ("csr", "condensed", "masked", "csr"):
+        set_backend(layer, backend)
+        layer(th.randn(4, 16))
+        assert layer_backend(layer, 4, "inference") == backend
+
+
+def test_condensed_inference_of_either_input_layout():
+    layer = masked_layer(16, 8, 0.25, per_unit=True)
+    set_backend(layer, "condensed")
+    x = th.randn(5, 16)
+    with th.no_grad():
+        expected = F.linear(x, layer.weight * get_mask(layer), layer.bias)
+        for given in (x, x.t().contiguous().t()):  # row-major (copied), column-major (read as it is)
+            th.testing.assert_close(layer(given), expected, **TOLERANCE)
+
+
 def test_set_backend_swaps_the_class_in_place_and_back():
     layer = masked_layer(4, 4, 0.5)
     weight = layer.weight
@@ -131,7 +153,7 @@ def test_set_backend_swaps_the_class_in_place_and_back():
     set_backend(layer, "masked")
     assert type(layer) is MaskedLinear and get_backend(layer) == "masked"
     assert get_backend(nn.Linear(2, 2)) == "masked"
-    with pytest.raises(ValueError, match=r"backend='sparse' is not valid.*'auto', 'masked', 'csr'"):
+    with pytest.raises(ValueError, match=r"backend='sparse' is not valid.*'auto', 'masked', 'csr', 'condensed'"):
         set_backend(layer, "sparse")
 
 
@@ -146,7 +168,7 @@ def test_layers_other_than_float32_linear_stay_masked():
     th.testing.assert_close(layer(th.ones(2, 4, dtype=th.float64)), layer.double()(th.ones(2, 4, dtype=th.float64)))
 
 
-def test_auto_follows_the_crossover_table():
+def test_auto_follows_the_crossover_tables():
     assert crossover_density("cpu", "training", 0, 10**6) == 0.0
     assert crossover_density("cuda", "training", 256, 10**7) == 0.0  # no GPU measurements: masked
     for mode, batches in CROSSOVER["cpu"].items():
@@ -160,6 +182,9 @@ def test_auto_follows_the_crossover_table():
     for layer in (big, small, narrow_input):
         set_backend(layer, "auto")
     assert layer_backend(big, 256, "training") == "csr"
+    assert layer_backend(big, 256, "inference") == layer_backend(big, 512, "inference") == "condensed"
+    assert layer_backend(big, 256, "frozen") == "csr"  # not measured: CSR's table
+    assert layer_backend(big, 64, "inference") == "csr"  # condensed measured at batch 256 only
     assert layer_backend(narrow_input, 256, "training") == "csr"
     assert layer_backend(big, 1, "training") == "masked"
     assert layer_backend(big, 1, "inference") == "masked"  # acting at batch 1: CSR from density 0.05 at width 1024
@@ -199,11 +224,12 @@ def sparse_classes(policy) -> set[type]:
 
 
 @pytest.mark.parametrize("algo", [SparseSAC, SparseTD3])
-def test_training_with_csr_follows_masked_training(algo):
+@pytest.mark.parametrize("sparse_backend", ["csr", "condensed"])
+def test_training_with_a_sparse_backend_follows_masked_training(algo, sparse_backend):
     """A few gradient steps from the same seed give the same networks (to float rounding) on both backends,
     with exact zeros and clean optimizer state at pruned positions."""
     models = {}
-    for backend in ("masked", "csr"):
+    for backend in ("masked", sparse_backend):
         model = algo(
             "MlpPolicy", "Pendulum-v1", backend=backend, sparsity=0.8, learning_starts=40, batch_size=16,
             policy_kwargs={"net_arch": [32, 32]}, seed=3,
@@ -211,11 +237,11 @@ def test_training_with_csr_follows_masked_training(algo):
         model.learn(60)
         models[backend] = model
     assert sparse_classes(models["masked"].policy) == {MaskedLinear}
-    assert sparse_classes(models["csr"].policy) == {SparseLinear}
-    masked, csr = (dict(models[b].policy.state_dict()) for b in ("masked", "csr"))
+    assert sparse_classes(models[sparse_backend].policy) == {SparseLinear}
+    masked, sparse = (dict(models[b].policy.state_dict()) for b in ("masked", sparse_backend))
     for key, value in masked.items():
-        th.testing.assert_close(csr[key], value, rtol=1e-4, atol=1e-5, msg=key)
-    policy = models["csr"].policy
+        th.testing.assert_close(sparse[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    policy = models[sparse_backend].policy
     for binding in policy.sparse_bindings().values():
         for _, module, name in sparse_weights(binding.online):
             pruned = get_mask(module, name) == 0
@@ -280,7 +306,7 @@ def test_column_major_inputs_and_gradients_give_the_same_results():
 @given(
     shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),
     density=st.floats(0.02, 1.0),
-    backend=st.sampled_from(["masked", "csr", "auto"]),
+    backend=st.sampled_from(["masked", "csr", "condensed", "auto"]),
     frozen=st.booleans(),
     grad=st.booleans(),
     seed=st.integers(0, 1000),

@@ -16,6 +16,8 @@ from benchmarks.run import interleave
 from benchmarks.runner import _stale, find_checkpoint, run_one, size_metrics, sparse_metrics
 from benchmarks.summary import analyse, iqm, write_summary
 from benchmarks.throughput import CLOCKS, DENSE, FUSED_DENSE, ONE_XLA_THREAD, SBX_DENSE, SPARSE, main, thread_count
+from sb3_sparse.core.masking import sparsify
+from sb3_sparse.core.update import init_mask
 
 PROFILE = """
 name: tiny
@@ -445,6 +447,20 @@ def test_crossover_measures_each_mode_and_writes_its_table(tmp_path):
     assert [row["mode"] for row in result["rows"]] == ["training", "inference", "frozen"]
     assert all(set(row["ratios"]) == {0.5, 0.1} and row["ratios"][0.1] > 0 for row in result["rows"])
     assert (tmp_path / "crossover.json").exists() and "| frozen | 4 | 16 |" in (tmp_path / "crossover.md").read_text()
+
+
+def test_crossover_times_the_condensed_backend(tmp_path):
+    from benchmarks import crossover
+
+    tiny = ["--widths", "16", "--densities", "0.25", "--batches", "4", "--modes", "inference", "--repeats", "2"]
+    result = crossover.main([*tiny, "--rounds", "1", "--condensed", "--masks", "random", "--out", str(tmp_path)])
+    assert [set(row["ratios"]) for row in result["rows"]] == [{"csr", "condensed"}]
+    assert "| inference | 4 | 16 | 0.25 |" in (tmp_path / "condensed-random.md").read_text()
+    layer = th.nn.Linear(8, 6)
+    sparsify(layer, "weight", init_mask(layer.weight, 18, "random", per_unit=True))
+    x = th.randn(3, 8)
+    for product in (crossover.gathered_sum, crossover.embedding_bag):
+        th.testing.assert_close(crossover.Condensed(layer, product)(x), layer(x))
 
 
 def test_crossover_is_the_highest_density_below_which_csr_always_won():

@@ -439,6 +439,7 @@ REGIME_SPARSITY = {
     "rigl": (0.7, 0.7),
     "gmp": (0.8, 0.0),
     "ne": (0.3, 0.8),
+    "srigl": (0.7, 0.7),
 }
 START, END, INTERVAL = 20, 100, 10
 
@@ -484,7 +485,7 @@ def expected_counts(regime: str, network: nn.Module, progress: float) -> list[in
     """n(t) of each layer (uniform distribution): constant, or on the cubic schedule for gmp / ne."""
     final, initial = REGIME_SPARSITY[regime]
     sparsity = final if regime not in ("gmp", "ne") else final + (initial - final) * (1.0 - progress) ** 3
-    return [active_count(shape, 1.0 - sparsity) for shape in shapes(network)]
+    return [get_regime(regime).layer_count(shape, active_count(shape, 1.0 - sparsity)) for shape in shapes(network)]
 
 
 def check_networks(binding: ModuleBinding) -> None:
@@ -555,6 +556,10 @@ def test_engine_follows_the_regime_schedule(regime):
             assert (getattr(target_module, weight)[grown] == 0).all()
             if regime in ("set", "rigl"):
                 assert grown.any() and (old & ~new).any(), name
+            if regime == "srigl":  # constant fan-in: living units hold k or k + 1, ablated ones none
+                held = new.flatten(1).sum(1)
+                living = held[held > 0]
+                assert living.max() - living.min() <= 1 and (held > 0).sum() * living.min() <= int(held.sum()), name
             if regime == "rigl" and grown.any():
                 # Grown by the dense gradient of the last optimizer step.
                 score = dense_grads[name].abs()

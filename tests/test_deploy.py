@@ -1,8 +1,11 @@
 """Deployment: a sparse policy exported with only its acting network (masked weights as CSR), rebuilt for
 ``predict`` with the same actions, weights and masks; its size; bad files; ONNX export."""
 
+import io
 import pickle
 import re
+import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +177,14 @@ def test_bad_files_name_the_file(kind, tmp_path):
     assert (FORMAT if kind in ("version", "sb3 policy") else "export_policy") in str(error.value)
 
 
+def middle_of_largest_entry(data: bytes) -> int:
+    """The middle of the stored bytes of the file's largest zip entry (the middle of the file may be alignment
+    padding, which no checksum covers and no reader uses)."""
+    entry = max(zipfile.ZipFile(io.BytesIO(data)).infolist(), key=lambda info: info.compress_size)
+    name_length, extra_length = struct.unpack("<HH", data[entry.header_offset + 26 : entry.header_offset + 30])
+    return entry.header_offset + 30 + name_length + extra_length + entry.compress_size // 2
+
+
 def damaged_copy(kind: str, source: Path, path: Path) -> None:
     """``source`` cut short or with bytes overwritten (in the pickled header, in the middle, at the end)."""
     data = bytearray(source.read_bytes())
@@ -181,7 +192,8 @@ def damaged_copy(kind: str, source: Path, path: Path) -> None:
     if kind in cuts:
         data = data[: cuts[kind]]
     else:
-        start = {"corrupted header": 100, "corrupted middle": len(data) // 2, "corrupted end": len(data) - 200}[kind]
+        middle = middle_of_largest_entry(bytes(data))
+        start = {"corrupted header": 100, "corrupted middle": middle, "corrupted end": len(data) - 200}[kind]
         data[start : start + 16] = bytes(255 - byte for byte in data[start : start + 16])
     path.write_bytes(bytes(data))
 

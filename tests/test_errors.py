@@ -14,7 +14,7 @@ POLICY_KWARGS = {"net_arch": [8]}
 
 SPARSITY_MESSAGE = r"it must be a number in \[0, 1\)"
 CHOICE_MESSAGE = "is not valid; choose one of"
-REGIMES = "'dense', 'static', 'set', 'rigl', 'gmp', 'ne'"
+REGIMES = "'dense', 'static', 'set', 'rigl', 'gmp', 'ne', 'srigl'"
 
 # (keyword arguments, regex the message must match)
 BAD_ARGUMENTS: list[tuple[dict[str, Any], str]] = [

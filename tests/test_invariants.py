@@ -13,10 +13,11 @@ from sb3_sparse import SparseSAC, SparseSACPolicy, SparseTD3, SparseTD3Policy, T
 from sb3_sparse.common.deploy import export_policy, load_policy
 from sb3_sparse.core.distributions import active_count, erdos_renyi_scale
 from sb3_sparse.core.masking import get_mask, is_sparse, sparse_weights
+from sb3_sparse.core.regimes import get_regime
 
 SMALL = {"net_arch": [32, 32]}
 ALGOS = {"sac": SparseSAC, "td3": SparseTD3}
-REGIMES = ["dense", "static", "set", "rigl", "gmp", "ne"]
+REGIMES = ["dense", "static", "set", "rigl", "gmp", "ne", "srigl"]
 
 
 def networks(policy: Any) -> dict[str, tuple[str, Any]]:
@@ -90,9 +91,13 @@ class InvariantChecker(BaseCallback):
         policy = self.model.policy
         for network, (module, net) in networks(policy).items():
             for name, owner, weight in net:
-                # Per-layer active count matches its initial density within one weight.
+                # Per-layer active count matches its initial density within one weight (a whole number of weights
+                # per unit with constant fan-in).
                 n_active = int(mask_of(owner, weight).sum())
-                assert abs(n_active - self.expected_density[module] * getattr(owner, weight).numel()) <= 1, (network, name)
+                shape = tuple(getattr(owner, weight).shape)
+                expected = active_count(shape, self.expected_density[module])
+                regime = get_regime(policy.module_configs[module].regime)
+                assert abs(n_active - regime.layer_count(shape, expected)) <= 1, (network, name)
         self.counts = active_counts(policy)
         self.previous = masks(policy)
         check_exact_zeros(policy)
@@ -214,7 +219,7 @@ def test_every_regime_keeps_the_invariants(algo, regime, backend):
     for network in ("actor", "critic"):
         assert state[network]["n_updates"] == 3
     final_counts = active_counts(model.policy)
-    if regime in ("set", "rigl"):
+    if regime in ("set", "rigl", "srigl"):
         assert final_counts == initial_counts
     else:
         # gmp and ne reached their final sparsity at the end of the window (step 120).
@@ -466,7 +471,7 @@ WRITES = {
     "polyak": _polyak_from_noise,
     "fused adam": _fused_adam_step,
 }
-BACKENDS = ["masked", "csr", "auto"]
+BACKENDS = ["masked", "csr", "condensed", "auto"]
 
 
 def written_model(backend: str, write: str, network: str) -> Any:

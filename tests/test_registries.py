@@ -177,8 +177,9 @@ def test_distribution_giving_bad_densities_is_refused():
 
 
 def test_user_backend_from_the_constructor():
+    valid = "'auto', 'masked', 'csr', 'condensed'"
     with pytest.raises(
-        ValueError, match=r"backend='auto_gpu' is not valid \(did you mean 'auto'\?\); choose one of 'auto', 'masked', 'csr'$"
+        ValueError, match=rf"backend='auto_gpu' is not valid \(did you mean 'auto'\?\); choose one of {valid}$"
     ):
         tiny_sac(backend="auto_gpu")
     calls = []

@@ -26,7 +26,7 @@ from sb3_sparse.td3.policies import MultiInputPolicy as TD3MultiInputPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGOS = {"sac": (SparseSAC, SparseSACPolicy), "td3": (SparseTD3, SparseTD3Policy)}
-REGIMES = ["dense", "static", "set", "rigl", "gmp", "ne"]
+REGIMES = ["dense", "static", "set", "rigl", "gmp", "ne", "srigl"]
 
 
 def small() -> dict[str, Any]:
@@ -245,7 +245,7 @@ def test_save_load_every_regime(tmp_path, algo, regime):
     assert bool(masks(loaded.policy)) == (regime != "dense")
     loaded.learn(60, reset_num_timesteps=False, callback=ZeroChecker())
     assert_exact_zeros(loaded.policy)
-    if regime in ("set", "rigl", "gmp", "ne"):
+    if regime in ("set", "rigl", "gmp", "ne", "srigl"):
         assert loaded.dst_state["modules"]["critic"]["n_updates"] > model.dst_state["modules"]["critic"]["n_updates"]
 
 

@@ -372,7 +372,7 @@ def test_best_trial_export_round_trips():
         ({"actor_sparsity": 0.8}, "'actor_sparsity' is no longer an argument of SparseSAC: use modules: {actor: {sparsity"),
         ({"drop_fraction_schedule": "linear"}, "drop_fraction_schedule='linear' is not valid"),
         ({"topology_update_interval": 0}, "topology_update_interval=0 is not valid"),
-        ({"backend": "sparse"}, "backend='sparse' is not valid; choose one of 'auto', 'masked', 'csr'"),
+        ({"backend": "sparse"}, "backend='sparse' is not valid; choose one of 'auto', 'masked', 'csr', 'condensed'"),
         ({"modules": {"critic": {"backend": "cs"}}}, "backend='cs' is not valid (did you mean 'csr'?)"),
         ({"erdos_renyi_lambdas": [7, 64]}, "erdos_renyi_lambdas is only valid with sparsity_distribution='erdos_renyi'"),
         ({"policy_kwargs": {"sparsity": 0.9}}, "policy_kwargs sets ['sparsity']; make them top-level keys"),
@@ -832,7 +832,7 @@ def test_a_user_regime_works_from_a_yaml_file_and_tune(user_regime, tmp_path, ca
     assert main(["train", *args, "--gym-packages", user_regime]) == 0
     model = SparseSAC.load(tmp_path / "logs" / "sparse_sac" / "Pendulum-v1_1" / "Pendulum-v1.zip")
     assert {config.regime for config in model.policy.module_configs.values()} == {"half_set"}
-    assert "dense, static, set, rigl, gmp, ne, half_set" in usage()
+    assert "dense, static, set, rigl, gmp, ne, srigl, half_set" in usage()
     assert "half_set" in dst_search_space()["regime"][1]
     tune = ["-n", "100", "--n-trials", "1", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots"]
     tune += ["--sampler", "random", "--storage", "s.log", "--study-name", "s", "--gym-packages", user_regime]

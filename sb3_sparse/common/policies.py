@@ -181,7 +181,7 @@ class SparsePolicyMixin:
         A runtime switch (results are the same up to float rounding); the ``backend`` DST argument sets the
         one a model is built and loaded with.
 
-        :param backend: ``"auto"``, ``"masked"`` or ``"csr"``
+        :param backend: ``"auto"``, ``"masked"``, ``"csr"``, ``"condensed"`` or a registered one
         :param frozen: the policy is only used for inference from now on (see
             :func:`~sb3_sparse.core.backends.set_backend`)
         """

@@ -131,6 +131,22 @@ RECIPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "topology_update_end": 0.8,
         },
     ),
+    # SRigL (Lasby et al. 2024) on the RigL recipe above: constant fan-in per unit, drop and grow per unit, units
+    # with fewer than 30% of their fan-in among the weights RigL would keep or grow ablated (the paper's gamma_sal).
+    "srigl": (
+        ALL,
+        {
+            "regime": "srigl",
+            "sparsity": 0.9,
+            "sparsity_distribution": "erk",
+            "sparse_layers": "all",
+            "topology_update_interval": 1000,
+            "drop_fraction": 0.5,
+            "drop_fraction_schedule": "cosine",
+            "topology_update_end": 0.8,
+            "ablation_threshold": 0.3,
+        },
+    ),
     # Graesser et al. (2022) SAC pruning: dense to 90% ERK between 20% and 80% of training, every 1000 steps.
     "gmp": (
         ALL,
@@ -266,7 +282,7 @@ def recipe_algorithms(name: str) -> tuple[str, ...]:
 def sparse_recipe(name: str, env_id: str | None = None, algorithm: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments of a published recipe.
 
-    :param name: one of ``"ds_td3"``, ``"ds_sac"``, ``"rlx2"``, ``"mast"``, ``"rigl"``, ``"gmp"``,
+    :param name: one of ``"ds_td3"``, ``"ds_sac"``, ``"rlx2"``, ``"mast"``, ``"rigl"``, ``"srigl"``, ``"gmp"``,
         ``"graesser_ppo"``, ``"gmp_ppo"``, ``"ne"``, ``"set"``, ``"static"``, ``"mst"``
     :param env_id: for ``"ds_td3"`` / ``"ds_sac"``, a MuJoCo env (e.g. ``"HalfCheetah-v5"``) whose
         published Erdos-Renyi lambdas to use; without it the 50% sparsity is spread uniformly

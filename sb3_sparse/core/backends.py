@@ -8,14 +8,23 @@ masks, optimizer state and ``state_dict`` are the same whatever computes the pro
   weights, and the weight gradient only at active positions (``torch.sparse.sampled_addmm``),
   scattered into a dense gradient that is exactly 0 at pruned positions. The full dense weight
   gradient is computed only while the engine asks for it (just before a gradient-grown update);
-- ``"auto"``: per layer and per call, ``"csr"`` where the layer's shape, density, batch and device
+- ``"condensed"``: for products without gradients (target networks, acting, deployed policies), each unit's
+  active weights as a dense ``[out, k]`` value matrix, gathered from the masked weight at every call, with
+  their input indices ``[out, k]`` (constant fan-in, as ``srigl``'s masks; rows with fewer entries are padded
+  with zeros): ``y[:, o] = sum_k W[o, idx[o, k]] x[:, idx[o, k]]``, computed as weighted bags of the rows of
+  ``x.T`` (``F.embedding_bag``), which never materialises the gather. Training products (forward, input and
+  weight gradients) run on the CSR kernel, which was faster than every condensed formulation measured
+  (``benchmarks/crossover.py --condensed``);
+- ``"auto"``: per layer and per call, ``"condensed"`` for products without gradients where it was measured
+  faster (:data:`CONDENSED_CROSSOVER`: batch 256), else ``"csr"`` where the layer's shape, density, batch and device
   make it faster (this machine's calibration, ``sb3-sparse calibrate``, else :data:`CROSSOVER`), ``"masked"``
   elsewhere.
 
 A masked ``nn.Linear`` (a :class:`~sb3_sparse.core.masking.MaskedLinear`) with a backend other than ``"masked"``
 becomes a :class:`SparseLinear` (its class is swapped in place, as ``torch.nn.utils.parametrize`` does: same
-object, parameters, hooks and ``state_dict`` keys), so a model trained with one backend loads and continues with the other.
-Only ``float32`` ``nn.Linear`` layers use CSR; other layers, ONNX export and tracing use ``"masked"``.
+object, parameters, hooks and ``state_dict`` keys), so a model trained with one backend loads and continues with
+the other. Only ``float32`` ``nn.Linear`` layers use CSR or condensed products; other layers, ONNX export and
+tracing use ``"masked"``.
 """
 
 import bisect
@@ -86,6 +95,16 @@ CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     },
 }
 
+#: Where ``"auto"`` computes a product without gradients condensed, per device type and mode, in the layout of
+#: :data:`CROSSOVER` (``benchmarks/crossover.py --condensed``, one thread of a 2-vCPU AMD EPYC VM; see
+#: ``docs/benchmarks/throughput/condensed``). Time / masked time at batch 256, density 0.1 / 0.02, constant
+#: fan-in: width 1024 0.09 / 0.02 (CSR 0.54 / 0.04), width 256 0.23 / 0.13 (CSR 0.39 / 0.15); masks drawn over
+#: the whole layer (rows padded to the longest): 0.10 / 0.03 and 0.29 / 0.16. At batch 1 it lost to the masked
+#: or the CSR product. Training never uses it (its products are CSR's); frozen layers were not measured.
+CONDENSED_CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
+    "cpu": {"inference": {256: [(0, 0.0), (256, 0.1)]}},
+}
+
 #: Attribute (in the module's ``__dict__``) marking a layer frozen for inference (its CSR values are cached).
 FROZEN_ATTRIBUTE = "_sparse_frozen"
 
@@ -105,6 +124,8 @@ class CsrLayout:
     density: float
     #: the backend's choice per (mode, batch), kept until the mask changes
     choices: dict[tuple[str, int], str] = field(default_factory=dict)
+    #: the condensed index (:func:`condensed_index`), built on first use
+    condensed: tuple[th.Tensor, th.Tensor, th.Tensor | None] | None = None
 
     @classmethod
     def of(cls, mask: th.Tensor) -> "CsrLayout":
@@ -128,6 +149,37 @@ class CsrLayout:
 def _row_pointers(rows: th.Tensor, n_rows: int) -> th.Tensor:
     counts = th.bincount(rows, minlength=n_rows)
     return th.cat([counts.new_zeros(1), counts.cumsum(0)]).to(th.int32)
+
+
+def condensed_index(layout: CsrLayout, shape: tuple[int, int]) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+    """Per unit (row), the flat weight indices ``[out, k]`` of its active entries and their input indices, with
+    ``k`` the largest row count; shorter rows are padded with their first position, which the returned
+    ``[out, k]`` 0/1 validity multiplies by 0 (``None``: no padding, every row holds ``k``: constant fan-in)."""
+    if layout.condensed is None:
+        n_out, n_in = shape
+        counts = (layout.crow[1:] - layout.crow[:-1]).long()
+        width = int(counts.max()) if n_out else 0
+        rows = th.repeat_interleave(th.arange(n_out, device=counts.device), counts)
+        slots = th.arange(layout.flat.numel(), device=counts.device) - layout.crow[:-1].long()[rows]
+        index = (th.arange(n_out, device=counts.device) * n_in).unsqueeze(1).repeat(1, width)
+        index[rows, slots] = layout.flat
+        slot = th.arange(width, device=counts.device)
+        valid = None if bool((counts == width).all()) else (slot < counts.unsqueeze(1)).float()
+        layout.condensed = (index, index % n_in, valid)
+    return layout.condensed
+
+
+@th.no_grad()
+def condensed_linear(x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None, module: nn.Module) -> th.Tensor:
+    """``x @ W.T + b`` for a 2-D ``x``, without gradients: per unit, the bag of the rows of ``x.T`` at its input
+    indices, weighted by its active weights (the result comes column by column, as the next layer reads it)."""
+    index, columns, valid = condensed_index(csr_layout(module), (weight.shape[0], weight.shape[1]))
+    values = weight.view(-1)[index]
+    if valid is not None:
+        values = values * valid
+    # the bags read rows of x.T: on a row-major x they would stride through memory (100x slower, measured)
+    out = F.embedding_bag(columns, column_major(x).t(), per_sample_weights=values, mode="sum").t()
+    return out if bias is None else out + bias
 
 
 def csr_layout(module: nn.Module) -> CsrLayout:
@@ -227,11 +279,18 @@ def crossover_density(device: str, mode: str, batch: int, width: int) -> float:
     """
     calibrated = calibrated_crossover() if device == "cpu" else None
     table = calibrated[mode] if calibrated and mode in calibrated else CROSSOVER.get(device, {}).get(mode, {})
+    return _highest(_at_batch(table, batch), width)
+
+
+def _at_batch(table: dict[int, list[tuple[int, float]]], batch: int) -> list[tuple[int, float]]:
+    """The entries of the largest batch of ``table`` that ``batch`` reaches (none: ``[]``)."""
     batches = sorted(table)
     index = bisect.bisect_right(batches, batch) - 1
-    if index < 0:
-        return 0.0
-    sizes = table[batches[index]]
+    return table[batches[index]] if index >= 0 else []
+
+
+def _highest(sizes: list[tuple[int, float]], width: int) -> float:
+    """The density of the largest width entry that ``width`` reaches (0: none)."""
     position = bisect.bisect_right([size for size, _ in sizes], width) - 1
     return sizes[position][1] if position >= 0 else 0.0
 
@@ -249,11 +308,14 @@ class SparseLinear(MaskedLinear):
         training = th.is_grad_enabled() and (weight.requires_grad or input.requires_grad)
         mode = "training" if training else "frozen" if self.__dict__.get(FROZEN_ATTRIBUTE) else "inference"
         batch = input.numel() // self.in_features if input.dim() else 1
-        if layer_backend(self, batch, mode) == "masked":
+        backend = layer_backend(self, batch, mode)
+        if backend == "masked":
             zero_pruned(self, "weight")
             return F.linear(input, weight, bias)
         x = input.reshape(-1, self.in_features)
-        if training:
+        if backend == "condensed" and not training:
+            out = condensed_linear(x, weight, bias, self)
+        elif training:  # "csr" and "condensed"
             out = _CsrLinear.apply(x, weight, bias, self)
         else:
             with th.no_grad():
@@ -262,7 +324,7 @@ class SparseLinear(MaskedLinear):
 
 
 def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
-    """The backend that computes the next product of ``module`` (``"masked"`` or ``"csr"``).
+    """The backend that computes the next product of ``module`` (``"masked"``, ``"csr"`` or ``"condensed"``).
 
     Runs before every product of a :class:`SparseLinear`, so the choice is cached with the layer's CSR layout
     (a new mask, device or dtype brings a new layout) per ``(mode, batch)``. ONNX export, tracing and
@@ -281,10 +343,15 @@ def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
 
 
 def auto_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str:
-    """Per layer and batch, CSR where it was measured faster (:func:`crossover_density`), masked elsewhere."""
+    """Per layer and batch, condensed or CSR where measured faster (:data:`CONDENSED_CROSSOVER`,
+    :func:`crossover_density`), masked elsewhere."""
     # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
+    density = density * (1 - 1e-4)
+    condensed = CONDENSED_CROSSOVER.get(weight.device.type, {}).get(mode, {})
+    if density <= _highest(_at_batch(condensed, batch), max(weight.shape)):
+        return "condensed"
     highest = crossover_density(weight.device.type, mode, batch, max(weight.shape))
-    return "csr" if density * (1 - 1e-4) <= highest else "masked"
+    return "csr" if density <= highest else "masked"
 
 
 def masked_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str:
@@ -297,10 +364,16 @@ def csr_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str
     return "csr"
 
 
+def condensed_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str:
+    """Condensed products (each unit's active weights) without gradients, CSR products in training."""
+    return "condensed"
+
+
 #: The backend registry: name -> f(weight, density, batch, mode) -> the product that computes the layer's next
-#: call, ``"masked"`` or ``"csr"`` (asked once per layer, mask and ``(mode, batch)``; ``mode`` is one of :data:`MODES`).
+#: call, ``"masked"``, ``"csr"`` or ``"condensed"`` (asked once per layer, mask and ``(mode, batch)``; ``mode`` is
+#: one of :data:`MODES`).
 BACKENDS: Registry[Callable[[th.Tensor, float, int, str], str]] = Registry(
-    "backend", {"auto": auto_backend, "masked": masked_backend, "csr": csr_backend}
+    "backend", {"auto": auto_backend, "masked": masked_backend, "csr": csr_backend, "condensed": condensed_backend}
 )
 
 
@@ -312,7 +385,7 @@ def _choose(module: nn.Module, backend: str, batch: int, mode: str, layout: CsrL
 
 
 def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
-    """Compute every masked ``nn.Linear`` weight below ``root`` with ``backend`` (``"auto"``, ``"masked"``, ``"csr"``).
+    """Compute every masked ``nn.Linear`` weight below ``root`` with ``backend`` (a name in :data:`BACKENDS`).
 
     Layers that are not exactly ``nn.Linear`` (convolutions, subclasses) keep the masked backend.
 
@@ -324,6 +397,9 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
     for _, module, name in sparse_weights(root):
         if name != "weight" or type(module) not in (MaskedLinear, SparseLinear):
             continue
+        layout = weight_state(module).csr_layout
+        if layout is not None:
+            layout.choices.clear()  # chosen by the previous backend
         if backend == "masked":
             module.__class__ = MaskedLinear
             module.__dict__.pop(BACKEND_ATTRIBUTE, None)

@@ -82,14 +82,17 @@ def measure(
     rounds: int,
     warmup: int = 3,
     min_seconds: float = 0.0,
+    per_unit: bool = False,
 ) -> float:
     """Median over ``rounds`` of csr time / masked time for one layer (the two backends alternate).
 
     :param warmup: untimed passes before each timing (the first builds the CSR layout)
     :param min_seconds: see :func:`layer_time`
+    :param per_unit: a mask with constant fan-in (every row the same count, as ``srigl``'s) instead of one drawn
+        over the whole layer
     """
     layer = nn.Linear(width, width)
-    sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * width * width)), "random"))
+    sparsify(layer, "weight", init_mask(layer.weight, max(1, round(density * width * width)), "random", per_unit))
     # inputs and gradients laid out as inside a network of sparse layers (column by column, see
     # sb3_sparse.core.backends.column_major)
     x = th.randn(width, batch).t().requires_grad_(mode == "training")

@@ -107,7 +107,8 @@ class ModuleConfig:
     """The DST settings of one module (a named group of weights, e.g. the critic).
 
     :param regime: how the mask evolves: ``"dense"``, ``"static"``, ``"set"``, ``"rigl"``, ``"gmp"``
-        (dense-to-sparse pruning), ``"ne"`` (sparse-to-dense growth) or a registered one
+        (dense-to-sparse pruning), ``"ne"`` (sparse-to-dense growth), ``"srigl"`` (RigL with constant fan-in and
+        neuron ablation) or a registered one
         (:data:`~sb3_sparse.core.regimes.REGIMES`)
     :param sparsity: (final) fraction of the sparse layers' weights that are pruned, in [0, 1)
     :param initial_sparsity: sparsity at the start (default: the regime's; ``gmp`` starts dense,
@@ -130,7 +131,8 @@ class ModuleConfig:
     :param schedule_unit: what the steps above count: ``"env_steps"`` or ``"gradient_steps"`` of the module
         (RigL and RLx2 count training iterations; it matters when there is more than one per env step)
     :param backend: what computes the sparse layers' products: ``"masked"`` (dense products on the masked
-        weights), ``"csr"`` (sparse products of the active weights) or ``"auto"`` (per layer and batch,
+        weights), ``"csr"`` (sparse products of the active weights), ``"condensed"`` (gathered sums of each unit's
+        active weights, for constant fan-in) or ``"auto"`` (per layer and batch,
         whichever was measured faster), or a registered one (:data:`~sb3_sparse.core.backends.BACKENDS`);
         every backend gives the same results up to float rounding
     :param plasticity_metrics: measure the module's plasticity diagnostics (dormant-unit ratio, near-zero
@@ -141,6 +143,9 @@ class ModuleConfig:
     :param recycle_dormant: at each update of the module (each ``topology_update_interval`` inside the update
         window, for any regime, ``static`` and ``dense`` included), recycle its dormant units as ReDo does:
         fresh incoming weights (pruned positions stay 0), zero outgoing weights, fresh optimizer state
+    :param ablation_threshold: SRigL's gamma_sal in [0, 1], for regimes with constant fan-in (``"srigl"``): at an
+        update, a unit with fewer than this fraction of its fan-in among the weights RigL would keep or grow is
+        ablated (0: never); the default, 0.3, is the paper's
     """
 
     regime: str = "set"
@@ -160,6 +165,7 @@ class ModuleConfig:
     plasticity_metrics: bool = True
     dormant_threshold: float = 0.1
     recycle_dormant: bool = False
+    ablation_threshold: float = 0.3
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -193,6 +199,9 @@ class ModuleConfig:
             raise ValueError(f"dormant_threshold={self.dormant_threshold!r} is not valid; it must be a number in [0, 1)")
         set_(self, "dormant_threshold", float(self.dormant_threshold))
         set_(self, "recycle_dormant", check_bool("recycle_dormant", self.recycle_dormant))
+        if not is_number(self.ablation_threshold) or not 0.0 <= self.ablation_threshold <= 1.0:
+            raise ValueError(f"ablation_threshold={self.ablation_threshold!r} is not valid; it must be a number in [0, 1]")
+        set_(self, "ablation_threshold", float(self.ablation_threshold))
         get_regime(self.regime).check(self)
 
     @property

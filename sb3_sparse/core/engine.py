@@ -36,7 +36,7 @@ from sb3_sparse.core.optim import check_optimizer, reset_state
 from sb3_sparse.core.plasticity import PlasticityProbe, incoming_indices, recycle_layers
 from sb3_sparse.core.regimes import get_regime
 from sb3_sparse.core.schedules import UpdateSchedule, layer_targets
-from sb3_sparse.core.update import init_mask, update_mask
+from sb3_sparse.core.update import init_mask, update_fan_in, update_mask
 
 #: A weight that may be made sparse: (owning module, parameter name, role, depth in its chain).
 Candidate = tuple[nn.Module, str, str, int]
@@ -59,13 +59,16 @@ def sparsify_module(config: ModuleConfig, candidates: Sequence[Candidate]) -> in
 
     :return: the number of weights made sparse (0 for the ``dense`` regime)
     """
-    if not get_regime(config.regime).masked:
+    regime = get_regime(config.regime)
+    if not regime.masked:
         return 0
-    selected = [(module, name, depth) for module, name, role, depth in candidates if role in config.sparse_layers]
-    shapes = [matrix_shape(getattr(module, name)) for module, name, _ in selected]
-    counts = layer_targets(config, shapes, config.start_sparsity, [depth for _, _, depth in selected])
-    for (module, name, _), count in zip(selected, counts, strict=True):
-        sparsify(module, name, init_mask(getattr(module, name), count, config.mask_init))
+    selected = [candidate for candidate in candidates if candidate[2] in config.sparse_layers]
+    shapes = [matrix_shape(getattr(module, name)) for module, name, _, _ in selected]
+    counts = layer_targets(config, shapes, config.start_sparsity, [depth for _, _, _, depth in selected])
+    for (module, name, role, _), shape, count in zip(selected, shapes, counts, strict=True):
+        count = regime.layer_count(shape, count)
+        sparsify(module, name, init_mask(getattr(module, name), count, config.mask_init, regime.constant_fan_in))
+        weight_state(module, name).role = role
         set_backend(module, config.backend)
     return len(selected)
 
@@ -385,7 +388,14 @@ class SparseEngine:
             mask = get_mask(module, weight_name)
             n_swap = schedule.swap_count(n_active, n_target, progress)
             dense_grad = weight_state(module, weight_name).dense_grad
-            dropped, grown = update_mask(weight, mask, n_target, n_swap, regime.drop_score, regime.grow_score, dense_grad)
+            if regime.constant_fan_in:
+                assert regime.grow_score is not None
+                ablation = 0.0 if weight_state(module, weight_name).role == "output" else self.configs[name].ablation_threshold
+                dropped, grown = update_fan_in(
+                    weight, mask, n_target, n_swap, regime.drop_score, regime.grow_score, dense_grad, ablation
+                )
+            else:
+                dropped, grown = update_mask(weight, mask, n_target, n_swap, regime.drop_score, regime.grow_score, dense_grad)
             set_mask(module, weight_name, mask)
             extra = (dormant or {}).get(module) if regime.resets_dormant and weight_name == "weight" else None
             changed_positions = th.cat([dropped, grown, *([] if extra is None else [extra.to(dropped.device)])])

@@ -43,6 +43,8 @@ class WeightState:
     def __init__(self) -> None:
         # Keep the dense gradient of each backward pass (for gradient growth)?
         self.track_dense_grad = False
+        # The layer's place in its network ("input", "hidden", "output"; None: not known): SRigL never ablates a head.
+        self.role: str | None = None
         self.last_dense_grad: th.Tensor | None = None
         # The dense gradient of the loss that the module's optimizer last stepped on.
         self.dense_grad: th.Tensor | None = None
@@ -59,6 +61,7 @@ class WeightState:
         # Gradients and caches are transient: not worth pickling.
         return {
             "track_dense_grad": self.track_dense_grad,
+            "role": self.role,
             "last_dense_grad": None,
             "dense_grad": None,
             "hooked": None,
@@ -70,6 +73,7 @@ class WeightState:
     def __deepcopy__(self, memo: dict[int, Any]) -> "WeightState":
         copy = WeightState()
         copy.track_dense_grad = self.track_dense_grad
+        copy.role = self.role
         return copy
 
 

@@ -40,6 +40,10 @@ class Regime:
     #: reset the optimizer state of the incoming weights of the module's dormant units at each update (a unit is
     #: dormant when its ReDo score is at most the module's ``dormant_threshold``)
     resets_dormant: ClassVar[bool] = False
+    #: every unit (row of a weight) holds the same number of incoming weights, at initialisation and after each
+    #: update, which drops and grows per unit (:func:`~sb3_sparse.core.update.update_fan_in`); the layers' active
+    #: counts are whole multiples of their fan-out (:meth:`layer_count`)
+    constant_fan_in: ClassVar[bool] = False
 
     @classmethod
     def check(cls, config: "ModuleConfig") -> None:
@@ -61,6 +65,16 @@ class Regime:
         """Connections to exchange at an update (on top of reaching ``n_target``)."""
         fraction = DROP_FRACTION_SCHEDULES[config.drop_fraction_schedule](config.drop_fraction, progress)
         return math.floor(fraction * n_active)
+
+    @classmethod
+    def layer_count(cls, shape: tuple[int, int], count: int) -> int:
+        """The active count of a layer of weight ``shape`` (fan-out, fan-in) that its distribution gives ``count``:
+        with constant fan-in, a whole number of weights per unit, the nearest to ``count / fan-out`` (halves
+        rounded up; at least one)."""
+        if not cls.constant_fan_in:
+            return count
+        n_out, n_in = shape
+        return n_out * min(n_in, max(1, (2 * count + n_out) // (2 * n_out)))
 
     @classmethod
     def uses_gradient(cls) -> bool:
@@ -172,8 +186,33 @@ class NE(Regime):
         return super().swap_count(config, n_active, n_target, progress)
 
 
+class SRigL(Regime):
+    """SRigL (Lasby et al. 2024): RigL with constant fan-in per unit, and units of low saliency ablated.
+
+    Every unit (output neuron) of a layer holds the same number ``k`` of incoming weights: the layer's active
+    count under the distribution divided by its fan-out, rounded to the nearest whole number (at least 1; see
+    :meth:`~Regime.layer_count`). At an update that exchanges ``floor(drop_fraction x n)`` of the layer's ``n``
+    active weights, each of its ``m`` living units drops ``floor(drop_fraction x n / m)`` of its active weights
+    of lowest ``|w|`` and grows as many of its positions of highest dense-gradient ``|dL/dw|``.
+    Before that, each unit's saliency is counted: its weights among those RigL would keep (the layer's largest
+    ``|w|``) or grow (the layer's largest inactive ``|dL/dw|``). A unit with fewer than ``ablation_threshold x k``
+    salient weights is ablated: all its incoming weights are pruned, and the layer's count goes to the living
+    units, so it stays exactly its target: ``m`` living units hold ``n // m`` weights each, and the ``n mod m``
+    most salient of them one more (no remainder without ablation). An ablated unit whose saliency comes back is
+    grown again. At most as many units are ablated as leave the living ones room for the layer's count, and
+    output layers (the heads) are never ablated.
+    """
+
+    name = "srigl"
+    grow_score = "gradient"
+    dynamic = True
+    constant_fan_in = True
+
+
 #: The regime registry: name -> class (add to it with :func:`register_regime`).
-REGIMES: Registry[type[Regime]] = Registry("regime", {regime.name: regime for regime in (Dense, Static, SET, RigL, GMP, NE)})
+REGIMES: Registry[type[Regime]] = Registry(
+    "regime", {regime.name: regime for regime in (Dense, Static, SET, RigL, GMP, NE, SRigL)}
+)
 
 
 def register_regime(regime: type[Regime]) -> type[Regime]:
@@ -183,6 +222,8 @@ def register_regime(regime: type[Regime]) -> type[Regime]:
     """
     if not (isinstance(regime, type) and issubclass(regime, Regime)) or not regime.name:
         raise ValueError(f"{regime!r} is not a Regime subclass with a name")
+    if regime.constant_fan_in and regime.grow_score is None:
+        raise ValueError(f"{regime.__name__} has constant_fan_in but no grow_score: its updates must regrow per unit")
     SCORES.check(regime.drop_score, "drop_score")
     if regime.grow_score is not None:
         SCORES.check(regime.grow_score, "grow_score")

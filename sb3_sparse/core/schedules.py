@@ -180,7 +180,8 @@ class UpdateSchedule:
         at ``progress``; a regime with a constant sparsity keeps the current counts."""
         if self.regime.sparsity_schedule == "constant":
             return list(current)
-        return layer_targets(self.config, shapes, self.sparsity(progress), [0] * len(shapes))
+        counts = layer_targets(self.config, shapes, self.sparsity(progress), [0] * len(shapes))
+        return [self.regime.layer_count(shape, count) for shape, count in zip(shapes, counts, strict=True)]
 
     def swap_count(self, n_active: int, n_target: int, progress: float) -> int:
         """The connections a layer exchanges at an update, on top of reaching ``n_target``: the regime's rule (which

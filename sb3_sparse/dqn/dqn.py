@@ -75,8 +75,9 @@ class SparseDQN(SparseAlgorithmMixin, DQN):
     :param topology_update_end: last step of mask updates (int), or fraction of the run (float); ``gmp``
         and ``ne`` reach their final sparsity there
     :param schedule_unit: ``"env_steps"`` or ``"gradient_steps"`` (each module's own optimizer steps)
-    :param backend: what computes the sparse layers' products: ``"auto"`` (per layer and batch, CSR sparse
-        products where they were measured faster, dense masked products elsewhere), ``"masked"`` or ``"csr"``
+    :param backend: what computes the sparse layers' products: ``"auto"`` (per layer and batch, CSR or condensed
+        products where they were measured faster, dense masked products elsewhere), ``"masked"``, ``"csr"`` or
+        ``"condensed"`` (gathered sums of each unit's active weights, for constant fan-in)
     :param plasticity_metrics: log each module's plasticity diagnostics (dormant-unit ratio, near-zero weight
         fraction, feature rank, weight and gradient norms) under ``plasticity/`` once per
         ``topology_update_interval``; ``False`` switches them off (no hook is set at all)
@@ -85,6 +86,8 @@ class SparseDQN(SparseAlgorithmMixin, DQN):
     :param recycle_dormant: recycle the dormant units at each update of a module, as ReDo does (fresh incoming
         weights, zero outgoing weights, fresh optimizer state), whatever its regime (``static`` and ``dense``
         modules at each ``topology_update_interval`` of their update window)
+    :param ablation_threshold: SRigL's gamma_sal, in [0, 1], for the ``srigl`` regime: at an update, a unit with
+        fewer than this fraction of its fan-in among the weights RigL would keep or grow is ablated (0: never)
     :param modules: per-module overrides of the settings above, e.g.
         ``{"q_net": {"regime": "rigl", "sparsity": 0.8}}``; modules: ``"q_net"``
     :param target_operator: how the TD target reduces the target network's next Q-values over the actions:
@@ -150,6 +153,7 @@ class SparseDQN(SparseAlgorithmMixin, DQN):
         plasticity_metrics: bool = True,
         dormant_threshold: float = 0.1,
         recycle_dormant: bool = False,
+        ablation_threshold: float = 0.3,
         modules: dict[str, dict[str, Any]] | None = None,
         target_operator: str = "max",
         mellowmax_omega: float = 10.0,

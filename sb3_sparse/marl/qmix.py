@@ -123,7 +123,7 @@ class QMIX(SparseAlgorithmMixin, BaseAlgorithm):
     :param seed: seed of the random generators (Python, NumPy, PyTorch, the env's first reset, sampling)
     :param device: device of the networks (``"auto"``: CUDA when available)
     :param regime: how each sparse module's mask evolves (``"dense"`` by default: EPyMARL's QMIX); the DST
-        settings from here to ``recycle_dormant`` are those of :class:`~sb3_sparse.core.config.ModuleConfig`,
+        settings from here to ``ablation_threshold`` are those of :class:`~sb3_sparse.core.config.ModuleConfig`,
         for every module (``agent``, and ``mixer`` with its hypernetworks)
     :param modules: per-module overrides of the DST settings, e.g. ``{"mixer": {"sparsity": 0.8}}``
     :param _init_setup_model: whether to build the networks and buffer now
@@ -186,6 +186,7 @@ class QMIX(SparseAlgorithmMixin, BaseAlgorithm):
         plasticity_metrics: bool = True,
         dormant_threshold: float = 0.1,
         recycle_dormant: bool = False,
+        ablation_threshold: float = 0.3,
         modules: dict[str, dict[str, Any]] | None = None,
         _init_setup_model: bool = True,
     ) -> None:
