@@ -521,6 +521,8 @@ HELP_COMMANDS = [
     ["plot", "all"],
     ["plot", "from-file"],
     ["best"],
+    ["agents"],
+    ["enjoy", "--pretrained"],
 ]
 
 
