@@ -72,9 +72,9 @@ class Spec:
 
 SPECS = [
     Spec("sparse_sac", "Pendulum-v1", "RigL, 90% uniform, output layers dense", "-params regime:\"'rigl'\" sparsity:0.9"),
-    Spec("sparse_td3", "Pendulum-v1", "SET (DS-TD3), 50% uniform, output layers dense"),
-    Spec("sparse_tqc", "Pendulum-v1", "SET, 50% uniform, output layers dense"),
-    Spec("sparse_dqn", "CartPole-v1", "SET, 50% uniform, output layer dense"),
+    Spec("sparse_td3", "Pendulum-v1", "SET (DS-TD3), 90% uniform, output layers dense", "-params sparsity:0.9"),
+    Spec("sparse_tqc", "Pendulum-v1", "SET, 90% uniform, output layers dense", "-params sparsity:0.9"),
+    Spec("sparse_dqn", "CartPole-v1", "RigL, 90% uniform, output layer dense", "-params regime:\"'rigl'\" sparsity:0.9"),
     Spec(
         "qmix",
         "simple_spread_v3",
@@ -85,8 +85,8 @@ SPECS = [
     Spec(
         "sparse_sac",
         "InvertedPendulum-v5",
-        "SET (DS-SAC), 50% uniform, output layers dense",
-        "-n 20000",
+        "SET (DS-SAC), 90% uniform, output layers dense",
+        "-n 20000 -params sparsity:0.9",
         budget="reduced: 20k of 1M steps",
     ),
 ]

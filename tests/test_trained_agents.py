@@ -68,3 +68,9 @@ def test_missing_pretrained_agent_is_one_line(capsys):
     assert len(err) == 1
     assert err[0].startswith("sb3-sparse enjoy: error: no pretrained agent for --algo sparse_sac --env Humanoid-v5; available: ")
     assert all(f"{agent.algo} on {agent.env}" in err[0] for agent in AGENTS)
+
+
+def test_multi_agent_agents_are_not_recorded(tmp_path, capsys):
+    assert main(["enjoy", "--algo", "qmix", "--env", "simple_spread_v3", "--pretrained", "--record", str(tmp_path / "v")]) == 2
+    assert "--record is for single-agent agents" in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()

@@ -148,6 +148,36 @@ def make_agent_env(agent: TrainedAgent, render_mode: str | None = None) -> Any:
     return gym.make(agent.env, render_mode=render_mode)
 
 
+def play(
+    policy: Any,
+    env: Any,
+    seed: int = 0,
+    deterministic: bool = True,
+    n_steps: int | None = None,
+    n_episodes: int | None = None,
+    verbose: bool = False,
+) -> list[float]:
+    """Act with ``policy.predict`` for ``n_steps`` env steps or ``n_episodes`` episodes, whichever ends first.
+
+    :return: the returns of the episodes that ended (each printed when ``verbose``)
+    """
+    returns: list[float] = []
+    total, steps = 0.0, 0
+    obs, _ = env.reset(seed=seed)
+    while (n_steps is None or steps < n_steps) and (n_episodes is None or len(returns) < n_episodes):
+        action, _ = policy.predict(obs, deterministic=deterministic)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
+        steps += 1
+        if terminated or truncated:
+            returns.append(total)
+            if verbose:
+                print(f"Episode return: {total:.2f}")
+            total = 0.0
+            obs, _ = env.reset()
+    return returns
+
+
 def evaluate_agent(agent: TrainedAgent, n_episodes: int, seed: int = 0, deterministic: bool = True) -> list[float]:
     """The returns of ``n_episodes`` episodes of the agent, the env seeded with ``seed`` first."""
     env = make_agent_env(agent)
@@ -159,19 +189,7 @@ def evaluate_agent(agent: TrainedAgent, n_episodes: int, seed: int = 0, determin
             env.reset(seed=seed)
             returns, _ = evaluate_marl_policy(model, env, n_episodes, deterministic=deterministic, return_episode_rewards=True)
             return [float(value) for value in returns]
-        policy = load_agent(agent)
-        results: list[float] = []
-        obs, _ = env.reset(seed=seed)
-        while len(results) < n_episodes:
-            total, done = 0.0, False
-            while not done:
-                action, _ = policy.predict(obs, deterministic=deterministic)
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            results.append(total)
-            obs, _ = env.reset()
-        return results
+        return play(load_agent(agent), env, seed, deterministic, n_episodes=n_episodes)
     finally:
         env.close()
 
@@ -213,27 +231,22 @@ def enjoy_pretrained(argv: Sequence[str], prog: str = "sb3-sparse enjoy", record
     if args.n_timesteps is not None and args.n_timesteps <= 0:
         raise ZooError(f"-n {args.n_timesteps} is not valid; it must be a positive integer")
     agent = find_agent(args.algo, args.env)
+    if agent.multi_agent and args.record:
+        raise ZooError(f"--record is for single-agent agents: the {agent.algo} envs are not rendered")
     print(f"Loading {agent.path} ({agent.recipe}, trained with: {agent.command})")
     if agent.multi_agent:
-        return _enjoy_multi_agent(agent, args)
+        n_episodes = args.n_timesteps or 10
+        returns = evaluate_agent(agent, n_episodes, seed=args.seed, deterministic=not args.stochastic)
+        print(f"Mean return: {np.mean(returns):.2f} +/- {np.std(returns):.2f} over {n_episodes} episodes")
+        return 0
+    n_steps = args.n_timesteps or 1000
     policy = load_agent(agent, device=args.device)
     render_mode = "rgb_array" if args.record else None if args.no_render else "human"
     env = make_agent_env(agent, render_mode)
     if args.record:
-        env = _video_recorder(env, args.record, f"{agent.algo}-{agent.env}", args.n_timesteps or 1000)
-    returns: list[float] = []
-    total = 0.0
+        env = _video_recorder(env, args.record, f"{agent.algo}-{agent.env}", n_steps)
     try:
-        obs, _ = env.reset(seed=args.seed)
-        for _ in range(args.n_timesteps or 1000):
-            action, _ = policy.predict(obs, deterministic=not args.stochastic)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            if terminated or truncated:
-                returns.append(total)
-                print(f"Episode return: {total:.2f}")
-                total = 0.0
-                obs, _ = env.reset()
+        returns = play(policy, env, args.seed, not args.stochastic, n_steps=n_steps, verbose=True)
     finally:
         env.close()
     if returns:
@@ -252,15 +265,6 @@ def _video_recorder(env: Any, folder: str, name: str, length: int) -> Any:
     from gymnasium.wrappers import RecordVideo
 
     return RecordVideo(env, folder, step_trigger=lambda step: step == 0, video_length=length, name_prefix=name)
-
-
-def _enjoy_multi_agent(agent: TrainedAgent, args: argparse.Namespace) -> int:
-    if args.record:
-        raise ZooError(f"--record is for single-agent agents: the {agent.algo} envs are not rendered")
-    n_episodes = args.n_timesteps or 10
-    returns = evaluate_agent(agent, n_episodes, seed=args.seed, deterministic=not args.stochastic)
-    print(f"Mean return: {np.mean(returns):.2f} +/- {np.std(returns):.2f} over {n_episodes} episodes")
-    return 0
 
 
 def check_index(agents: Sequence[TrainedAgent]) -> list[str]:
