@@ -23,7 +23,6 @@ setup(
             # the trained agents of `sb3-sparse agents` / `sb3-sparse enjoy --pretrained`
             "trained_agents/index.yml",
             "trained_agents/*.pt",
-            "trained_agents/*.zip",
         ]
     },
     python_requires=">=3.10",

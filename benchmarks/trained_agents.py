@@ -2,8 +2,8 @@
 
 Each agent is trained by a real ``sb3-sparse train`` command (the shipped hyperparameter file, ``-params`` or
 ``--recipe`` for the DST recipe, ``-n`` where the budget is reduced), on one thread, into ``logs/trained_agents``;
-its acting network is then exported with :func:`sb3_sparse.export_policy` (multi-agent learners: the model file,
-which ``marl enjoy`` loads), evaluated over 10 deterministic episodes (env seeded 0) and written to
+its acting network (a multi-agent learner's agent network) is then exported with :func:`sb3_sparse.export_policy`,
+evaluated over 10 deterministic episodes (env seeded 0) and written to
 ``sb3_sparse/trained_agents/index.yml`` and the table ``docs/guide/trained_agents_table.md``::
 
     python -m benchmarks.trained_agents list                       # the agents this script knows
@@ -20,7 +20,6 @@ import datetime
 import io
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -29,20 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch as th
 
+from sb3_sparse import registry
 from sb3_sparse.common.flops import module_sparsity
 from sb3_sparse.core.crossover_cache import cpu_model
 from sb3_sparse.core.masking import mask_name, sparse_weights
 from sb3_sparse.zoo import algorithm_class, run_ids
-from sb3_sparse.zoo.agents import (
-    AGENTS_DIR,
-    TrainedAgent,
-    check_index,
-    evaluate_agent,
-    load_agent,
-    make_agent_env,
-    read_index,
-    write_index,
-)
+from sb3_sparse.zoo.agents import AGENTS_DIR, TrainedAgent, check_index, evaluate_agent, read_index, write_index
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_FOLDER = "logs/trained_agents"
@@ -78,7 +69,7 @@ SPECS = [
     Spec(
         "qmix",
         "simple_spread_v3",
-        "MAST: RigL, 90% on the agent and mixer networks, Soft Mellowmax, hybrid TD(lambda) targets, dual buffers",
+        "MAST: RigL 90% (agent and mixer), Soft Mellowmax, TD(lambda), dual buffers",
         "--recipe mast -n 100000",
         budget="reduced: 100k of 2M steps",
     ),
@@ -132,14 +123,15 @@ def export(item: Spec) -> TrainedAgent:
 
     run = latest_run(item)
     model_file = run / f"{item.env}.zip"
-    if item.algo in ("qmix", "vdn"):
-        target = AGENTS_DIR / f"{item.name}.zip"
-        shutil.copyfile(model_file, target)
+    if (run / item.env / "vecnormalize.pkl").exists():
+        raise SystemExit(f"{run} normalises observations: the exported policy would not see what it was trained on")
+    if item.algo in registry.MULTI_AGENT_ALGORITHMS:
+        model = registry.get_multi_agent_algorithm(item.algo).sparse_class.load(
+            model_file, buffer_size=1, batch_size=1, device="cpu"
+        )
     else:
-        if (run / item.env / "vecnormalize.pkl").exists():
-            raise SystemExit(f"{run} normalises observations: the exported policy would not see what it was trained on")
         model = algorithm_class(item.algo).load(model_file, buffer_size=1, optimize_memory_usage=False, device="cpu")
-        target = export_policy(model, AGENTS_DIR / f"{item.name}.pt")
+    target = export_policy(model, AGENTS_DIR / f"{item.name}.pt")
     date = datetime.datetime.fromtimestamp(model_file.stat().st_mtime, datetime.UTC).date().isoformat()
     agent = TrainedAgent(
         algo=item.algo,
@@ -158,28 +150,19 @@ def export(item: Spec) -> TrainedAgent:
         date=date,
         cpu=cpu_model(),
     )
-    loaded = load_agent(agent, env=make_agent_env(agent) if agent.multi_agent else None)
-    policy = getattr(loaded, "policy", loaded)  # a multi-agent model, or a policy
+    policy = model.policy
     returns = evaluate_agent(agent, N_EVAL_EPISODES)
     result = dataclasses.replace(
         agent,
         sparsity=round(module_sparsity(policy)[policy.inference_module], 4),
         mean_return=round(float(np.mean(returns)), 2),
         std_return=round(float(np.std(returns)), 2),
-        n_timesteps=int(loaded.num_timesteps if agent.multi_agent else _run_timesteps(model_file)),
+        n_timesteps=int(model.num_timesteps),
         dense_size=dense_size(policy, policy.sparse_modules[policy.inference_module].online),
     )
-    write_index([*(entry for entry in read_index() if entry.file != result.file), result])
+    write_index([*(entry for entry in read_index() if (entry.algo, entry.env) != (item.algo, item.env)), result])
     print(f"{result.file}: {result.mean_return} +/- {result.std_return}, {result.file_size} bytes (dense {result.dense_size})")
     return result
-
-
-def _run_timesteps(model_file: Path) -> int:
-    """The env steps of a saved single-agent model (its counter)."""
-    from stable_baselines3.common.save_util import load_from_zip_file
-
-    data, _, _ = load_from_zip_file(model_file, device="cpu")
-    return int(data["num_timesteps"]) if data else 0
 
 
 def write_table(agents: list[TrainedAgent]) -> None:

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("yaml")
 
-from sb3_sparse.zoo.agents import AGENTS_DIR, check_index, evaluate_agent, find_agent, read_index  # noqa: E402
-from sb3_sparse.zoo.cli import main  # noqa: E402
+from sb3_sparse.zoo.agents import AGENTS_DIR, check_index, evaluate_agent, find_agent, read_index
+from sb3_sparse.zoo.cli import main
 
 AGENTS = read_index()
 
@@ -29,8 +29,7 @@ def test_index_matches_the_files():
         assert 0.0 < agent.sparsity < 1.0, agent.file
         assert math.isfinite(agent.mean_return) and agent.std_return >= 0, agent.file
         assert agent.command.startswith(f"python -m sb3_sparse train --algo {agent.algo} --env {agent.env} ")
-        if not agent.multi_agent:  # an export_policy file: the active weights in CSR form, smaller than dense
-            assert agent.file_size < agent.dense_size, agent.file
+        assert agent.file.endswith(".pt") and agent.file_size < agent.dense_size, agent.file  # CSR: smaller than dense
     # small enough to ship in the wheel
     assert sum(path.stat().st_size for path in AGENTS_DIR.iterdir()) < 400 * 1024
 
@@ -66,7 +65,9 @@ def test_missing_pretrained_agent_is_one_line(capsys):
     assert main(["enjoy", "--algo", "sparse_sac", "--env", "Humanoid-v5", "--pretrained"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert err[0].startswith("sb3-sparse enjoy: error: no pretrained agent for --algo sparse_sac --env Humanoid-v5; available: ")
+    assert err[0].startswith(
+        "sb3-sparse enjoy: error: no pretrained agent for --algo sparse_sac --env Humanoid-v5; available: "
+    )
     assert all(f"{agent.algo} on {agent.env}" in err[0] for agent in AGENTS)
 
 

@@ -3,10 +3,10 @@ runs one (and records it with ``--record FOLDER``).
 
 They live in ``sb3_sparse/trained_agents/``, described by ``index.yml``: how each was trained (the command), its
 sparsity, its return over deterministic episodes and the size of its file next to that of the same network stored
-dense. A single-agent one is the file :func:`~sb3_sparse.export_policy` writes (the acting network, its masked
-weights in CSR form), loaded with :func:`~sb3_sparse.load_policy`. A multi-agent one (QMIX / VDN) is the model file of
-``sb3-sparse marl train``, which ``marl enjoy`` loads: its agents act through the learner's episode runner, not a
-policy's ``predict``. ``python -m benchmarks.trained_agents`` trains them and writes the index and its table.
+dense. Each is the file :func:`~sb3_sparse.export_policy` writes (the acting network, its masked weights in CSR
+form): a single-agent policy is loaded with :func:`~sb3_sparse.load_policy`; a multi-agent learner's agent network
+(QMIX / VDN) with :func:`~sb3_sparse.common.deploy.rebuild_policy`, its agents acting greedily through
+:class:`TeamActor`. ``python -m benchmarks.trained_agents`` trains them and writes the index and its table.
 """
 
 import argparse
@@ -45,7 +45,7 @@ class TrainedAgent:
     :param n_timesteps: env steps of training
     :param budget: the budget against the hyperparameter file's (``"rl-zoo3's"`` or ``"reduced from 2M"``)
     :param file_size: bytes of the file
-    :param dense_size: bytes of the acting network saved dense (``torch.save`` of its ``state_dict`` without masks)
+    :param dense_size: bytes of the acting network stored dense (``torch.save`` of its ``state_dict`` without masks)
     :param command: the command that trained it (from the repository root)
     :param date: the day it was trained (UTC)
     :param cpu: the processor it was trained on (one thread)
@@ -126,14 +126,37 @@ def agents_command(argv: Sequence[str]) -> int:
 # Running an agent
 
 
-def load_agent(agent: TrainedAgent, env: Any = None, device: str = "cpu") -> Any:
-    """The agent's policy (single-agent: :func:`~sb3_sparse.load_policy`) or model (multi-agent, on ``env``)."""
-    if agent.multi_agent:
-        entry = registry.get_multi_agent_algorithm(agent.algo)
-        # inference only: a one-episode buffer instead of the run's
-        return entry.sparse_class.load(str(agent.path), env=env, device=device, buffer_size=1, batch_size=1)
-    from sb3_sparse.common.deploy import load_policy
+class TeamActor:
+    """The greedy agents of a multi-agent learner's exported agent network, with the learners' ``predict``
+    (what :func:`~sb3_sparse.marl.evaluation.evaluate_marl_policy` calls): joint actions and the recurrent state.
 
+    :param policy: the policy :func:`~sb3_sparse.common.deploy.rebuild_policy` returns (``QMIXPolicy``)
+    """
+
+    def __init__(self, policy: Any):
+        self.policy = policy
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        from sb3_sparse.marl.runner import recurrent_actions
+
+        if not deterministic:
+            raise ValueError("an exported agent network acts greedily (its exploration rate is not saved)")
+        return recurrent_actions(self.policy, observation, state, episode_start, action_masks, 0.0, np.random.default_rng())
+
+
+def load_agent(agent: TrainedAgent, device: str = "cpu") -> Any:
+    """The agent's policy (single-agent: :func:`~sb3_sparse.load_policy`) or :class:`TeamActor` (multi-agent)."""
+    from sb3_sparse.common.deploy import load_policy, rebuild_policy
+
+    if agent.multi_agent:
+        return TeamActor(rebuild_policy(agent.path, device=device))
     return load_policy(agent.path, device=device)
 
 
@@ -185,9 +208,10 @@ def evaluate_agent(agent: TrainedAgent, n_episodes: int, seed: int = 0, determin
         if agent.multi_agent:
             from sb3_sparse.marl.evaluation import evaluate_marl_policy
 
-            model = load_agent(agent, env)
             env.reset(seed=seed)
-            returns, _ = evaluate_marl_policy(model, env, n_episodes, deterministic=deterministic, return_episode_rewards=True)
+            returns, _ = evaluate_marl_policy(
+                load_agent(agent), env, n_episodes, deterministic=deterministic, return_episode_rewards=True
+            )
             return [float(value) for value in returns]
         return play(load_agent(agent), env, seed, deterministic, n_episodes=n_episodes)
     finally:
@@ -231,8 +255,9 @@ def enjoy_pretrained(argv: Sequence[str], prog: str = "sb3-sparse enjoy", record
     if args.n_timesteps is not None and args.n_timesteps <= 0:
         raise ZooError(f"-n {args.n_timesteps} is not valid; it must be a positive integer")
     agent = find_agent(args.algo, args.env)
-    if agent.multi_agent and args.record:
-        raise ZooError(f"--record is for single-agent agents: the {agent.algo} envs are not rendered")
+    if agent.multi_agent and (args.record or args.stochastic):
+        flag = "--record" if args.record else "--stochastic"
+        raise ZooError(f"{flag} is for single-agent agents ({agent.algo}'s exported agents act greedily, unrendered)")
     print(f"Loading {agent.path} ({agent.recipe}, trained with: {agent.command})")
     if agent.multi_agent:
         n_episodes = args.n_timesteps or 10
@@ -270,7 +295,7 @@ def _video_recorder(env: Any, folder: str, name: str, length: int) -> Any:
 def check_index(agents: Sequence[TrainedAgent]) -> list[str]:
     """What is wrong with the index against the folder: missing files, files without an entry, wrong sizes."""
     problems = []
-    files = {path.name for path in AGENTS_DIR.iterdir() if path.suffix in (".pt", ".zip")}
+    files = {path.name for path in AGENTS_DIR.glob("*.pt")}
     for agent in agents:
         if not agent.path.is_file():
             problems.append(f"{agent.file}: no such file")
