@@ -165,7 +165,7 @@ def export(item: Spec) -> TrainedAgent:
     return result
 
 
-def write_table(agents: list[TrainedAgent]) -> None:
+def table_markdown(agents: list[TrainedAgent]) -> str:
     """The Markdown table of the docs (``docs/guide/trained_agents.rst`` includes it)."""
     lines = [
         "| Env | Algorithm | Recipe | Sparsity | Return (10 episodes) | File (dense) | Steps | Command | Trained |",
@@ -178,7 +178,7 @@ def write_table(agents: list[TrainedAgent]) -> None:
             f"| {agent.env} | {agent.algo} | {agent.recipe} | {agent.sparsity:.1%} | {agent.mean_return:.1f} ± "
             f"{agent.std_return:.1f} | {size} | {steps} | `{agent.command}` | {agent.date}, {agent.cpu}, 1 thread |"
         )
-    TABLE_FILE.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             train(item)
         export(item)
     agents = read_index()
-    write_table(agents)
+    TABLE_FILE.write_text(table_markdown(agents))
     problems = check_index(agents)
     for problem in problems:
         print(f"index: {problem}", file=sys.stderr)

@@ -75,3 +75,12 @@ def test_multi_agent_agents_are_not_recorded(tmp_path, capsys):
     assert main(["enjoy", "--algo", "qmix", "--env", "simple_spread_v3", "--pretrained", "--record", str(tmp_path / "v")]) == 2
     assert "--record is for single-agent agents" in capsys.readouterr().err
     assert not (tmp_path / "v").exists()
+
+
+def test_the_table_and_the_commands_come_from_the_script():
+    """The docs table is the index's, and each agent's command is the one benchmarks/trained_agents.py runs."""
+    from benchmarks.trained_agents import SPECS, TABLE_FILE, table_markdown
+
+    assert TABLE_FILE.read_text() == table_markdown(AGENTS)
+    commands = {(spec.algo, spec.env): spec.command for spec in SPECS}
+    assert {(agent.algo, agent.env): agent.command for agent in AGENTS} == commands
