@@ -133,32 +133,27 @@ def export(item: Spec) -> TrainedAgent:
         model = algorithm_class(item.algo).load(model_file, buffer_size=1, optimize_memory_usage=False, device="cpu")
     target = export_policy(model, AGENTS_DIR / f"{item.name}.pt")
     date = datetime.datetime.fromtimestamp(model_file.stat().st_mtime, datetime.UTC).date().isoformat()
+    policy = model.policy
     agent = TrainedAgent(
         algo=item.algo,
         env=item.env,
         file=target.name,
         recipe=item.recipe,
-        sparsity=0.0,
-        mean_return=0.0,
-        std_return=0.0,
+        sparsity=round(module_sparsity(policy)[policy.inference_module], 4),
+        mean_return=float("nan"),  # measured below, on the file
+        std_return=float("nan"),
         n_eval_episodes=N_EVAL_EPISODES,
-        n_timesteps=0,
+        n_timesteps=int(model.num_timesteps),
         budget=item.budget,
         file_size=target.stat().st_size,
-        dense_size=0,
+        dense_size=dense_size(policy, policy.sparse_modules[policy.inference_module].online),
         command=item.command,
         date=date,
         cpu=cpu_model(),
     )
-    policy = model.policy
     returns = evaluate_agent(agent, N_EVAL_EPISODES)
     result = dataclasses.replace(
-        agent,
-        sparsity=round(module_sparsity(policy)[policy.inference_module], 4),
-        mean_return=round(float(np.mean(returns)), 2),
-        std_return=round(float(np.std(returns)), 2),
-        n_timesteps=int(model.num_timesteps),
-        dense_size=dense_size(policy, policy.sparse_modules[policy.inference_module].online),
+        agent, mean_return=round(float(np.mean(returns)), 2), std_return=round(float(np.std(returns)), 2)
     )
     write_index([*(entry for entry in read_index() if (entry.algo, entry.env) != (item.algo, item.env)), result])
     print(f"{result.file}: {result.mean_return} +/- {result.std_return}, {result.file_size} bytes (dense {result.dense_size})")
