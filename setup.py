@@ -15,7 +15,16 @@ setup(
     long_description=long_description,
     long_description_content_type="text/markdown",
     packages=[package for package in find_packages() if package.startswith("sb3_sparse")],
-    package_data={"sb3_sparse": ["py.typed", "version.txt", "hyperparams/*.yml"]},
+    package_data={
+        "sb3_sparse": [
+            "py.typed",
+            "version.txt",
+            "hyperparams/*.yml",
+            # the trained agents of `sb3-sparse agents` / `sb3-sparse enjoy --pretrained`
+            "trained_agents/index.yml",
+            "trained_agents/*.pt",
+        ]
+    },
     python_requires=">=3.10",
     install_requires=[
         "stable-baselines3>=2.4,<3.0",

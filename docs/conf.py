@@ -34,8 +34,8 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext"}
 # docs/benchmarks/ holds generated Markdown summaries: they are included by guide/benchmarks.rst,
-# not built as pages of their own.
-exclude_patterns = ["_build", "benchmarks", "Thumbs.db", ".DS_Store"]
+# not built as pages of their own; so is the table of guide/trained_agents.rst.
+exclude_patterns = ["_build", "benchmarks", "guide/trained_agents_table.md", "Thumbs.db", ".DS_Store"]
 master_doc = "index"
 pygments_style = "sphinx"
 myst_heading_anchors = 3

@@ -269,3 +269,29 @@ def test_onnx_export_of_a_sparse_actor(trained, tmp_path):
         (output,) = ort.InferenceSession(str(path)).run(None, {"observation": obs.numpy()})
         with th.no_grad():
             np.testing.assert_allclose(output, actor(obs, deterministic=True).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_multi_agent_agent_network_round_trip(tmp_path):
+    """A QMIX agent network: rebuild_policy gives the model's greedy actions (load_policy refuses: no predict)."""
+    pytest.importorskip("mpe2")
+    from sb3_sparse.common.deploy import rebuild_policy
+    from sb3_sparse.marl import QMIX
+    from sb3_sparse.marl.envs import make_marl_env
+    from sb3_sparse.marl.runner import recurrent_actions
+
+    env = make_marl_env("simple_spread_v3")
+    model = QMIX("RnnPolicy", env, regime="rigl", sparsity=0.8, buffer_size=8, batch_size=2, seed=0)
+    path = export_policy(model, tmp_path / "qmix.pt")
+    assert set(th.load(path, weights_only=False)["csr"]) == {key for key, _, _ in sparse_weights(model.policy.agent, "agent")}
+    policy = rebuild_policy(path, device="cpu")
+    observations, _, available = env.reset(seed=0)
+    state = None
+    for _ in range(5):  # the recurrent state carries over
+        actions, state_model = model.predict(observations, state=state, deterministic=True, action_masks=available)
+        rng = np.random.default_rng()
+        rebuilt, state = recurrent_actions(policy, observations, state, None, available, 0.0, rng)
+        np.testing.assert_array_equal(rebuilt, actions)
+        np.testing.assert_allclose(state[0], state_model[0], atol=1e-6)
+        observations, _, available, *_ = env.step(actions)
+    with pytest.raises(ValueError, match=r"holds a QMIXPolicy, which has no predict .* rebuild_policy"):
+        load_policy(path)

@@ -389,6 +389,13 @@ BAD_COMMANDS: list[tuple[list[str], str, str]] = [
     (["best", "--algo", "sparse_sca", "--env", "E", *STUDY], "sb3-sparse best: error: ", "did you mean 'sparse_sac'?"),
     (["best", "--algo", "qmix", "--env", "E", *STUDY], "sb3-sparse best: error: ", "marl train|enjoy|tune"),
     (["record-video", "--algo", "vdn", "--env", "E"], "sb3-sparse record-video: error: ", "is a multi-agent learner"),
+    (
+        ["enjoy", "--algo", "sparse_td3", "--env", "Hopper-v5", "--pretrained"],
+        "sb3-sparse enjoy: error: no pretrained agent for --algo sparse_td3 --env Hopper-v5; available: ",
+        "sparse_sac on Pendulum-v1",
+    ),
+    (["record-video", "--algo", "vdn", "--env", "E", "--pretrained"], "sb3-sparse record-video: error: no pretrained", ""),
+    (["agents", "--bogus"], "sb3-sparse agents: error: unrecognized arguments: --bogus", ""),
     (["marl", "train", "--algo", "qmx", "--env", "simple_spread_v3"], "sb3-sparse marl train: error: ", "'qmix'"),
     (["train", "--algo", "qmix", "--env", "nowhere_v3"], "sb3-sparse train: error: --env 'nowhere_v3'", ""),
     (["train", *QMIX_ARGS, "-params", "regime:rigel"], "sb3-sparse train: error: ", "did you mean 'rigl'?"),

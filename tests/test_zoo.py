@@ -571,6 +571,8 @@ HELP_COMMANDS = [
     ["plot", "all"],
     ["plot", "from-file"],
     ["best"],
+    ["agents"],
+    ["enjoy", "--pretrained"],
 ]
 
 

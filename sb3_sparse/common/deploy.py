@@ -5,7 +5,8 @@
 - ``"format"``: ``"sb3_sparse.policy"``; ``"version"``: ``1``;
 - ``"policy_class"``: import path of the policy class, ``"package.module:ClassName"``;
 - ``"data"``: the policy's constructor parameters, as SB3's ``BasePolicy.save`` stores them;
-- ``"module"``: attribute path of the network that acts (``"actor"``, or ``"q_net"`` for DQN);
+- ``"module"``: attribute path of the network that acts (``"actor"``, ``"q_net"`` for DQN, ``"agent"`` for
+  QMIX / VDN);
 - ``"state_dict"``: that network's dense tensors (biases, dense layers, features extractor, batch-norm
   statistics), keyed as in the policy's ``state_dict`` (``"actor.mu.weight"``);
 - ``"csr"``: each masked weight, same keys, in compressed sparse row form: ``"shape"`` (the weight's
@@ -27,7 +28,7 @@ from typing import Any
 
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.policies import BaseModel, BasePolicy
 from stable_baselines3.common.utils import get_device
 from torch import nn
 
@@ -79,7 +80,7 @@ def export_policy(model_or_policy: BaseAlgorithm | BasePolicy, path: str | os.Pa
     is added; ``.pt`` is customary) and its parent folders are created. Nothing is written if it fails.
 
     :param model_or_policy: a sparse model (``SparseSAC``, ``SparseTD3``, ``SparseTQC``, ``SparseCrossQ``,
-        ``SparseDQN``, or an SB3 model with a sparse policy) or its policy
+        ``SparseDQN``, ``QMIX``, ``VDN``, or an SB3 model with a sparse policy) or its policy
     :param path: the file to write (replaced if it exists)
     :return: the path written
     """
@@ -138,7 +139,7 @@ def _read(path: Path) -> dict[str, Any]:
     return saved
 
 
-def _policy_class(path: Path, name: str) -> type[BasePolicy]:
+def _policy_class(path: Path, name: str) -> type[BaseModel]:
     module, _, qualname = name.partition(":")
     try:
         policy_class: Any = importlib.import_module(module)
@@ -147,7 +148,7 @@ def _policy_class(path: Path, name: str) -> type[BasePolicy]:
     except (ImportError, AttributeError) as error:
         raise ValueError(f"{path} names the policy class {name}, which cannot be imported: {error}") from error
     if not (
-        isinstance(policy_class, type) and issubclass(policy_class, SparsePolicyMixin) and issubclass(policy_class, BasePolicy)
+        isinstance(policy_class, type) and issubclass(policy_class, SparsePolicyMixin) and issubclass(policy_class, BaseModel)
     ):
         raise ValueError(f"{path} names {name}, which is not a sparse policy class")
     return policy_class
@@ -162,9 +163,27 @@ def load_policy(path: str | os.PathLike[str], device: th.device | str = "auto") 
     loaded policy. It is returned in evaluation mode, with the ``"auto"`` compute backend and its layers frozen for
     inference (their CSR weights gathered once; ``policy.set_backend`` picks another backend).
 
-    :param path: a file written by :func:`export_policy`
+    :param path: a file written by :func:`export_policy` from a single-agent model (a multi-agent learner's:
+        :func:`rebuild_policy`)
     :param device: where to put the policy (``"auto"``: the GPU if there is one)
     :return: the policy; ``policy.predict(obs, deterministic=True)`` gives the exported model's actions
+    """
+    policy = rebuild_policy(path, device)
+    if not isinstance(policy, BasePolicy):
+        raise ValueError(
+            f"{path} holds a {type(policy).__name__}, which has no predict (a multi-agent learner's agent network): "
+            "load it with rebuild_policy"
+        )
+    return policy
+
+
+def rebuild_policy(path: str | os.PathLike[str], device: th.device | str = "auto") -> BaseModel:
+    """:func:`load_policy` for any sparse policy class, a multi-agent learner's (``QMIXPolicy``, whose agents act
+    through :func:`sb3_sparse.marl.runner.recurrent_actions`) included.
+
+    :param path: a file written by :func:`export_policy`
+    :param device: where to put the policy (``"auto"``: the GPU if there is one)
+    :return: the policy, in evaluation mode, its acting network frozen for inference
     """
     path = Path(path)
     saved = _read(path)

@@ -6,10 +6,11 @@ Each single-agent command registers the sparse algorithms (``sparse_sac``, ``spa
 to rl-zoo3's own entry point with the same flags, so ``--algo sac`` / ``td3`` / ``dqn`` keep working
 through the same command. ``train``, ``enjoy`` and ``tune`` with a multi-agent learner (``--algo qmix`` / ``vdn``:
 :data:`sb3_sparse.registry.MULTI_AGENT_ALGORITHMS`) run :mod:`sb3_sparse.zoo.marl`, as ``sb3-sparse marl <verb>``
-does. Mistakes (an unknown command, algorithm or env id, a bad flag, hyperparameter file or value) end with one
-``sb3-sparse <command>: error: ...`` line and exit status 2, before anything is written (set
-``SB3_SPARSE_TRACEBACK=1`` to see the traceback); ``SB3_SPARSE_TRACEBACK=0`` also turns any other
-exception into one ``error: <type>: <message>`` line and exit status 1.
+does. ``agents`` lists the trained agents shipped with the package and ``enjoy --pretrained`` (``record-video
+--pretrained``) runs one (:mod:`sb3_sparse.zoo.agents`). Mistakes (an unknown command, algorithm or env id, a bad
+flag, hyperparameter file or value) end with one ``sb3-sparse <command>: error: ...`` line and exit status 2, before
+anything is written (set ``SB3_SPARSE_TRACEBACK=1`` to see the traceback); ``SB3_SPARSE_TRACEBACK=0`` also turns any
+other exception into one ``error: <type>: <message>`` line and exit status 1.
 """
 
 import argparse
@@ -33,8 +34,9 @@ USAGE = """usage: sb3-sparse [--version] <command> [options]
 commands (with rl-zoo3's flags):
   train          train an agent from a hyperparameter file       (rl_zoo3.train)
   tune           Optuna search: train with --optimize-hyperparameters; writes best_<env>.yml
-  enjoy          run a trained agent                              (rl_zoo3.enjoy)
-  record-video   record a video of a trained agent                (rl_zoo3.record_video)
+  enjoy          run a trained agent                              (rl_zoo3.enjoy); with --pretrained, a shipped one
+  record-video   record a video of a trained agent                (rl_zoo3.record_video); --pretrained too
+  agents         list the trained sparse agents shipped with the package (run one: enjoy --pretrained)
   plot           figures: run | compare (ours), train | all | from-file (rl-zoo3's)
   best           export the best trial of a study as a hyperparameter-file entry:
                  {best_usage}
@@ -226,6 +228,10 @@ def _register_for_inference(argv: Sequence[str]) -> None:
 
 def enjoy(argv: Sequence[str]) -> int:
     """``sb3-sparse enjoy``: rl-zoo3's enjoy, loading sparse agents without a full replay buffer."""
+    if "--pretrained" in argv:
+        from sb3_sparse.zoo.agents import enjoy_pretrained
+
+        return enjoy_pretrained(argv)
     if multi_agent(argv):
         return marl(["enjoy", *argv])
     _register_for_inference(argv)
@@ -236,6 +242,10 @@ def enjoy(argv: Sequence[str]) -> int:
 
 def record_video(argv: Sequence[str]) -> int:
     """``sb3-sparse record-video``: rl-zoo3's record_video script (it only runs as ``__main__``)."""
+    if "--pretrained" in argv:
+        from sb3_sparse.zoo.agents import enjoy_pretrained
+
+        return enjoy_pretrained(argv, "sb3-sparse record-video", record="videos")
     _register_for_inference(argv)
     return _run_zoo("sb3-sparse record-video", argv, lambda: runpy.run_module("rl_zoo3.record_video", run_name="__main__"))
 
@@ -324,6 +334,13 @@ def _yaml_entry(conf_file: str | None, algo: str, env_id: str) -> dict[str, Any]
     return dict(entries.get(env_id, entries.get("default")) or {})
 
 
+def agents(argv: Sequence[str]) -> int:
+    """``sb3-sparse agents``: the trained sparse agents shipped with the package (:mod:`sb3_sparse.zoo.agents`)."""
+    from sb3_sparse.zoo.agents import agents_command
+
+    return agents_command(argv)
+
+
 def calibrate(argv: Sequence[str]) -> int:
     """``sb3-sparse calibrate``: where ``backend="auto"`` uses CSR on this machine (:mod:`sb3_sparse.core.calibration`)."""
     from sb3_sparse.core.calibration import main as calibration_main
@@ -348,6 +365,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "best": best,
     "marl": marl,
     "calibrate": calibrate,
+    "agents": agents,
 }
 
 
