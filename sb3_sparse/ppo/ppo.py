@@ -101,6 +101,8 @@ class SparsePPO(SparseAlgorithmMixin, PPO):
     :param recycle_dormant: recycle the dormant units at each update of a module, as ReDo does (fresh incoming
         weights, zero outgoing weights, fresh optimizer state), whatever its regime (``static`` and ``dense``
         modules at each ``topology_update_interval`` of their update window)
+    :param ablation_threshold: SRigL's gamma_sal, in [0, 1], for the ``srigl`` regime: at an update, a unit with
+        fewer than this fraction of its fan-in among the weights RigL would keep or grow is ablated (0: never)
     :param modules: per-module overrides of the settings above, e.g.
         ``{"actor": {"regime": "static"}, "critic": {"regime": "rigl", "sparsity": 0.8}}``; modules:
         ``"actor"``, ``"critic"``, ``"encoder"`` (the features extractor: dense unless named here)
@@ -158,6 +160,7 @@ class SparsePPO(SparseAlgorithmMixin, PPO):
         plasticity_metrics: bool = True,
         dormant_threshold: float = 0.1,
         recycle_dormant: bool = False,
+        ablation_threshold: float = 0.3,
         modules: dict[str, dict[str, Any]] | None = None,
         _init_setup_model: bool = True,
     ):
