@@ -17,6 +17,7 @@ optuna = pytest.importorskip("optuna")
 from sb3_sparse import SparseSAC, SparseTD3, registry  # noqa: E402
 from sb3_sparse.common.buffers import DualReplayBuffer, MultiStepReplayBuffer, find_replay_buffer_class  # noqa: E402
 from sb3_sparse.common.flops import module_sparsity  # noqa: E402
+from sb3_sparse.core.config import ModuleConfig  # noqa: E402
 from sb3_sparse.core.regimes import REGIMES  # noqa: E402
 from sb3_sparse.zoo import ZooError, hyperparams_path, register  # noqa: E402
 from sb3_sparse.zoo.cli import COMMANDS, InferenceLoader, main, usage  # noqa: E402
@@ -26,6 +27,7 @@ from sb3_sparse.zoo.samplers import (  # noqa: E402
     dst_search_space,
     make_sampler,
     merge_trial_hyperparams,
+    sample_dst_params,
 )
 from sb3_sparse.zoo.study import (  # noqa: E402
     best_entry,
@@ -227,12 +229,7 @@ def test_samplers_tune_dst_knobs_and_build_models(algo, env_id):
         assert params["replay_buffer_kwargs"]["n_steps"] == trial.params["buffer_n_steps"]
         assert ("recent_fraction" in params["replay_buffer_kwargs"]) == (params["replay_buffer_class"] is DualReplayBuffer)
         assert ("target_operator" in params) == (algo == "sparse_dqn")
-        try:
-            model = entry.sparse_class("MlpPolicy", env_id, buffer_size=10, **params)
-        except ValueError as error:  # sparse-to-dense needs a final sparsity below its start (the zoo prunes it)
-            assert "regime 'ne' grows" in str(error)
-            study.tell(trial, 0.0)
-            continue
+        model = entry.sparse_class("MlpPolicy", env_id, buffer_size=10, **params)
         assert type(model.replay_buffer) is params["replay_buffer_class"]
         configs = model.policy.module_configs
         for name, config in configs.items():
@@ -243,6 +240,21 @@ def test_samplers_tune_dst_knobs_and_build_models(algo, env_id):
                 params["drop_fraction"]
             )
         study.tell(trial, 0.0)
+
+
+def test_sampled_sparsities_are_ones_their_regimes_take():
+    """A sparse-to-dense regime (``ne``) grows from its initial sparsity: no sparsity above it is sampled for it."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    regimes = set()
+    for _ in range(300):
+        trial = study.ask()
+        params = sample_dst_params(trial)
+        actor = params.get("modules", {}).get("actor", {})
+        ModuleConfig(regime=params["regime"], sparsity=params["sparsity"])
+        ModuleConfig(regime=actor.get("regime", params["regime"]), sparsity=actor["sparsity"])
+        regimes.add(params["regime"])
+        study.tell(trial, 0.0)
+    assert "ne" in regimes
 
 
 @pytest.mark.parametrize(("algo", "env_id"), [("sparse_ppo", "Pendulum-v1"), ("sparse_a2c", "CartPole-v1")])

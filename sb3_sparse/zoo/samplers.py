@@ -19,8 +19,9 @@ import optuna
 
 from sb3_sparse.common.algorithm import DST_ARGUMENTS
 from sb3_sparse.common.buffers import REPLAY_BUFFERS
+from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.distributions import DISTRIBUTIONS
-from sb3_sparse.core.regimes import REGIMES, Dense
+from sb3_sparse.core.regimes import REGIMES, Dense, get_regime
 from sb3_sparse.core.schedules import DROP_FRACTION_SCHEDULES
 from sb3_sparse.registry import AlgorithmEntry, import_path
 
@@ -82,8 +83,26 @@ def sample_dst_params(trial: optuna.Trial, modules: tuple[str, ...] = ("actor", 
     for name, spec in dst_search_space().items():
         if name in MODULE_PARAMS and MODULE_PARAMS[name][0] not in modules:
             continue
+        if name in SPARSITY_REGIMES:
+            regime = params.get(SPARSITY_REGIMES[name], SAME)
+            spec = (*spec[:2], highest_sparsity(params["regime"] if regime == SAME else regime, spec[2]), *spec[3:])
         params[name] = suggest(trial, name, spec)
     return module_params_to_kwargs(params)
+
+
+#: Sparsity trial parameters -> the trial parameter of the regime they go with.
+SPARSITY_REGIMES = {"sparsity": "regime", "actor_sparsity": "actor_regime"}
+
+
+def highest_sparsity(regime: str, high: float) -> float:
+    """``high``, or the default initial sparsity of a regime that grows from it (``ne``: it cannot end sparser than
+    it starts), so that no sampled sparsity is one that the regime rejects."""
+    low = dst_search_space()["sparsity"][1]
+    try:
+        ModuleConfig(regime=regime, sparsity=high)
+    except ValueError:
+        return get_regime(regime).initial_sparsity(ModuleConfig(regime=regime, sparsity=low))
+    return high
 
 
 def suggest(trial: optuna.Trial, name: str, spec: tuple[Any, ...]) -> Any:
