@@ -70,7 +70,7 @@ def test_parse_profile_errors(bad):
     "name,count",
     [
         ("smoke", 30),
-        ("quick", 30),
+        ("quick", 35),
         ("reduced", 72),
         ("paper", 250),
         ("scaling", 36),
