@@ -17,6 +17,7 @@ from sb3_sparse.core.backends import (
     crossover_density,
     get_backend,
     layer_backend,
+    narrowest_sparse_width,
     set_backend,
 )
 from sb3_sparse.core.config import ModuleConfig
@@ -192,6 +193,12 @@ def test_auto_follows_the_crossover_tables():
     set_backend(sparser, "auto")
     assert layer_backend(sparser, 1, "inference") == "csr"
     assert layer_backend(small, 256, "training") == "masked"
+    # a layer narrower than every table's widths is a plain masked layer (no per-call choice), its setting kept
+    assert narrowest_sparse_width() == 128
+    assert type(small) is MaskedLinear and get_backend(small) == "auto"
+    wide_enough = masked_layer(128, 16, 0.05)
+    set_backend(wide_enough, "auto")
+    assert type(wide_enough) is SparseLinear and type(big) is SparseLinear
     dense_enough = masked_layer(1024, 1024, 0.5)
     set_backend(dense_enough, "auto")
     assert layer_backend(dense_enough, 256, "inference") == "masked"

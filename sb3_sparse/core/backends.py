@@ -28,6 +28,7 @@ tracing use ``"masked"``.
 """
 
 import bisect
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -404,10 +405,31 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
             module.__class__ = MaskedLinear
             module.__dict__.pop(BACKEND_ATTRIBUTE, None)
             module.__dict__.pop(FROZEN_ATTRIBUTE, None)
+        elif backend == "auto" and max(get_mask(module).shape) < narrowest_sparse_width():
+            # "auto" would pick the masked product at every call: the masked layer's calls are faster
+            module.__class__ = MaskedLinear
+            module.__dict__[BACKEND_ATTRIBUTE] = backend
+            module.__dict__.pop(FROZEN_ATTRIBUTE, None)
         else:
             module.__class__ = SparseLinear
             module.__dict__[BACKEND_ATTRIBUTE] = backend
             module.__dict__[FROZEN_ATTRIBUTE] = frozen
+
+
+def narrowest_sparse_width() -> int:
+    """The narrowest layer (its larger dimension) for which ``"auto"`` can pick a sparse product in some use, at some
+    batch, on some device: the smallest width with a non-zero density in :data:`CROSSOVER`,
+    :data:`CONDENSED_CROSSOVER` and this machine's calibration."""
+    tables = [*CROSSOVER.values(), *CONDENSED_CROSSOVER.values(), calibrated_crossover() or {}]
+    widths = [
+        width
+        for table in tables
+        for batches in table.values()
+        for sizes in batches.values()
+        for width, density in sizes
+        if density > 0
+    ]
+    return min(widths, default=sys.maxsize)
 
 
 def get_backend(module: nn.Module) -> str:

@@ -79,11 +79,14 @@ def init_mask(weight: th.Tensor, n_active: int, method: str, per_unit: bool = Fa
     :param per_unit: chosen in each unit (row) alike, with constant fan-in: ``n_active // fan-out`` entries per
         unit (one more in the first ``n_active mod fan-out`` units)
     """
-    scores = th.rand_like(weight) if method == "random" else weight.abs()
     if per_unit:
+        scores = th.rand_like(weight) if method == "random" else weight.abs()
         rows = scores.view(weight.shape[0], -1)
         return top_per_row(rows, unit_counts(n_active, rows.shape[0], rows.device)).to(weight.dtype).view_as(weight)
-    keep = th.topk(scores.flatten(), n_active, sorted=False).indices
+    if method == "random":  # a random permutation, as before constant fan-in existed: the same masks from the same seed
+        keep = th.randperm(weight.numel(), device=weight.device)[:n_active]
+    else:
+        keep = th.topk(weight.abs().flatten(), n_active, sorted=False).indices
     mask = th.zeros(weight.numel(), dtype=weight.dtype, device=weight.device)
     mask[keep] = 1.0
     return mask.view_as(weight)
