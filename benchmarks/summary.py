@@ -502,6 +502,26 @@ def multi_agent_note(results: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def runs_left_section(results: list[dict[str, Any]], progress: list[dict[str, Any]], specs: list[RunSpec]) -> list[str]:
+    """The profile's runs neither finished nor started, per task and method (a profile grown over sittings)."""
+    if not specs:
+        return []
+    specs_done = [r["spec"] for r in results]
+    started = {f"{s['algo']}/{s['env_id']}/{run_label(s['label'], s.get('width'))}/seed{s['seed']}" for s in specs_done}
+    started |= {f"{p['algo']}/{p['env_id']}/{p['label']}/{p['seed']}" for p in progress}
+    left: dict[tuple[str, str, str], list[int]] = {}
+    for spec in specs:
+        if spec.run_id not in started:
+            left.setdefault((spec.algo, spec.env_id, spec.run_label), []).append(spec.seed)
+    if not left:
+        return []
+    lines = ["", f"## Runs not started ({sum(map(len, left.values()))})", "", "| task | method | seeds |", "|---|---|---|"]
+    lines += [
+        f"| {algo.upper()} {env} | {label} | {', '.join(map(str, seeds))} |" for (algo, env, label), seeds in left.items()
+    ]
+    return lines
+
+
 def write_summary(
     results_dir: Path,
     out_dir: Path,
@@ -573,6 +593,7 @@ def write_summary(
         "",
         *size_section(results, out_dir, list(dict.fromkeys(spec.label for spec in specs)) if specs else None),
         *progress_section(progress, out_dir),
+        *runs_left_section(results, progress, specs or []),
     ]
     path = out_dir / "summary.md"
     path.write_text("\n".join(lines))

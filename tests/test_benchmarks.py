@@ -343,6 +343,20 @@ def test_summary(tmp_path: Path):
     point, low, high, n_runs, n_tasks = analysis["aggregate"]["set-0.5"]["norm_final"]
     assert low <= point <= high and n_runs == 6 and n_tasks == 2 and point == pytest.approx(0.9, abs=0.02)
     assert analysis["tasks"][("sac", "A-v0")]["methods"]["dense"]["steps_to_dense"] == 1000
+    assert "Runs not started" not in text
+
+
+def test_summary_lists_the_runs_not_started(tmp_path: Path):
+    data = yaml.safe_load(PROFILE)
+    specs = parse_profile(data)
+    done = specs[0]
+    path = tmp_path / "results" / done.run_id / "result.json"
+    path.parent.mkdir(parents=True)
+    result = fake_result(done.algo, done.env_id, done.label, done.seed, 100.0, 0.01)
+    path.write_text(json.dumps({**result, "spec": done.to_dict()}))
+    text = write_summary(tmp_path / "results", tmp_path / "docs", data, specs).read_text()
+    assert f"## Runs not started ({len(specs) - 1})" in text
+    assert "| SAC Pendulum-v1 | dense | 1 |" in text and "| SAC Pendulum-v1 | set-0.5 | 0, 1 |" in text
 
 
 def fake_sized_result(label: str, width: int, seed: int, final: float) -> dict:
