@@ -21,7 +21,7 @@ def test_the_dry_run_writes_the_tests_and_the_grid(tmp_path: Path):
     assert "test_backends.py" in (tmp_path / "pytest.log").read_text()
     [width] = result["throughput"]
     backends = {row["backend"] for row in width["training"] if row["kind"] == "sparse"}
-    assert width["width"] == 16 and backends == {"masked", "csr", "auto"}
+    assert width["width"] == 16 and backends == {"masked", "csr", "condensed", "auto"}
     text = (tmp_path / "results.md").read_text()
     assert "python -m benchmarks.gpu --dry-run" in text and text.count("--out") == 1 and "| 16 | sparse | 0.9 | csr |" in text
 
