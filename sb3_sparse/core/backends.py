@@ -395,6 +395,7 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
         optimizer or through ``.data`` would then go unnoticed: do not train a frozen network.
     """
     BACKENDS.check(backend)
+    narrowest = narrowest_sparse_width() if backend == "auto" else 0
     for _, module, name in sparse_weights(root):
         if name != "weight" or type(module) not in (MaskedLinear, SparseLinear):
             continue
@@ -405,7 +406,7 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
             module.__class__ = MaskedLinear
             module.__dict__.pop(BACKEND_ATTRIBUTE, None)
             module.__dict__.pop(FROZEN_ATTRIBUTE, None)
-        elif backend == "auto" and max(get_mask(module).shape) < narrowest_sparse_width():
+        elif backend == "auto" and max(get_mask(module).shape) < narrowest:
             # "auto" would pick the masked product at every call: the masked layer's calls are faster
             module.__class__ = MaskedLinear
             module.__dict__[BACKEND_ATTRIBUTE] = backend
