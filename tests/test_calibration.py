@@ -8,8 +8,8 @@ import torch as th
 from torch import nn
 
 from sb3_sparse.core import crossover_cache
-from sb3_sparse.core.backends import CROSSOVER, crossover_density, layer_backend, set_backend
-from sb3_sparse.core.calibration import calibrate
+from sb3_sparse.core.backends import CONDENSED_CROSSOVER, CROSSOVER, crossover_density, layer_backend, set_backend
+from sb3_sparse.core.calibration import calibrate, calibration_network, crossover_range
 from sb3_sparse.core.crossover_cache import (
     CACHE_VARIABLE,
     cache_file,
@@ -73,6 +73,58 @@ def test_auto_follows_a_calibration_that_says_so():
     assert layer_backend(set_backend_of(sparse_layer(density=0.7), "auto"), 1, "training") == "masked"
     use_calibration("builtin")
     assert layer_backend(set_backend_of(sparse_layer(), "auto"), 1, "training") == "masked"
+
+
+def test_a_calibration_of_products_without_gradients_measures_condensed_ones_too():
+    file = calibrate(widths=[64], batches=[4], modes=["training", "inference"], densities=[0.5], repeats=1, rounds=1)
+    measured = {row["mode"]: row["ratios"] for row in json.loads(file.read_text())["measured"]}
+    assert set(measured["training"]) == {"csr"}  # training products are never condensed
+    assert set(measured["inference"]) == {"csr", "condensed"} and measured["inference"]["condensed"]
+    condensed = calibrated_crossover("condensed")
+    assert condensed is not None and list(condensed) == ["inference"]
+    [(_, _), (width, highest)] = condensed["inference"][4]
+    assert width == 64 and crossover_density("cpu", "inference", 4, 64, "condensed") == highest
+    assert crossover_density("cpu", "inference", 4, 64, "condensed_lowest") == highest  # one density measured
+
+
+@pytest.mark.parametrize(
+    ("ratios", "expected"),
+    [
+        ({0.02: 1.2, 0.05: 0.8, 0.1: 0.85, 0.2: 1.1, 0.3: 0.5}, (0.05, 0.1)),  # the first run of wins only
+        ({0.02: 0.5, 0.05: 0.95}, (0.02, 0.02)),
+        ({0.02: 1.5, 0.05: 0.95}, (0.0, 0.0)),
+    ],
+)
+def test_the_condensed_range_is_the_first_run_of_faster_densities(ratios, expected):
+    assert crossover_range(ratios, margin=0.9) == expected
+
+
+def test_auto_follows_a_calibration_of_condensed_products():
+    layer = sparse_layer(density=0.1)
+    assert layer_backend(set_backend_of(layer, "auto"), 1, "inference") == "masked"  # built-in: batch 256 only
+    # condensed from density 0.05 to 0.2, CSR below (the lowest densities are CSR's)
+    highest, lowest = {"inference": {1: [(0, 0.0), (16, 0.2)]}}, {"inference": {1: [(0, 0.0), (16, 0.05)]}}
+    save_calibration({"inference": {1: [(0, 0.0), (16, 0.6)]}}, condensed=(highest, lowest))
+    backends = {
+        density: layer_backend(set_backend_of(sparse_layer(density=density), "auto"), 1, "inference")
+        for density in (0.02, 0.05, 0.1, 0.15, 0.3)
+    }
+    assert backends == {0.02: "csr", 0.05: "condensed", 0.1: "condensed", 0.15: "condensed", 0.3: "csr"}
+    assert layer_backend(set_backend_of(sparse_layer(density=0.1), "auto"), 1, "training") == "masked"
+
+
+def test_a_calibration_without_condensed_points_keeps_the_built_in_ones():
+    save_calibration(EAGER)
+    assert calibrated_crossover() == EAGER and calibrated_crossover("condensed") is None
+    [(_, _), (width, highest)] = CONDENSED_CROSSOVER["cpu"]["inference"][256]
+    assert crossover_density("cpu", "inference", 256, width, "condensed") == highest
+
+
+def test_the_calibration_network_is_an_mlp_with_sparse_hidden_layers():
+    network = calibration_network(64, 0.25)
+    masks = [layer.weight_mask for layer in network if hasattr(layer, "weight_mask")]
+    assert [int(mask.sum()) for mask in masks] == [round(0.25 * 32 * 64), round(0.25 * 64 * 64)]
+    assert network(th.randn(3, 32)).shape == (3, 1)
 
 
 def set_backend_of(layer: nn.Linear, backend: str) -> nn.Linear:

@@ -16,8 +16,8 @@ masks, optimizer state and ``state_dict`` are the same whatever computes the pro
   weight gradients) run on the CSR kernel, which was faster than every condensed formulation measured
   (``benchmarks/crossover.py --condensed``);
 - ``"auto"``: per layer and per call, ``"condensed"`` for products without gradients where it was measured
-  faster (:data:`CONDENSED_CROSSOVER`: batch 256), else ``"csr"`` where the layer's shape, density, batch and device
-  make it faster (this machine's calibration, ``sb3-sparse calibrate``, else :data:`CROSSOVER`), ``"masked"``
+  faster, else ``"csr"`` where the layer's shape, density, batch and device make it faster (this machine's
+  calibration, ``sb3-sparse calibrate``, else :data:`CONDENSED_CROSSOVER` and :data:`CROSSOVER`), ``"masked"``
   elsewhere.
 
 A masked ``nn.Linear`` (a :class:`~sb3_sparse.core.masking.MaskedLinear`) with a backend other than ``"masked"``
@@ -101,7 +101,8 @@ CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
 #: ``docs/benchmarks/throughput/condensed``). Time / masked time at batch 256, density 0.1 / 0.02, constant
 #: fan-in: width 1024 0.09 / 0.02 (CSR 0.54 / 0.04), width 256 0.23 / 0.13 (CSR 0.39 / 0.15); masks drawn over
 #: the whole layer (rows padded to the longest): 0.10 / 0.03 and 0.29 / 0.16. At batch 1 it lost to the masked
-#: or the CSR product. Training never uses it (its products are CSR's); frozen layers were not measured.
+#: or the CSR product. Training never uses it (its products are CSR's); frozen layers were not measured. On a CPU
+#: with a calibration of its own that measured products without gradients, ``"auto"`` reads that instead.
 CONDENSED_CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {"inference": {256: [(0, 0.0), (256, 0.1)]}},
 }
@@ -270,16 +271,18 @@ def csr_linear(x: th.Tensor, matrix: th.Tensor, bias: th.Tensor | None) -> th.Te
     return th.addmm(bias.unsqueeze(1), matrix, x.t()).t()
 
 
-def crossover_density(device: str, mode: str, batch: int, width: int) -> float:
-    """Highest density at which ``"auto"`` picks CSR for a layer whose larger dimension is ``width`` (0: never).
+def crossover_density(device: str, mode: str, batch: int, width: int, kind: str = "csr") -> float:
+    """Highest density at which ``"auto"`` picks CSR (``kind="csr"``) or condensed (``"condensed"``) products for a
+    layer whose larger dimension is ``width`` (0: never); the lowest for condensed ones with ``"condensed_lowest"``.
 
     On the CPU, this machine's calibration where there is one (:mod:`sb3_sparse.core.crossover_cache`), else
-    :data:`CROSSOVER`.
+    :data:`CROSSOVER` (:data:`CONDENSED_CROSSOVER`, condensed from the lowest density on).
 
     :param mode: one of :data:`MODES`
     """
-    calibrated = calibrated_crossover() if device == "cpu" else None
-    table = calibrated[mode] if calibrated and mode in calibrated else CROSSOVER.get(device, {}).get(mode, {})
+    calibrated = calibrated_crossover(kind) if device == "cpu" else None
+    builtin = {"csr": CROSSOVER, "condensed": CONDENSED_CROSSOVER}.get(kind, {})
+    table = calibrated[mode] if calibrated and mode in calibrated else builtin.get(device, {}).get(mode, {})
     return _highest(_at_batch(table, batch), width)
 
 
@@ -344,15 +347,15 @@ def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
 
 
 def auto_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str:
-    """Per layer and batch, condensed or CSR where measured faster (:data:`CONDENSED_CROSSOVER`,
-    :func:`crossover_density`), masked elsewhere."""
-    # a layer at 90% sparsity counts as density 0.1 although rounding its active count may add a hair
-    density = density * (1 - 1e-4)
-    condensed = CONDENSED_CROSSOVER.get(weight.device.type, {}).get(mode, {})
-    if density <= _highest(_at_batch(condensed, batch), max(weight.shape)):
+    """Per layer and batch, condensed or CSR where measured faster (:func:`crossover_density`), masked elsewhere."""
+    # a layer at 90% sparsity counts as density 0.1 although rounding its active count may move it a little (in a
+    # small layer, by up to 1%: 51 of 32 x 32 weights is 0.0498)
+    below, above = density * (1 - 1e-4), density * (1 + 1e-2)
+    device, width = weight.device.type, max(weight.shape)
+    lowest = crossover_density(device, mode, batch, width, "condensed_lowest")
+    if lowest <= above and below <= crossover_density(device, mode, batch, width, "condensed"):
         return "condensed"
-    highest = crossover_density(weight.device.type, mode, batch, max(weight.shape))
-    return "csr" if density <= highest else "masked"
+    return "csr" if below <= crossover_density(device, mode, batch, width) else "masked"
 
 
 def masked_backend(weight: th.Tensor, density: float, batch: int, mode: str) -> str:
@@ -421,7 +424,8 @@ def narrowest_sparse_width() -> int:
     """The narrowest layer (its larger dimension) for which ``"auto"`` can pick a sparse product in some use, at some
     batch, on some device: the smallest width with a non-zero density in :data:`CROSSOVER`,
     :data:`CONDENSED_CROSSOVER` and this machine's calibration."""
-    tables = [*CROSSOVER.values(), *CONDENSED_CROSSOVER.values(), calibrated_crossover() or {}]
+    calibrated = [calibrated_crossover(kind) or {} for kind in ("csr", "condensed")]  # the highest densities
+    tables = [*CROSSOVER.values(), *CONDENSED_CROSSOVER.values(), *calibrated]
     widths = [
         width
         for table in tables

@@ -1,12 +1,13 @@
 """The crossover points of the machine it runs on: the per-machine cache that ``backend="auto"`` reads.
 
-``sb3-sparse calibrate`` (:mod:`sb3_sparse.core.calibration`) measures where CSR products beat masked
-ones on this CPU and writes them, as JSON, to a cache file keyed by the CPU model, the torch version and
-torch's thread count (:func:`machine_key`): ``$XDG_CACHE_HOME/sb3-sparse/crossover-<key>.json``
-(``~/.cache/sb3-sparse/`` without ``XDG_CACHE_HOME``). Where that file exists, ``"auto"`` uses its points on
-the CPU; elsewhere (nothing calibrated, another thread count, a GPU) it keeps the built-in table
-:data:`sb3_sparse.core.backends.CROSSOVER`. Nothing is calibrated behind the user's back: measuring takes
-tens of seconds of a busy CPU, which a training run should not spend unasked.
+``sb3-sparse calibrate`` (:mod:`sb3_sparse.core.calibration`) measures where CSR products beat masked ones on this
+CPU, and where condensed products beat both, and writes them, as JSON, to a cache file keyed by the CPU model, the
+torch version and torch's thread count (:func:`machine_key`): ``$XDG_CACHE_HOME/sb3-sparse/crossover-<key>.json``
+(``~/.cache/sb3-sparse/`` without ``XDG_CACHE_HOME``). Where that file exists, ``"auto"`` uses its points on the
+CPU; elsewhere (nothing calibrated, another thread count, a GPU) it keeps the built-in tables
+:data:`sb3_sparse.core.backends.CROSSOVER` and :data:`~sb3_sparse.core.backends.CONDENSED_CROSSOVER`. Nothing is
+calibrated behind the user's back: measuring takes a minute or two of a busy CPU, which a training run should not
+spend unasked.
 
 The environment variable ``SB3_SPARSE_CROSSOVER`` (or :func:`use_calibration`) names another file, or
 ``builtin`` to ignore calibrations. A file that cannot be read, or that was measured on another machine
@@ -37,9 +38,12 @@ Table = dict[str, dict[int, list[tuple[int, float]]]]
 
 FORMAT = 1
 
+#: The tables of a calibration file (the first, CSR's, under the key ``crossover``)
+KINDS = ("csr", "condensed", "condensed_lowest")
+
 _override: str | None = None
-# file -> ((its inode, mtime, size and the machine key it was read under), its table or None when ignored)
-_memo: dict[Path, tuple[tuple[Any, ...], Table | None]] = {}
+# file -> ((its inode, mtime, size and the machine key it was read under), its tables or None when ignored)
+_memo: dict[Path, tuple[tuple[Any, ...], dict[str, Table] | None]] = {}
 
 
 @functools.cache
@@ -86,18 +90,27 @@ def cache_file() -> Path | None:
     return Path(source).expanduser() if source else default_cache_file()
 
 
-def save_calibration(table: Table, path: str | os.PathLike[str] | None = None, **details: Any) -> Path:
+def save_calibration(
+    table: Table,
+    path: str | os.PathLike[str] | None = None,
+    condensed: tuple[Table, Table] | None = None,
+    **details: Any,
+) -> Path:
     """Write ``table`` (with :func:`machine_key` and ``details``) as this machine's calibration; return the file.
 
+    :param table: where CSR products are faster (highest densities)
     :param path: where to write (default: :func:`cache_file`, or :func:`default_cache_file` when that is
         ``"builtin"``)
+    :param condensed: where condensed products are faster: the tables of the highest and of the lowest densities
+        (``None``: the built-in points)
     """
     file = Path(path) if path is not None else cache_file() or default_cache_file()
     data = {
         "format": FORMAT,
         "key": machine_key(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "crossover": {mode: {str(batch): sizes for batch, sizes in batches.items()} for mode, batches in table.items()},
+        "crossover": json_table(table),
+        **({} if condensed is None else {kind: json_table(part) for kind, part in zip(KINDS[1:], condensed, strict=True)}),
         **details,
     }
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +118,11 @@ def save_calibration(table: Table, path: str | os.PathLike[str] | None = None, *
     partial.write_text(json.dumps(data, indent=1))
     partial.replace(file)  # readers never see half a file
     return file
+
+
+def json_table(table: Table) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """``table`` as JSON holds it (batches as strings)."""
+    return {mode: {str(batch): sizes for batch, sizes in batches.items()} for mode, batches in table.items()}
 
 
 def clear_calibration() -> Path | None:
@@ -116,11 +134,20 @@ def clear_calibration() -> Path | None:
     return file
 
 
-def calibrated_crossover() -> Table | None:
-    """The crossover table of the calibration file that ``"auto"`` reads, or ``None`` (use the built-in one).
+def calibrated_crossover(kind: str = "csr") -> Table | None:
+    """A crossover table of the calibration file that ``"auto"`` reads, or ``None`` (use the built-in one).
 
     Read once per file version; a file that cannot be read or was measured on another machine gives one warning.
+
+    :param kind: one of :data:`KINDS`: ``"csr"`` (the highest densities at which CSR products are faster than
+        masked ones), ``"condensed"`` and ``"condensed_lowest"`` (the highest and the lowest densities at which
+        condensed products are faster than both; ``None`` for a file calibrated without them)
     """
+    tables = _calibrated_tables()
+    return None if tables is None else tables.get(kind)
+
+
+def _calibrated_tables() -> dict[str, Table] | None:
     file = cache_file()
     if file is None:
         return None
@@ -133,7 +160,7 @@ def calibrated_crossover() -> Table | None:
     memo = _memo.get(file)
     if memo is not None and memo[0] == stamp:
         return memo[1]
-    table: Table | None = None
+    tables: dict[str, Table] | None = None
     try:
         data = json.loads(file.read_text())
         if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -145,11 +172,12 @@ def calibrated_crossover() -> Table | None:
                 stacklevel=2,
             )
         else:
-            table = parse_table(data.get("crossover"))
+            tables = {"csr": parse_table(data.get("crossover"))}
+            tables.update({kind: parse_table(data[kind]) for kind in KINDS[1:] if kind in data})
     except (OSError, ValueError, TypeError) as error:  # json's errors are ValueErrors
         warnings.warn(f"{file} is ignored ({error}): backend='auto' uses the built-in crossover table", stacklevel=2)
-    _memo[file] = (stamp, table)
-    return table
+    _memo[file] = (stamp, tables)
+    return tables
 
 
 def parse_table(entries: Any) -> Table:
