@@ -4,7 +4,9 @@ Times the critic part of a SAC gradient step (forward of both critics on a batch
 their weights) at SB3's MLP shapes, three ways: the two critics as separate products (what SB3 and the sparse
 algorithms do), the two as one ensemble of batched products (``torch.bmm`` over stacked weights), and the
 separate critics through ``torch.compile`` (its compile time reported apart). Interleaved, one thread by
-default; the median ratio to the separate products over the repeats is reported::
+default; the median ratio to the separate products over the repeats is reported. With compilation, also the whole
+critic update (forward, backward and Adam's step) compiled, against the same update run eagerly: what compiling
+away the Python around the products could save::
 
     python -m benchmarks.step_variants --out docs/benchmarks/throughput/step-variants
     python -m benchmarks.step_variants --widths 256 --no-compile
@@ -50,6 +52,31 @@ def ensemble_step(weights: list[th.Tensor], biases: list[th.Tensor], x: th.Tenso
     hidden.square().mean(dim=(1, 2)).sum().backward()
 
 
+def adam_update(critics: nn.ModuleList, x: th.Tensor, compiled: bool) -> Callable[[], None]:
+    """One critic update (gradients reset, forward, backward, Adam's step), eager or compiled by ``torch.compile``
+    (the forward and backward as one function, the optimizer step as another)."""
+    optimizer = th.optim.Adam(critics.parameters(), lr=3e-4)
+
+    def forward_backward() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        separate_step(critics, x)
+
+    run_forward_backward, step = (
+        (th.compile(forward_backward), th.compile(optimizer.step))
+        if compiled
+        else (
+            forward_backward,
+            optimizer.step,
+        )
+    )
+
+    def update() -> None:
+        run_forward_backward()
+        step()
+
+    return update
+
+
 def stacked(critics: nn.ModuleList) -> tuple[list[th.Tensor], list[th.Tensor]]:
     """The critics' weights and biases stacked layer by layer (leaf tensors of the ensemble)."""
     layers = [[m for m in network.modules() if isinstance(m, nn.Linear)] for network in critics]
@@ -81,6 +108,11 @@ def measure_width(width: int, args: argparse.Namespace) -> dict[str, Any]:
         separate_step(compiled, x)
         compile_seconds = time.perf_counter() - start
         variants["compiled"] = lambda: separate_step(compiled, x)
+        variants["update"] = adam_update(twin_critics(width), x, compiled=False)
+        variants["compiled update"] = adam_update(twin_critics(width), x, compiled=True)
+        start = time.perf_counter()
+        variants["compiled update"]()
+        compile_seconds += time.perf_counter() - start
     for step in variants.values():
         step()  # warm up
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -88,8 +120,12 @@ def measure_width(width: int, args: argparse.Namespace) -> dict[str, Any]:
     for repeat in range(args.repeats):
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             times[name].append(timed(variants[name], args.passes))
+    # the compiled update against the eager update, the rest against the separate products
+    baseline = {name: "update" if name == "compiled update" else "separate" for name in names}
     ratios = {
-        name: statistics.median(t / s for t, s in zip(times[name], times["separate"], strict=True)) for name in names[1:]
+        name: statistics.median(t / s for t, s in zip(times[name], times[baseline[name]], strict=True))
+        for name in names[1:]
+        if name != "update"
     }
     print(f"width {width}: " + ", ".join(f"{name} {r:.2f}x" for name, r in ratios.items()), flush=True)
     separate_ms = statistics.median(times["separate"]) * 1e3
@@ -118,12 +154,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{args.repeats} interleaved repeats x {args.passes} steps, {args.threads} thread(s)); {machine(th.device('cpu'))}, "
         f"torch {th.__version__}"
     )
-    lines = [header, "", "| width | separate (ms) | ensemble / separate | compiled / separate | compile time (s) |"]
-    lines.append("|---|---|---|---|---|")
+    lines = [
+        header,
+        "",
+        "| width | separate (ms) | ensemble / separate | compiled / separate | compiled update / eager update "
+        "(+ Adam) | compile time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         lines.append(
             f"| {row['width']} | {row['separate_ms']:.2f} | {row['ratios']['ensemble']:.2f}x | "
-            f"{cell(row['ratios'].get('compiled'), '{:.2f}x')} | {cell(row['compile_seconds'], '{:.0f}')} |"
+            f"{cell(row['ratios'].get('compiled'), '{:.2f}x')} | {cell(row['ratios'].get('compiled update'), '{:.2f}x')} | "
+            f"{cell(row['compile_seconds'], '{:.0f}')} |"
         )
     text = "\n".join(lines)
     print(text)
