@@ -503,8 +503,8 @@ def test_step_variants_ensemble_computes_the_separate_critics_gradients(tmp_path
     assert set(result["rows"][0]["ratios"]) == {"ensemble"} and (tmp_path / "step_variants.md").exists()
 
 
-def test_on_policy_overhead_script():
-    from benchmarks.on_policy_overhead import main as overhead
+def test_overhead_script():
+    from benchmarks.overhead import main as overhead
 
     threads = str(th.get_num_threads())  # the script sets torch's threads for the whole process: keep them
     result = overhead(["--algo", "a2c", "--steps", "20", "--repeats", "2", "--threads", threads])
