@@ -20,12 +20,12 @@ repeat to repeat (interleaved, see :func:`benchmarks.throughput.interleaved`)::
   layer, an update every 250 gradient steps, so dense gradients are kept during many optimisation phases);
   SAC / TD3: ``sparse_recipe("rigl")`` (RigL at 90%). Not A2C.
 
-Each ratio is the median [min, max] over repeats of a model's time over a baseline's in the same repeat. Topology
+Each ratio is the median [min, max] over repeats of a model's time over a baseline's in the same repeat; the
+baselines are SB3's algorithm, the same with fused Adam, and the dense regime (DST's own cost). Topology
 updates inside the timed steps are included, as in real training.
 """
 
 import argparse
-import platform
 import statistics
 import sys
 from typing import Any
@@ -33,7 +33,17 @@ from typing import Any
 import torch as th
 from stable_baselines3 import A2C, PPO, SAC, TD3
 
-from benchmarks.throughput import CLOCKS, DENSE, FUSED_DENSE, Variant, interleaved, ratio, thread_count, time_learn
+from benchmarks.throughput import (
+    CLOCKS,
+    DENSE,
+    FUSED_DENSE,
+    Variant,
+    interleaved,
+    machine,
+    ratio,
+    thread_count,
+    time_learn,
+)
 from sb3_sparse import SparseA2C, SparsePPO, SparseSAC, SparseTD3, sparse_recipe
 
 DENSE_REGIME = "dense regime"
@@ -91,9 +101,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     compared = variants(args.algo)
     models = {variant: make_model(variant, args.algo, args.env, args.seed) for variant in compared}
     times = interleaved(compared, args.repeats, lambda v: time_learn(models[v], args.steps, device, clock), "training")
-    bases = [variant for variant in compared if variant.kind in (DENSE, FUSED_DENSE)]
+    # SB3's step, SB3's with the same Adam kernel, and the same code without masks (the cost of DST itself)
+    bases = [variant for variant in compared if variant.kind in (DENSE, FUSED_DENSE, DENSE_REGIME)]
     print(f"\n{args.algo.upper()} on {args.env}, {args.steps} env steps x {args.repeats} repeats, {args.clock} clock, ")
-    print(f"{args.threads} thread(s), torch {th.__version__}, {platform.processor() or platform.machine()}")
+    print(f"{args.threads} thread(s), torch {th.__version__}, {machine(device)}")
     print("| model | ms / env step | " + " | ".join(f"vs {base.kind}" for base in bases) + " |")
     print("|---|---|" + "---|" * len(bases))
     results: dict[str, Any] = {}

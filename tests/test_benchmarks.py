@@ -508,5 +508,6 @@ def test_overhead_script():
 
     threads = str(th.get_num_threads())  # the script sets torch's threads for the whole process: keep them
     result = overhead(["--algo", "a2c", "--steps", "20", "--repeats", "2", "--threads", threads])
-    assert set(result) == {f"{label} / {DENSE}" for label in (DENSE, "dense regime", "set 0.5 auto")}
+    labels = (DENSE, "dense regime", "set 0.5 auto")
+    assert set(result) == {f"{label} / {base}" for label in labels for base in (DENSE, "dense regime")}
     assert result[f"{DENSE} / {DENSE}"]["median"] == 1.0 and result[f"set 0.5 auto / {DENSE}"]["median"] > 0
