@@ -120,18 +120,32 @@ def new_module_state() -> dict[str, Any]:
 
 
 class _OptimizerStepHook:
-    """Optimizer pre-step hook: count the module's steps and keep the dense gradients of this step's loss."""
+    """Optimizer pre-step hook: count the module's steps and keep the dense gradients of this step's loss.
 
-    def __init__(self, state: dict[str, Any], binding: ModuleBinding, track_gradients: bool, clock: bool = True):
+    :param keeping: the engine's record of where dense gradients are kept (``{module name: (network, on)}``): the
+        weights are walked only while they may be kept, not at every step
+    """
+
+    def __init__(
+        self,
+        state: dict[str, Any],
+        binding: ModuleBinding,
+        track_gradients: bool,
+        clock: bool = True,
+        keeping: dict[str, tuple[nn.Module, bool]] | None = None,
+        name: str = "",
+    ):
         self.state = state
         self.binding = binding
         self.track_gradients = track_gradients
         self.clock = clock
+        self.keeping = {} if keeping is None else keeping
+        self.name = name
 
     def __call__(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if self.clock:
             self.state["optimizer_steps"] += 1
-        if self.track_gradients:
+        if self.track_gradients and self.keeping.get(self.name) != (self.binding.online, False):
             commit_dense_gradients(self.binding.online, self.binding.exclude)
 
 
@@ -192,7 +206,7 @@ class SparseEngine:
                 track_dense_gradients(binding.online, False, binding.exclude)
             state = self.module_state(name)
             handles = [
-                optimizer.register_step_pre_hook(_OptimizerStepHook(state, binding, track, clock=index == 0))
+                optimizer.register_step_pre_hook(_OptimizerStepHook(state, binding, track, index == 0, self._keeping, name))
                 for index, optimizer in enumerate(optimizers)
             ]
             self._hooks[name] = (optimizers, handles)
