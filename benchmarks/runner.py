@@ -4,6 +4,9 @@ Layout of a run directory (``<results>/<algo>/<env>/<label>/seed<k>/``):
 
 - ``checkpoint/``: ``model.zip``, ``replay_buffer.pkl`` and ``state.json`` (eval curve and timings so
   far), replaced atomically every ``checkpoint_freq`` env steps and when a run is stopped;
+- ``policy.pt``: a sparse model's acting network, written by :func:`sb3_sparse.export_policy` when the run is
+  complete (dense models have none), so that ``benchmarks.trained_agents`` can ship a run's agent; not committed
+  with a profile's results (``.gitignore``);
 - ``result.json``: written atomically (temporary file, then rename) only when the run is complete.
   A run with a ``result.json`` is skipped; a run with a checkpoint resumes from it. A result or
   checkpoint made for a different spec (the profile entry changed) is set aside and the run redone.
@@ -35,12 +38,15 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from benchmarks.methods import build_model, is_multi_agent, model_class, multi_agent_dense_reference
 from benchmarks.profile import RunSpec
-from sb3_sparse import flops_report, module_sparsity
+from sb3_sparse import export_policy, flops_report, module_sparsity
 from sb3_sparse.common.buffers import DynamicReplayBuffer, MultiStepReplayBuffer
 from sb3_sparse.common.callbacks import on_policy_rollouts
 from sb3_sparse.common.flops import counted_modules
+from sb3_sparse.core.crossover_cache import cpu_model
 
 EVAL_SEED_OFFSET = 10_000
+#: a finished sparse run's exported acting network, beside its ``result.json``
+POLICY_FILE = "policy.pt"
 
 
 def plain_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -422,9 +428,11 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         "net_arch": getattr(model.policy, "net_arch", None) or multi_agent_widths(model),
         "device": str(model.device),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"node": platform.node(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "machine": {"node": platform.node(), "processor": platform.processor(), "cpu": cpu_model(), "cpus": os.cpu_count()},
         "versions": {"torch": th.__version__, "python": platform.python_version()},
     }
+    if result["sparsity"]["global"] > 0:
+        export_policy(model, run_dir / POLICY_FILE)
     write_json(run_dir / "result.json", result)
     shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
     return "done"

@@ -1,9 +1,10 @@
 """Train, export and evaluate the trained agents shipped in ``sb3_sparse/trained_agents/``, and write their index and table.
 
 Each agent is trained by a real ``sb3-sparse train`` command (the shipped hyperparameter file, ``-params`` or
-``--recipe`` for the DST recipe, ``-n`` where the budget is reduced), on one thread, into ``logs/trained_agents``;
-its acting network (a multi-agent learner's agent network) is then exported with :func:`sb3_sparse.export_policy`,
-evaluated over 10 deterministic episodes (env seeded 0) and written to
+``--recipe`` for the DST recipe, ``-n`` where the budget is reduced), on one thread, into ``logs/trained_agents``,
+or is a finished run of a benchmark profile (``run``: the run's own ``python -m benchmarks.run`` command, its acting
+network exported by the harness as ``policy.pt``). Its acting network (a multi-agent learner's agent network) is
+exported with :func:`sb3_sparse.export_policy`, evaluated over 10 deterministic episodes (env seeded 0) and written to
 ``sb3_sparse/trained_agents/index.yml`` and the table ``docs/guide/trained_agents_table.md``::
 
     python -m benchmarks.trained_agents list                       # the agents this script knows
@@ -18,16 +19,21 @@ import argparse
 import dataclasses
 import datetime
 import io
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch as th
 
+from benchmarks.profile import load_profile, profile_results_dir
+from benchmarks.runner import POLICY_FILE
 from sb3_sparse import registry
 from sb3_sparse.common.flops import module_sparsity
 from sb3_sparse.core.crossover_cache import cpu_model
@@ -43,13 +49,15 @@ N_EVAL_EPISODES = 10
 
 @dataclass(frozen=True)
 class Spec:
-    """How one agent is trained: ``sb3-sparse train --algo ALGO --env ENV`` with the common flags and ``args``."""
+    """How one agent is trained: ``sb3-sparse train --algo ALGO --env ENV`` with the common flags and ``args``, or,
+    with ``run`` (``"PROFILE:RUN_ID"``, e.g. ``"mujoco:sac/HalfCheetah-v5/rlx2-0.9/seed1"``), that benchmark run."""
 
     algo: str
     env: str
     recipe: str
     args: str = ""
     budget: str = "rl-zoo3's"
+    run: str = ""
 
     @property
     def name(self) -> str:
@@ -57,8 +65,17 @@ class Spec:
 
     @property
     def command(self) -> str:
+        if self.run:
+            profile, run_id = self.run.split(":")
+            _, env, label, seed = run_id.split("/")
+            return f"python -m benchmarks.run {profile} --envs {env} --methods {label} --seeds {seed.removeprefix('seed')}"
         common = f"--seed 0 --num-threads 1 --eval-freq -1 -f {LOG_FOLDER}"
         return f"python -m sb3_sparse train --algo {self.algo} --env {self.env} {common} {self.args}".strip()
+
+    def run_dir(self) -> Path:
+        """The folder of the benchmark run ``run``."""
+        profile, run_id = self.run.split(":")
+        return profile_results_dir(load_profile(profile)[0], profile) / run_id
 
 
 SPECS = [
@@ -117,8 +134,8 @@ def dense_size(policy: th.nn.Module, module: str) -> int:
     return buffer.getbuffer().nbytes
 
 
-def export(item: Spec) -> TrainedAgent:
-    """Export the latest run's agent into the package folder, evaluate it and add it to the index."""
+def from_zoo_run(item: Spec, target: Path) -> tuple[Any, int, str, str]:
+    """Export the latest ``sb3-sparse train`` run's agent to ``target``: its policy, steps, day (UTC) and CPU."""
     from sb3_sparse import export_policy
 
     run = latest_run(item)
@@ -131,9 +148,28 @@ def export(item: Spec) -> TrainedAgent:
         )
     else:
         model = algorithm_class(item.algo).load(model_file, buffer_size=1, optimize_memory_usage=False, device="cpu")
-    target = export_policy(model, AGENTS_DIR / f"{item.name}.pt")
+    export_policy(model, target)
     date = datetime.datetime.fromtimestamp(model_file.stat().st_mtime, datetime.UTC).date().isoformat()
-    policy = model.policy
+    return model.policy, int(model.num_timesteps), date, cpu_model()
+
+
+def from_benchmark_run(item: Spec, target: Path) -> tuple[Any, int, str, str]:
+    """Copy a finished benchmark run's exported acting network to ``target``: its policy, steps, day and CPU."""
+    from sb3_sparse import load_policy
+
+    run_dir = item.run_dir()
+    if not (run_dir / "result.json").exists() or not (run_dir / POLICY_FILE).exists():
+        raise SystemExit(f"{run_dir} has no finished run with its {POLICY_FILE}: run `{item.command}` first")
+    result = json.loads((run_dir / "result.json").read_text())
+    shutil.copyfile(run_dir / POLICY_FILE, target)
+    cpu = result["machine"].get("cpu") or cpu_model()
+    return load_policy(target, device="cpu"), int(result["num_timesteps"]), result["finished"][:10], cpu
+
+
+def export(item: Spec) -> TrainedAgent:
+    """Export the agent into the package folder, evaluate it and add it to the index."""
+    target = AGENTS_DIR / f"{item.name}.pt"
+    policy, n_timesteps, date, cpu = (from_benchmark_run if item.run else from_zoo_run)(item, target)
     agent = TrainedAgent(
         algo=item.algo,
         env=item.env,
@@ -143,13 +179,13 @@ def export(item: Spec) -> TrainedAgent:
         mean_return=float("nan"),  # measured below, on the file
         std_return=float("nan"),
         n_eval_episodes=N_EVAL_EPISODES,
-        n_timesteps=int(model.num_timesteps),
+        n_timesteps=n_timesteps,
         budget=item.budget,
         file_size=target.stat().st_size,
         dense_size=dense_size(policy, policy.sparse_modules[policy.inference_module].online),
         command=item.command,
         date=date,
-        cpu=cpu_model(),
+        cpu=cpu,
     )
     returns = evaluate_agent(agent, N_EVAL_EPISODES)
     result = dataclasses.replace(

@@ -13,9 +13,10 @@ import yaml
 from benchmarks.methods import build_model, method_kwargs, policy_architecture, resolve_policy, width_net_arch
 from benchmarks.profile import REPO_ROOT, RunSpec, load_profile, parse_profile, profile_results_dir
 from benchmarks.run import interleave
-from benchmarks.runner import _stale, find_checkpoint, run_one, size_metrics, sparse_metrics
+from benchmarks.runner import POLICY_FILE, _stale, find_checkpoint, run_one, size_metrics, sparse_metrics
 from benchmarks.summary import analyse, iqm, write_summary
 from benchmarks.throughput import CLOCKS, DENSE, FUSED_DENSE, ONE_XLA_THREAD, SBX_DENSE, SPARSE, main, thread_count
+from sb3_sparse import load_policy, module_sparsity
 from sb3_sparse.core.masking import sparsify
 from sb3_sparse.core.update import init_mask
 
@@ -260,6 +261,8 @@ def test_run_resumes_from_checkpoint(tmp_path):
     assert result["final_return"] == pytest.approx(np.mean(result["curve"]["mean"][-2:]))
     assert result["sparsity"]["global"] == pytest.approx(0.5, abs=0.01) and result["flops"]["training_flops_ratio"] < 1
     assert find_checkpoint(run_dir) is None
+    acting = load_policy(run_dir / POLICY_FILE, device="cpu")  # the finished run's actor, ready to ship
+    assert module_sparsity(acting)["actor"] == pytest.approx(0.5, abs=0.01)
     assert run_one(spec, tmp_path) == "skipped"
     changed = RunSpec.from_dict({**spec.to_dict(), "n_eval_episodes": 2})
     assert _stale(run_dir / "result.json", changed) and not _stale(run_dir / "result.json", spec)
@@ -277,6 +280,7 @@ def test_run_records_size_flops_and_wall_clock(tmp_path, method, policy):
     assert run_one(spec, tmp_path) == "done"
     result = json.loads((tmp_path / spec.run_id / "result.json").read_text())
     assert result["spec"]["width"] == 8 and result["device"] == "cpu" and result["resumes"] == 1
+    assert (tmp_path / spec.run_id / POLICY_FILE).exists() == (method != "dense")  # only sparse runs export theirs
     residual = policy == "SimbaPolicy"
     assert result["net_arch"] == ({"pi": [2], "qf": [8, 8]} if residual else {"pi": [8, 8], "qf": [8, 8]})
     expected_policy = {"dense": "SimbaSACPolicy", "mst": "SparseSimbaSACPolicy"}[method] if residual else "SACPolicy"

@@ -84,3 +84,29 @@ def test_the_table_and_the_commands_come_from_the_script():
     assert TABLE_FILE.read_text() == table_markdown(AGENTS)
     commands = {(spec.algo, spec.env): spec.command for spec in SPECS}
     assert {(agent.algo, agent.env): agent.command for agent in AGENTS} == commands
+
+
+def test_an_agent_from_a_benchmark_run(tmp_path, monkeypatch):
+    """A finished benchmark run's exported actor is shipped as is: its command is the run's own, its policy the
+    file the harness wrote, its steps and day those of the run."""
+    from benchmarks.profile import RunSpec
+    from benchmarks.runner import run_one
+    from benchmarks.trained_agents import Spec, from_benchmark_run
+    from sb3_sparse import module_sparsity
+
+    run = RunSpec(
+        profile="test", algo="sac", env_id="Pendulum-v1", label="set-0.9", method="set", seed=2, sparsity=0.9,
+        total_timesteps=60, eval_freq=60, n_eval_episodes=1, checkpoint_freq=1000, final_evals=1,
+        algo_kwargs={"learning_starts": 30, "batch_size": 16},
+    )  # fmt: skip
+    assert run_one(run, tmp_path) == "done"
+    item = Spec("sparse_sac", "Pendulum-v1", "SET, 90%", run=f"test:{run.run_id}")
+    assert item.command == "python -m benchmarks.run test --envs Pendulum-v1 --methods set-0.9 --seeds 2"
+    monkeypatch.setattr(Spec, "run_dir", lambda self: tmp_path / self.run.partition(":")[2])
+    policy, n_timesteps, date, cpu = from_benchmark_run(item, tmp_path / "agent.pt")
+    assert (tmp_path / "agent.pt").read_bytes() == (tmp_path / run.run_id / "policy.pt").read_bytes()
+    assert module_sparsity(policy)["actor"] == pytest.approx(0.9, abs=0.01) and n_timesteps == 60
+    assert len(date) == 10 and cpu
+    with pytest.raises(SystemExit, match="no finished run"):
+        unfinished = Spec("sparse_sac", "Pendulum-v1", "SET", run="test:sac/Pendulum-v1/set-0.9/seed3")
+        from_benchmark_run(unfinished, tmp_path / "x.pt")
