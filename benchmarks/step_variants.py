@@ -5,8 +5,9 @@ their weights) at SB3's MLP shapes, three ways: the two critics as separate prod
 algorithms do), the two as one ensemble of batched products (``torch.bmm`` over stacked weights), and the
 separate critics through ``torch.compile`` (its compile time reported apart). Interleaved, one thread by
 default; the median ratio to the separate products over the repeats is reported. With compilation, also the whole
-critic update (forward, backward and Adam's step) compiled, against the same update run eagerly: what compiling
-away the Python around the products could save::
+critic update (forward, backward and Adam's step) compiled, against the same update run eagerly with SB3's default
+Adam (a loop over the tensors on the CPU) and with the fused Adam the sparse algorithms use
+(:func:`sb3_sparse.core.optim.prefer_fused`): what compiling away the Python around the products could save::
 
     python -m benchmarks.step_variants --out docs/benchmarks/throughput/step-variants
     python -m benchmarks.step_variants --widths 256 --no-compile
@@ -52,10 +53,10 @@ def ensemble_step(weights: list[th.Tensor], biases: list[th.Tensor], x: th.Tenso
     hidden.square().mean(dim=(1, 2)).sum().backward()
 
 
-def adam_update(critics: nn.ModuleList, x: th.Tensor, compiled: bool) -> Callable[[], None]:
+def adam_update(critics: nn.ModuleList, x: th.Tensor, compiled: bool, fused: bool = False) -> Callable[[], None]:
     """One critic update (gradients reset, forward, backward, Adam's step), eager or compiled by ``torch.compile``
-    (the forward and backward as one function, the optimizer step as another)."""
-    optimizer = th.optim.Adam(critics.parameters(), lr=3e-4)
+    (the forward and backward as one function, the optimizer step as another); ``fused``: PyTorch's fused Adam."""
+    optimizer = th.optim.Adam(critics.parameters(), lr=3e-4, fused=fused or None)
 
     def forward_backward() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -109,6 +110,7 @@ def measure_width(width: int, args: argparse.Namespace) -> dict[str, Any]:
         compile_seconds = time.perf_counter() - start
         variants["compiled"] = lambda: separate_step(compiled, x)
         variants["update"] = adam_update(twin_critics(width), x, compiled=False)
+        variants["fused update"] = adam_update(twin_critics(width), x, compiled=False, fused=True)
         variants["compiled update"] = adam_update(twin_critics(width), x, compiled=True)
         start = time.perf_counter()
         variants["compiled update"]()
@@ -120,12 +122,14 @@ def measure_width(width: int, args: argparse.Namespace) -> dict[str, Any]:
     for repeat in range(args.repeats):
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             times[name].append(timed(variants[name], args.passes))
-    # the compiled update against the eager update, the rest against the separate products
-    baseline = {name: "update" if name == "compiled update" else "separate" for name in names}
+    # the compiled update against both eager updates, the rest against the separate products
+    pairs = {name: (name, "separate") for name in ("ensemble", "compiled") if name in times}
+    if "compiled update" in times:
+        pairs["compiled update"] = ("compiled update", "update")
+        pairs["compiled update / fused"] = ("compiled update", "fused update")
     ratios = {
-        name: statistics.median(t / s for t, s in zip(times[name], times[baseline[name]], strict=True))
-        for name in names[1:]
-        if name != "update"
+        name: statistics.median(t / s for t, s in zip(times[timed_name], times[baseline], strict=True))
+        for name, (timed_name, baseline) in pairs.items()
     }
     print(f"width {width}: " + ", ".join(f"{name} {r:.2f}x" for name, r in ratios.items()), flush=True)
     separate_ms = statistics.median(times["separate"]) * 1e3
@@ -158,13 +162,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         header,
         "",
         "| width | separate (ms) | ensemble / separate | compiled / separate | compiled update / eager update "
-        "(+ Adam) | compile time (s) |",
-        "|---|---|---|---|---|---|",
+        "(+ SB3's Adam) | compiled update / eager update (+ fused Adam) | compile time (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['width']} | {row['separate_ms']:.2f} | {row['ratios']['ensemble']:.2f}x | "
             f"{cell(row['ratios'].get('compiled'), '{:.2f}x')} | {cell(row['ratios'].get('compiled update'), '{:.2f}x')} | "
+            f"{cell(row['ratios'].get('compiled update / fused'), '{:.2f}x')} | "
             f"{cell(row['compile_seconds'], '{:.0f}')} |"
         )
     text = "\n".join(lines)
