@@ -163,7 +163,8 @@ def test_profile_on_ray_retries_reports_and_resumes(cluster, tmp_path):
     assert shape(result) == shape(expected) and result["spec"] == expected["spec"]
     assert result["curve"]["steps"] == expected["curve"]["steps"] == [0, 50, 100]
     assert result["resumes"] == 1 and expected["resumes"] == 0  # the checkpoint travelled to the task
-    assert sorted(p.name for p in run_dir(pendulum).iterdir()) == ["result.json"]  # as the local runner leaves it
+    leaves = sorted(p.name for p in (local / pendulum.run_id).iterdir())
+    assert sorted(p.name for p in run_dir(pendulum).iterdir()) == leaves == ["policy.pt", "result.json"]  # as locally
     for spec in specs[1:3]:  # failed once, then done
         assert shape(json.loads((run_dir(spec) / "result.json").read_text())) == shape(expected)
         assert not (run_dir(spec) / "error.txt").exists()
