@@ -22,7 +22,16 @@ from sb3_sparse.core.backends import (
 )
 from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.crossover_cache import use_calibration
-from sb3_sparse.core.masking import MaskedLinear, get_mask, sparse_weights, sparsify, track_dense_gradients, weight_state
+from sb3_sparse.core.masking import (
+    DenseLinear,
+    MaskedLinear,
+    get_mask,
+    linear,
+    sparse_weights,
+    sparsify,
+    track_dense_gradients,
+    weight_state,
+)
 from sb3_sparse.core.update import init_mask
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
@@ -307,6 +316,44 @@ def test_column_major_inputs_and_gradients_give_the_same_results():
     strided = th.randn(6, 24)[:, ::2]
     set_backend(layer, "csr")
     th.testing.assert_close(layer(strided), strided @ layer.weight.t() + layer.bias, **TOLERANCE)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("layout", ["row-major", "column-major", "strided", "3-d"])
+def test_linear_of_any_input_layout_is_f_linear(bias, layout):
+    """The package's product (column-major inputs as ``W @ x.T``) gives ``F.linear``'s outputs and gradients."""
+    weight, bias_tensor = th.randn(6, 10, requires_grad=True), th.randn(6, requires_grad=True) if bias else None
+    base = th.randn(3, 7, 10) if layout == "3-d" else th.randn(7, 20)[:, ::2] if layout == "strided" else th.randn(7, 10)
+    x = (base.t().contiguous().t() if layout == "column-major" else base).requires_grad_()
+    got = linear(x, weight, bias_tensor)
+    assert got.shape == (*base.shape[:-1], 6)
+    grad_output = th.randn_like(got)
+    got_grads = th.autograd.grad(got, [x, weight, *([bias_tensor] if bias else [])], grad_output)
+    want = F.linear(x, weight, bias_tensor)
+    want_grads = th.autograd.grad(want, [x, weight, *([bias_tensor] if bias else [])], grad_output)
+    th.testing.assert_close(got, want, **TOLERANCE)
+    for got_grad, want_grad in zip(got_grads, want_grads, strict=True):
+        th.testing.assert_close(got_grad, want_grad, **TOLERANCE)
+
+
+def test_dense_layers_below_sparse_ones_read_column_major_outputs():
+    """With a sparse backend the dense layers of the network become ``DenseLinear`` (same object, parameters and
+    ``state_dict``), back to ``nn.Linear`` with ``"masked"``; the network computes the same either way."""
+    network = nn.Sequential(masked_layer(8, 16, 0.2), nn.ReLU(), nn.Linear(16, 6))
+    head, keys = network[2], list(network.state_dict())
+    x = th.randn(5, 8)
+    expected = network(x)
+    set_backend(network, "csr")
+    assert type(head) is DenseLinear and network[2] is head and list(network.state_dict()) == keys
+    assert not network[1](network[0](x)).is_contiguous()  # what the CSR product returns: column-major
+    th.testing.assert_close(network(x), expected, **TOLERANCE)
+    for other in (copy.deepcopy(network), pickle.loads(pickle.dumps(network))):
+        assert type(other[2]) is DenseLinear
+        th.testing.assert_close(other(x), expected, **TOLERANCE)
+    set_backend(network, "masked")
+    assert type(head) is nn.Linear and type(network[0]) is MaskedLinear
+    sparsify(head, "weight")  # a dense layer made sparse later is masked like any other
+    assert type(head) is MaskedLinear
 
 
 @settings(max_examples=40, deadline=None)

@@ -40,10 +40,12 @@ from torch import nn
 
 from sb3_sparse.core.crossover_cache import calibrated_crossover
 from sb3_sparse.core.masking import (
+    DenseLinear,
     MaskedLinear,
     enforce_masks,
     get_mask,
     is_sparse,
+    linear,
     sparse_weights,
     weight_state,
     zero_pruned,
@@ -315,7 +317,7 @@ class SparseLinear(MaskedLinear):
         backend = layer_backend(self, batch, mode)
         if backend == "masked":
             zero_pruned(self, "weight")
-            return F.linear(input, weight, bias)
+            return linear(input, weight, bias)
         x = input.reshape(-1, self.in_features)
         if backend == "condensed" and not training:
             out = condensed_linear(x, weight, bias, self)
@@ -392,6 +394,8 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
     """Compute every masked ``nn.Linear`` weight below ``root`` with ``backend`` (a name in :data:`BACKENDS`).
 
     Layers that are not exactly ``nn.Linear`` (convolutions, subclasses) keep the masked backend.
+    The dense ``nn.Linear`` layers below ``root`` become :class:`~sb3_sparse.core.masking.DenseLinear` (back to
+    ``nn.Linear`` with ``"masked"``): they may read the column-major outputs of sparse products.
 
     :param frozen: the network is only used for inference from now on (a deployed policy): its active
         weights are gathered into CSR form once instead of at every call. Weights written by a fused
@@ -418,6 +422,11 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
             module.__class__ = SparseLinear
             module.__dict__[BACKEND_ATTRIBUTE] = backend
             module.__dict__[FROZEN_ATTRIBUTE] = frozen
+    # the dense layers read what the sparse products return (column-major) with the product made for it
+    dense_class = nn.Linear if backend == "masked" else DenseLinear
+    for module in root.modules():
+        if type(module) in (nn.Linear, DenseLinear):
+            module.__class__ = dense_class
 
 
 def narrowest_sparse_width() -> int:

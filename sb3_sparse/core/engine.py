@@ -69,6 +69,7 @@ def sparsify_module(config: ModuleConfig, candidates: Sequence[Candidate]) -> in
         count = regime.layer_count(shape, count)
         sparsify(module, name, init_mask(getattr(module, name), count, config.mask_init, regime.constant_fan_in))
         weight_state(module, name).role = role
+    for module, _, _, _ in candidates:  # the dense layers too: they may read the outputs of sparse products
         set_backend(module, config.backend)
     return len(selected)
 
