@@ -12,6 +12,7 @@ from torch import nn
 
 from sb3_sparse import SparseDQN, SparseSAC, SparseTD3
 from sb3_sparse.core.backends import (
+    BAG_MIN_BATCH,
     CROSSOVER,
     SparseLinear,
     crossover_density,
@@ -67,7 +68,7 @@ def outputs_and_gradients(layer: nn.Linear, backend: str, x: th.Tensor, grad_out
 @given(
     n_in=st.integers(1, 24),
     n_out=st.integers(1, 24),
-    batch=st.sampled_from([(1,), (5,), (3, 4)]),
+    batch=st.sampled_from([(1,), (5,), (3, 4), (BAG_MIN_BATCH,), (4, 9)]),  # the CSR kernel, then weighted bags
     density=st.floats(0.02, 1.0),
     bias=st.booleans(),
     seed=st.integers(0, 1000),
@@ -364,13 +365,14 @@ def test_dense_layers_below_sparse_ones_read_column_major_outputs():
     frozen=st.booleans(),
     grad=st.booleans(),
     seed=st.integers(0, 1000),
+    batch=st.sampled_from([5, BAG_MIN_BATCH]),
 )
-def test_no_backend_reads_a_pruned_weight_written_through_data(shape, density, backend, frozen, grad, seed):
+def test_no_backend_reads_a_pruned_weight_written_through_data(shape, density, backend, frozen, grad, seed, batch):
     """After ``weight.data`` is overwritten (no version bump), every backend's product is that of the masked weight."""
     layer = masked_layer(*shape, density, seed=seed)
     set_backend(layer, backend, frozen=frozen and not grad)
     layer.weight.data.normal_()
-    x = th.randn(5, shape[0])
+    x = th.randn(batch, shape[0])
     expected = F.linear(x, layer.weight.detach() * get_mask(layer), layer.bias.detach())
     with th.set_grad_enabled(grad):
         th.testing.assert_close(layer(x), expected, **TOLERANCE)
