@@ -515,3 +515,12 @@ def test_overhead_script():
     labels = (DENSE, "dense regime", "set 0.5 auto")
     assert set(result) == {f"{label} / {base}" for label in labels for base in (DENSE, "dense regime")}
     assert result[f"{DENSE} / {DENSE}"]["median"] == 1.0 and result[f"set 0.5 auto / {DENSE}"]["median"] > 0
+
+
+def test_bags_script(tmp_path: Path):
+    from benchmarks.bags import main as bags
+
+    threads = str(th.get_num_threads())  # the script sets torch's threads for the whole process: keep them
+    arguments = ["--widths", "16", "--densities", "0.2", "--batches", "1", "40", "--rounds", "1", "--min-seconds", "0"]
+    result = bags([*arguments, "--threads", threads, "--out", str(tmp_path)])
+    assert set(result["rows"][0]["ratios"]) == {1, 40} and (tmp_path / "bags.md").exists()

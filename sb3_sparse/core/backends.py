@@ -10,12 +10,11 @@ masks, optimizer state and ``state_dict`` are the same whatever computes the pro
   scattered into a dense gradient that is exactly 0 at pruned positions. The full dense weight
   gradient is computed only while the engine asks for it (just before a gradient-grown update);
 - ``"condensed"``: for products without gradients (target networks, acting, deployed policies), each unit's
-  active weights as a dense ``[out, k]`` value matrix, gathered from the masked weight at every call, with
-  their input indices ``[out, k]`` (constant fan-in, as ``srigl``'s masks; rows with fewer entries are padded
-  with zeros): ``y[:, o] = sum_k W[o, idx[o, k]] x[:, idx[o, k]]``, computed as weighted bags of the rows of
-  ``x.T`` (``F.embedding_bag``), which never materialises the gather. Training products (forward, input and
-  weight gradients) run on the CSR kernel, which was faster than every condensed formulation measured
-  (``benchmarks/crossover.py --condensed``);
+  active weights ``W[o, idx[o, k]]`` with their input indices (the CSR structure, constant fan-in under ``srigl``):
+  ``y[:, o] = sum_k W[o, idx[o, k]] x[:, idx[o, k]]``, computed as weighted bags of the rows of ``x.T``
+  (``F.embedding_bag``, :func:`bag_linear`) at every batch size, which never materialises the gather. Training
+  products run as ``"csr"``'s. ``"csr"`` runs the same bags from batch 32, where they are faster than its kernel:
+  ``"condensed"`` differs only below that batch (``benchmarks/crossover.py --condensed``);
 - ``"auto"``: per layer and per call, ``"condensed"`` for products without gradients where it was measured
   faster, else ``"csr"`` where the layer's shape, density, batch and device make it faster (this machine's
   calibration, ``sb3-sparse calibrate``, else :data:`CONDENSED_CROSSOVER` and :data:`CROSSOVER`), ``"masked"``
@@ -107,10 +106,10 @@ BAG_MIN_BATCH = 32
 #: Where ``"auto"`` computes a product without gradients condensed, per device type and mode, in the layout of
 #: :data:`CROSSOVER` (``benchmarks/crossover.py --condensed``, one thread of a 2-vCPU AMD EPYC VM; see
 #: ``docs/benchmarks/throughput/condensed``). Time / masked time at batch 256, density 0.1 / 0.02, constant
-#: fan-in: width 1024 0.09 / 0.02 (CSR 0.54 / 0.04), width 256 0.23 / 0.13 (CSR 0.39 / 0.15); masks drawn over
-#: the whole layer (rows padded to the longest): 0.10 / 0.03 and 0.29 / 0.16. At batch 1 it lost to the masked
-#: or the CSR product. Training never uses it (its products are CSR's); frozen layers were not measured. On a CPU
-#: with a calibration of its own that measured products without gradients, ``"auto"`` reads that instead.
+#: fan-in: width 1024 0.09 / 0.02, width 256 0.23 / 0.13; at batch 1 it lost to the masked or the CSR product. Since
+#: ``"csr"`` runs the same bags from batch 32 (:data:`BAG_MIN_BATCH`), this table now only extends them to layers
+#: that :data:`CROSSOVER` keeps masked (width 256). Training never uses it. On a CPU with a calibration of its own
+#: that measured products without gradients, ``"auto"`` reads that instead.
 CONDENSED_CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {"inference": {256: [(0, 0.0), (256, 0.1)]}},
 }
@@ -134,8 +133,6 @@ class CsrLayout:
     density: float
     #: the backend's choice per (mode, batch), kept until the mask changes
     choices: dict[tuple[str, int], str] = field(default_factory=dict)
-    #: the condensed index (:func:`condensed_index`), built on first use
-    condensed: tuple[th.Tensor, th.Tensor, th.Tensor | None] | None = None
 
     @classmethod
     def of(cls, mask: th.Tensor) -> "CsrLayout":
@@ -159,37 +156,6 @@ class CsrLayout:
 def _row_pointers(rows: th.Tensor, n_rows: int) -> th.Tensor:
     counts = th.bincount(rows, minlength=n_rows)
     return th.cat([counts.new_zeros(1), counts.cumsum(0)]).to(th.int32)
-
-
-def condensed_index(layout: CsrLayout, shape: tuple[int, int]) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
-    """Per unit (row), the flat weight indices ``[out, k]`` of its active entries and their input indices, with
-    ``k`` the largest row count; shorter rows are padded with their first position, which the returned
-    ``[out, k]`` 0/1 validity multiplies by 0 (``None``: no padding, every row holds ``k``: constant fan-in)."""
-    if layout.condensed is None:
-        n_out, n_in = shape
-        counts = (layout.crow[1:] - layout.crow[:-1]).long()
-        width = int(counts.max()) if n_out else 0
-        rows = th.repeat_interleave(th.arange(n_out, device=counts.device), counts)
-        slots = th.arange(layout.flat.numel(), device=counts.device) - layout.crow[:-1].long()[rows]
-        index = (th.arange(n_out, device=counts.device) * n_in).unsqueeze(1).repeat(1, width)
-        index[rows, slots] = layout.flat
-        slot = th.arange(width, device=counts.device)
-        valid = None if bool((counts == width).all()) else (slot < counts.unsqueeze(1)).float()
-        layout.condensed = (index, index % n_in, valid)
-    return layout.condensed
-
-
-@th.no_grad()
-def condensed_linear(x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None, module: nn.Module) -> th.Tensor:
-    """``x @ W.T + b`` for a 2-D ``x``, without gradients: per unit, the bag of the rows of ``x.T`` at its input
-    indices, weighted by its active weights (the result comes column by column, as the next layer reads it)."""
-    index, columns, valid = condensed_index(csr_layout(module), (weight.shape[0], weight.shape[1]))
-    values = weight.view(-1)[index]
-    if valid is not None:
-        values = values * valid
-    # the bags read rows of x.T: on a row-major x they would stride through memory (100x slower, measured)
-    out = F.embedding_bag(columns, column_major(x).t(), per_sample_weights=values, mode="sum").t()
-    return out if bias is None else out + bias
 
 
 def csr_layout(module: nn.Module) -> CsrLayout:
@@ -277,21 +243,27 @@ def column_major(x: th.Tensor) -> th.Tensor:
     return x if x.stride(0) == 1 else x.t().contiguous().t()
 
 
+def bag_linear(x: th.Tensor, matrix: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
+    """``x @ matrix.T + bias`` for a 2-D column-major ``x`` and a CSR ``matrix``, each output unit as the bag of the
+    rows of ``x.T`` at its row's columns, weighted by its values (``F.embedding_bag`` over the CSR structure); the
+    result column-major. The bags read rows of ``x.T``: on a row-major ``x`` they would stride through memory."""
+    out = F.embedding_bag(
+        matrix.col_indices(),
+        x.detach().t(),  # its gradient is the caller's: a tensor that asks for one takes a slower kernel
+        matrix.crow_indices(),
+        per_sample_weights=matrix.values(),
+        mode="sum",
+        include_last_offset=True,
+    )
+    return (out if bias is None else out.add_(bias.unsqueeze(1))).t()
+
+
 def csr_linear(x: th.Tensor, matrix: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
     """``x @ matrix.T + bias`` for a 2-D column-major ``x`` and a CSR ``matrix``, as ``matrix @ x.T`` (the result
-    column-major): on a CPU from :data:`BAG_MIN_BATCH` rows on, each output unit as the bag of the rows of ``x.T``
-    at its row's columns weighted by its values (``F.embedding_bag`` over the CSR structure), else with PyTorch's
-    CSR kernel."""
+    column-major): on a CPU from :data:`BAG_MIN_BATCH` rows on as weighted bags (:func:`bag_linear`), else with
+    PyTorch's CSR kernel."""
     if x.shape[0] >= BAG_MIN_BATCH and x.device.type == "cpu":
-        out = F.embedding_bag(
-            matrix.col_indices(),
-            x.t(),
-            matrix.crow_indices(),
-            per_sample_weights=matrix.values(),
-            mode="sum",
-            include_last_offset=True,
-        )
-        return (out if bias is None else out.add_(bias.unsqueeze(1))).t()
+        return bag_linear(x, matrix, bias)
     if bias is None:
         return (matrix @ x.t()).t()
     return th.addmm(bias.unsqueeze(1), matrix, x.t()).t()
@@ -343,13 +315,12 @@ class SparseLinear(MaskedLinear):
             zero_pruned(self, "weight")
             return linear(input, weight, bias)
         x = input.reshape(-1, self.in_features)
-        if backend == "condensed" and not training:
-            out = condensed_linear(x, weight, bias, self)
-        elif training:  # "csr" and "condensed"
+        if training:  # "csr" and "condensed"
             out = _CsrLinear.apply(x, weight, bias, self)
         else:
+            product = bag_linear if backend == "condensed" else csr_linear
             with th.no_grad():
-                out = csr_linear(column_major(x), csr_weight(self), bias)
+                out = product(column_major(x), csr_weight(self), bias)
         return out.reshape(*input.shape[:-1], self.out_features)
 
 
