@@ -5,7 +5,7 @@ masks, optimizer state and ``state_dict`` are the same whatever computes the pro
 
 - ``"masked"``: PyTorch's dense ``F.linear`` on the masked weight (pruned entries are exact zeros);
 - ``"csr"``: the forward pass and the input gradient as sparse (CSR) x dense products of the active
-  weights (on a CPU from batch 32 as weighted bags over the CSR structure, ``F.embedding_bag``, about twice as
+  weights (on a CPU from batch 64 as weighted bags over the CSR structure, ``F.embedding_bag``, up to twice as
   fast as PyTorch's CSR kernel there), and the weight gradient only at active positions (``torch.sparse.sampled_addmm``),
   scattered into a dense gradient that is exactly 0 at pruned positions. The full dense weight
   gradient is computed only while the engine asks for it (just before a gradient-grown update);
@@ -13,7 +13,7 @@ masks, optimizer state and ``state_dict`` are the same whatever computes the pro
   active weights ``W[o, idx[o, k]]`` with their input indices (the CSR structure, constant fan-in under ``srigl``):
   ``y[:, o] = sum_k W[o, idx[o, k]] x[:, idx[o, k]]``, computed as weighted bags of the rows of ``x.T``
   (``F.embedding_bag``, :func:`bag_linear`) at every batch size, which never materialises the gather. Training
-  products run as ``"csr"``'s. ``"csr"`` runs the same bags from batch 32, where they are faster than its kernel:
+  products run as ``"csr"``'s. ``"csr"`` runs the same bags from batch 64, where they are faster than its kernel:
   ``"condensed"`` differs only below that batch (``benchmarks/crossover.py --condensed``);
 - ``"auto"``: per layer and per call, ``"condensed"`` for products without gradients where it was measured
   faster, else ``"csr"`` where the layer's shape, density, batch and device make it faster (this machine's
@@ -99,15 +99,16 @@ CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
 }
 
 #: From this batch size on, CSR products on a CPU run as weighted bags (:func:`csr_linear`) instead of PyTorch's CSR
-#: kernel: time / CSR kernel's time of one product at batch 32 / 64 / 256, widths 256 and 1024, densities 0.02-0.2:
-#: 0.62-0.87 / 0.45-0.67 / 0.45-0.58; at batch 1 / 8: 2.0-4.1 / 1.2-1.8 (one thread, AMD EPYC).
-BAG_MIN_BATCH = 32
+#: kernel: time / CSR kernel's time of one product with bias (``python -m benchmarks.bags``, one thread, AMD EPYC,
+#: densities 0.02-0.2) at batch 64 / 256: width 1024 0.44-0.58 / 0.44-0.57, width 256 0.63-1.14 / 0.58-0.83; at
+#: batch 32 the bags won at width 1024 only (0.59-0.82; width 256: 0.96-1.45), at batch 1-16 nowhere (1.2-4.0).
+BAG_MIN_BATCH = 64
 
 #: Where ``"auto"`` computes a product without gradients condensed, per device type and mode, in the layout of
 #: :data:`CROSSOVER` (``benchmarks/crossover.py --condensed``, one thread of a 2-vCPU AMD EPYC VM; see
 #: ``docs/benchmarks/throughput/condensed``). Time / masked time at batch 256, density 0.1 / 0.02, constant
 #: fan-in: width 1024 0.09 / 0.02, width 256 0.23 / 0.13; at batch 1 it lost to the masked or the CSR product. Since
-#: ``"csr"`` runs the same bags from batch 32 (:data:`BAG_MIN_BATCH`), this table now only extends them to layers
+#: ``"csr"`` runs the same bags from batch 64 (:data:`BAG_MIN_BATCH`), this table now only extends them to layers
 #: that :data:`CROSSOVER` keeps masked (width 256). Training never uses it. On a CPU with a calibration of its own
 #: that measured products without gradients, ``"auto"`` reads that instead.
 CONDENSED_CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
