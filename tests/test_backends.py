@@ -80,9 +80,12 @@ def test_sparse_backends_match_masked_outputs_and_gradients(n_in, n_out, batch, 
     x, grad_output = th.randn(*batch, n_in), th.randn(*batch, n_out)
     expected = outputs_and_gradients(layer, "masked", x, grad_output)
     actual = outputs_and_gradients(layer, backend, x, grad_output)
+    # the weight and bias gradients sum over the rows in another order: float error grows with their number
+    rows = x.numel() // n_in
+    tolerance = {**TOLERANCE, "atol": TOLERANCE["atol"] * max(1.0, rows / 8)}
     for want, got in zip(expected, actual, strict=True):
         assert got.shape == want.shape
-        th.testing.assert_close(got, want, **TOLERANCE)
+        th.testing.assert_close(got, want, **tolerance)
     pruned = get_mask(layer) == 0
     assert (actual[2][pruned] == 0).all()  # exactly 0, not only close
     with th.no_grad():
