@@ -97,6 +97,13 @@ SPECS = [
         "-n 20000 -params sparsity:0.9",
         budget="reduced: 20k of 1M steps",
     ),
+    Spec(
+        "sparse_sac",
+        "HalfCheetah-v5",
+        "RLx2: RigL, actor 90% / critic 85%, 3-step targets, dynamic buffer (the mujoco profile's schedule)",
+        budget="reduced: 100k of 1M steps",
+        run="mujoco:sac/HalfCheetah-v5/rlx2-0.9/seed1",
+    ),
 ]
 
 

@@ -28,7 +28,9 @@ def test_index_matches_the_files():
     for agent in AGENTS:
         assert 0.0 < agent.sparsity < 1.0, agent.file
         assert math.isfinite(agent.mean_return) and agent.std_return >= 0, agent.file
-        assert agent.command.startswith(f"python -m sb3_sparse train --algo {agent.algo} --env {agent.env} ")
+        trained = agent.command.startswith(f"python -m sb3_sparse train --algo {agent.algo} --env {agent.env} ")
+        benchmarked = agent.command.startswith("python -m benchmarks.run ") and f" --envs {agent.env} " in agent.command
+        assert trained or benchmarked, agent.command  # a zoo command, or a benchmark run's own
         assert agent.file.endswith(".pt") and agent.file_size < agent.dense_size, agent.file  # CSR: smaller than dense
     # small enough to ship in the wheel
     assert sum(path.stat().st_size for path in AGENTS_DIR.iterdir()) < 400 * 1024
