@@ -17,8 +17,7 @@ from typing import Any
 
 import torch as th
 
-from benchmarks.runner import plain_args, write_results
-from benchmarks.throughput import machine
+from benchmarks.throughput import machine, report_cpu_rows
 from sb3_sparse.core.backends import CsrLayout, bag_linear, column_major
 from sb3_sparse.core.update import init_mask
 
@@ -86,11 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for row in rows:
         cells = " | ".join(f"{row['ratios'][batch]:.2f}" for batch in args.batches)
         lines.append(f"| {row['width']} | {row['density']} | {cells} |")
-    text = "\n".join(lines)
-    print(text)
-    result = {"args": plain_args(args), "machine": machine(th.device("cpu")), "rows": rows}
-    write_results(args.out, "bags", result, text)
-    return result
+    return report_cpu_rows("bags", args, rows, "\n".join(lines))
 
 
 if __name__ == "__main__":

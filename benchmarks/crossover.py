@@ -36,7 +36,7 @@ from torch import nn
 from benchmarks.runner import plain_args, write_results
 from sb3_sparse.core.backends import MODES, set_backend
 from sb3_sparse.core.calibration import MARGIN, MIN_SECONDS, crossover, layer_time, measure
-from sb3_sparse.core.masking import sparsify
+from sb3_sparse.core.masking import get_mask, sparsify
 from sb3_sparse.core.regimes import REGIMES
 from sb3_sparse.core.update import init_mask
 
@@ -58,7 +58,7 @@ class Condensed(nn.Module):
 
     def __init__(self, layer: nn.Linear, product: Product):
         super().__init__()
-        mask = layer.weight_mask.bool()
+        mask = get_mask(layer).bool()
         self.index = mask.view(-1).nonzero().squeeze(1).view(mask.shape[0], -1)
         self.columns = self.index % mask.shape[1]
         self.weight = nn.Parameter(layer.weight.detach().clone())

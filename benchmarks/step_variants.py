@@ -23,8 +23,7 @@ from typing import Any, cast
 import torch as th
 from torch import nn
 
-from benchmarks.runner import plain_args, write_results
-from benchmarks.throughput import machine
+from benchmarks.throughput import machine, report_cpu_rows
 
 #: HalfCheetah's observation + action size: the critics' input
 INPUT_SIZE = 23
@@ -123,7 +122,7 @@ def measure_width(width: int, args: argparse.Namespace) -> dict[str, Any]:
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             times[name].append(timed(variants[name], args.passes))
     # the compiled update against both eager updates, the rest against the separate products
-    pairs = {name: (name, "separate") for name in ("ensemble", "compiled") if name in times}
+    pairs: dict[str, tuple[str, str]] = {name: (name, "separate") for name in ("ensemble", "compiled") if name in times}
     if "compiled update" in times:
         pairs["compiled update"] = ("compiled update", "update")
         pairs["compiled update / fused"] = ("compiled update", "fused update")
@@ -172,11 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{cell(row['ratios'].get('compiled update / fused'), '{:.2f}x')} | "
             f"{cell(row['compile_seconds'], '{:.0f}')} |"
         )
-    text = "\n".join(lines)
-    print(text)
-    result = {"args": plain_args(args), "machine": machine(th.device("cpu")), "rows": rows}
-    write_results(args.out, "step_variants", result, text)
-    return result
+    return report_cpu_rows("step_variants", args, rows, "\n".join(lines))
 
 
 if __name__ == "__main__":

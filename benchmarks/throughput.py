@@ -212,6 +212,15 @@ def ratio(times: Times, variant: Variant, base: Variant) -> dict[str, float] | N
     return spread([t / b for t, b in zip(times[variant], times[base], strict=True)])
 
 
+def report_cpu_rows(stem: str, args: argparse.Namespace, rows: list[dict[str, Any]], text: str) -> dict[str, Any]:
+    """Print a CPU measurement's table ``text`` and write it with its ``rows``, arguments and machine to
+    ``args.out`` (``<stem>.md`` / ``<stem>.json``); returns the result written."""
+    print(text)
+    result = {"args": plain_args(args), "machine": machine(th.device("cpu")), "rows": rows}
+    write_results(args.out, stem, result, text)
+    return result
+
+
 def machine(device: th.device) -> str:
     """The CPU model and core count (and the GPU when used): what the timings depend on."""
     cpuinfo = Path("/proc/cpuinfo")
