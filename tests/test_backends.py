@@ -2,6 +2,8 @@
 
 import copy
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch as th
@@ -379,3 +381,24 @@ def test_no_backend_reads_a_pruned_weight_written_through_data(shape, density, b
     expected = F.linear(x, layer.weight.detach() * get_mask(layer), layer.bias.detach())
     with th.set_grad_enabled(grad):
         th.testing.assert_close(layer(x), expected, **TOLERANCE)
+
+
+def test_csr_products_raise_no_beta_warning_where_warnings_are_recorded():
+    """PyTorch's once-per-process notice that CSR tensors are in beta is taken on import: a fresh process that records
+    every warning (as SB3's tests do) sees none from a CSR product."""
+    code = (
+        "import warnings\n"
+        "from torch import nn\n"
+        "import torch as th\n"
+        "from sb3_sparse.core.backends import set_backend\n"
+        "from sb3_sparse.core.masking import sparsify\n"
+        "layer = nn.Linear(8, 8)\n"
+        "sparsify(layer, 'weight', (th.rand(8, 8) < 0.3).float())\n"
+        "set_backend(layer, 'csr')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    layer(th.randn(2, 8)).sum().backward()\n"
+        "print([str(warning.message) for warning in caught])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout

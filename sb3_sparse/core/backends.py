@@ -52,8 +52,17 @@ from sb3_sparse.core.masking import (
 )
 from sb3_sparse.core.registry import Registry
 
-# The CSR products are used deliberately, on the layouts PyTorch supports: its beta notice is not news to users.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+
+def _take_csr_beta_notice() -> None:
+    """PyTorch warns once per process that CSR tensors are in beta. The CSR products are used deliberately, on the
+    layouts PyTorch supports, so the notice is not news to users; a warnings filter would not hold where warnings
+    are recorded (``warnings.catch_warnings``, pytest), so the one notice is taken here, on import, and dropped."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        th.sparse_csr_tensor(th.tensor([0, 1]), th.tensor([0]), th.tensor([1.0]), (1, 1))
+
+
+_take_csr_beta_notice()
 
 #: Attribute (in the module's ``__dict__``) holding the backend name of a :class:`SparseLinear`.
 BACKEND_ATTRIBUTE = "_sparse_backend"
