@@ -66,15 +66,21 @@ class Spec:
     @property
     def command(self) -> str:
         if self.run:
-            profile, run_id = self.run.split(":")
+            profile, run_id = self.run_parts
             _, env, label, seed = run_id.split("/")
             return f"python -m benchmarks.run {profile} --envs {env} --methods {label} --seeds {seed.removeprefix('seed')}"
         common = f"--seed 0 --num-threads 1 --eval-freq -1 -f {LOG_FOLDER}"
         return f"python -m sb3_sparse train --algo {self.algo} --env {self.env} {common} {self.args}".strip()
 
+    @property
+    def run_parts(self) -> tuple[str, str]:
+        """The profile and run id of the benchmark run ``run``."""
+        profile, run_id = self.run.split(":")
+        return profile, run_id
+
     def run_dir(self) -> Path:
         """The folder of the benchmark run ``run``."""
-        profile, run_id = self.run.split(":")
+        profile, run_id = self.run_parts
         return profile_results_dir(load_profile(profile)[0], profile) / run_id
 
 

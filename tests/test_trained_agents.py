@@ -104,7 +104,7 @@ def test_an_agent_from_a_benchmark_run(tmp_path, monkeypatch):
     assert run_one(run, tmp_path) == "done"
     item = Spec("sparse_sac", "Pendulum-v1", "SET, 90%", run=f"test:{run.run_id}")
     assert item.command == "python -m benchmarks.run test --envs Pendulum-v1 --methods set-0.9 --seeds 2"
-    monkeypatch.setattr(Spec, "run_dir", lambda self: tmp_path / self.run.partition(":")[2])
+    monkeypatch.setattr(Spec, "run_dir", lambda self: tmp_path / self.run_parts[1])
     policy, n_timesteps, date, cpu = from_benchmark_run(item, tmp_path / "agent.pt")
     assert (tmp_path / "agent.pt").read_bytes() == (tmp_path / run.run_id / "policy.pt").read_bytes()
     assert module_sparsity(policy)["actor"] == pytest.approx(0.9, abs=0.01) and n_timesteps == 60

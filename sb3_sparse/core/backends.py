@@ -47,6 +47,7 @@ from sb3_sparse.core.masking import (
     is_sparse,
     linear,
     sparse_weights,
+    transposed_linear,
     weight_state,
     zero_pruned,
 )
@@ -274,9 +275,7 @@ def csr_linear(x: th.Tensor, matrix: th.Tensor, bias: th.Tensor | None) -> th.Te
     PyTorch's CSR kernel."""
     if x.shape[0] >= BAG_MIN_BATCH and x.device.type == "cpu":
         return bag_linear(x, matrix, bias)
-    if bias is None:
-        return (matrix @ x.t()).t()
-    return th.addmm(bias.unsqueeze(1), matrix, x.t()).t()
+    return transposed_linear(x, matrix, bias)
 
 
 def crossover_density(device: str, mode: str, batch: int, width: int, kind: str = "csr") -> float:

@@ -147,6 +147,12 @@ def linear(input: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.Te
     EPYC, one thread), while the transposed form was as fast as the row-major one at every output width measured."""
     if input.dim() != 2 or input.stride(0) != 1 or input.is_contiguous():
         return F.linear(input, weight, bias)
+    return transposed_linear(input, weight, bias)
+
+
+def transposed_linear(input: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
+    """``input @ weight.T + bias`` for a 2-D ``input``, computed as ``(weight @ input.T + bias).T`` (the result
+    column-major); ``weight`` may be a sparse CSR tensor."""
     if bias is None:
         return (weight @ input.t()).t()
     return th.addmm(bias.unsqueeze(1), weight, input.t()).t()
