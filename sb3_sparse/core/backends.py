@@ -73,18 +73,20 @@ BACKEND_ATTRIBUTE = "_sparse_backend"
 #: changed them) and ``"frozen"`` (no gradient, in a network frozen for inference: gathered once).
 MODES = ("training", "inference", "frozen")
 
-#: Measured crossover points of ``"auto"``, per device type (``benchmarks/crossover.py``, one thread of
-#: the 2-core Xeon VM where this package is tested; see ``docs/benchmarks/crossover``):
+#: Measured crossover points of ``"auto"``, per device type:
 #: ``mode -> {batch at least: [(width at least, highest density at which CSR is faster), ...]}``.
 #: A layer uses CSR when its density is at most the entry of the largest batch and width it reaches. The
 #: width is the layer's larger dimension: a narrow input layer of a wide network counts as wide, because
 #: its CSR output comes in the layout the next layer's CSR kernels run fastest on (measured on SAC steps).
-#: Whole SAC steps also set two limits that single layers do not show: in training networks, layers
-#: narrower than 512 stay masked (at width 256, CSR's per-call overhead made steps up to 1.2x slower).
-#: Batch-1 inference follows whole SAC actors too, measured after the masked backend began zeroing the
-#: pruned weights before every product (a multiply that costs about as much as a batch-1 product): CSR
-#: over masked at width 512 (density 0.05 / 0.02): 0.89x / 0.73x; width 1024 (0.1 / 0.05 / 0.02):
-#: 0.94x / 0.80x / 0.61x (CPU time, medians of 15 interleaved rounds); CSR is kept where it wins by 10%.
+#: Training and inference at batch 64 and 256: single layers on one thread of the 2-vCPU AMD EPYC VM where the
+#: package is now developed (``sb3-sparse calibrate``, after the weighted bags, :data:`BAG_MIN_BATCH`: CSR took
+#: 0.83x the masked time or less at each point kept), checked on whole SAC training steps (these tables / the
+#: previous ones, which kept 256-wide training layers and densities above 0.15 masked: Pendulum-v1 256-256 RigL
+#: 90% ERK 0.85x, HalfCheetah-v5 RigL 90% ERK 0.93x, RLx2 0.92x, SET 80% at width 1024 0.63x, at width 256 0.99x).
+#: Batch-1 entries follow whole SAC actors on the Xeon VM measured before, after the masked backend began zeroing
+#: the pruned weights before every product (a multiply that costs about as much as a batch-1 product): CSR over
+#: masked at width 512 (density 0.05 / 0.02): 0.89x / 0.73x; width 1024 (0.1 / 0.05 / 0.02): 0.94x / 0.80x /
+#: 0.61x (CPU time, medians of 15 interleaved rounds); CSR is kept where it wins by 10%.
 #: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
 #: On a CPU with a calibration of its own (``sb3-sparse calibrate``, :mod:`sb3_sparse.core.crossover_cache`),
 #: ``"auto"`` reads that instead.
@@ -92,13 +94,13 @@ CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {
         "training": {
             1: [(0, 0.0), (2048, 0.02)],
-            64: [(0, 0.0), (512, 0.05), (1024, 0.12), (2048, 0.15)],
-            256: [(0, 0.0), (512, 0.12), (1024, 0.15), (2048, 0.12)],
+            64: [(0, 0.0), (512, 0.15), (1024, 0.2)],
+            256: [(0, 0.0), (256, 0.2)],
         },
         "inference": {
             1: [(0, 0.0), (512, 0.02), (1024, 0.05)],
-            64: [(0, 0.0), (512, 0.15), (2048, 0.2)],
-            256: [(0, 0.0), (512, 0.15)],
+            64: [(0, 0.0), (512, 0.2), (1024, 0.3)],
+            256: [(0, 0.0), (256, 0.2), (512, 0.3)],
         },
         "frozen": {
             1: [(0, 0.0), (1024, 0.1), (2048, 0.05)],
@@ -118,9 +120,9 @@ BAG_MIN_BATCH = 64
 #: :data:`CROSSOVER` (``benchmarks/crossover.py --condensed``, one thread of a 2-vCPU AMD EPYC VM; see
 #: ``docs/benchmarks/throughput/condensed``). Time / masked time at batch 256, density 0.1 / 0.02, constant
 #: fan-in: width 1024 0.09 / 0.02, width 256 0.23 / 0.13; at batch 1 it lost to the masked or the CSR product. Since
-#: ``"csr"`` runs the same bags from batch 64 (:data:`BAG_MIN_BATCH`), this table now only extends them to layers
-#: that :data:`CROSSOVER` keeps masked (width 256). Training never uses it. On a CPU with a calibration of its own
-#: that measured products without gradients, ``"auto"`` reads that instead.
+#: ``"csr"`` runs the same bags from batch 64 (:data:`BAG_MIN_BATCH`), where :data:`CROSSOVER` also picks CSR, the
+#: two give the same computation there. Training never uses it. On a CPU with a calibration of its own that measured
+#: products without gradients, ``"auto"`` reads that instead.
 CONDENSED_CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
     "cpu": {"inference": {256: [(0, 0.0), (256, 0.1)]}},
 }
