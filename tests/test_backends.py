@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from sb3_sparse import SparseDQN, SparseSAC, SparseTD3
+from sb3_sparse.core import backends, masking
 from sb3_sparse.core.backends import (
     BAG_MIN_BATCH,
     CROSSOVER,
@@ -34,6 +35,7 @@ from sb3_sparse.core.masking import (
     sparsify,
     track_dense_gradients,
     weight_state,
+    zero_pruned,
 )
 from sb3_sparse.core.update import init_mask
 
@@ -233,6 +235,38 @@ def test_a_frozen_layer_gathers_its_weights_once():
         th.testing.assert_close(layer(x) - layer.bias, 2 * (first - layer.bias), **TOLERANCE)
     set_backend(layer, "masked")
     assert type(layer) is MaskedLinear
+
+
+@pytest.mark.parametrize("backend", ["masked", "auto"])
+def test_a_frozen_masked_product_zeroes_the_pruned_weights_once(backend, monkeypatch):
+    """A frozen layer's masked product (at batch 1, what a deployed policy runs) multiplies the weight by its mask at
+    its first call and again only after the weight or mask changes in a way that bumps their version."""
+    layer = masked_layer(16, 8, 0.3)
+    set_backend(layer, backend, frozen=True)
+    assert type(layer) is SparseLinear  # narrow layers too: a MaskedLinear would zero them at every call
+    state = {**layer.state_dict(), "weight": th.ones(8, 16)}  # pruned entries non-zero
+    zeroings = []
+
+    def counted(module: nn.Module, name: str) -> None:
+        zeroings.append(name)
+        zero_pruned(module, name)
+
+    monkeypatch.setattr(backends, "zero_pruned", counted)
+    monkeypatch.setattr(masking, "zero_pruned", counted)
+    layer.weight.data.normal_()  # before the first product: seen
+    x = th.randn(1, 16)
+    with th.no_grad():
+        assert layer_backend(layer, 1, "frozen") == "masked"
+        for _ in range(3):
+            th.testing.assert_close(layer(x), F.linear(x, layer.weight * get_mask(layer), layer.bias))
+        assert zeroings == ["weight"]
+        layer.load_state_dict(state)
+        th.testing.assert_close(layer(x), F.linear(x, get_mask(layer), layer.bias))
+        assert zeroings == ["weight", "weight"]
+    set_backend(layer, backend)  # unfrozen: zeroed before every product again
+    with th.no_grad():
+        layer(x), layer(x)
+    assert len(zeroings) == 4
 
 
 def test_backend_is_a_validated_dst_argument():

@@ -3,6 +3,7 @@
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -524,3 +525,28 @@ def test_bags_script(tmp_path: Path):
     arguments = ["--widths", "16", "--densities", "0.2", "--batches", "1", "40", "--rounds", "1", "--min-seconds", "0"]
     result = bags([*arguments, "--threads", threads, "--out", str(tmp_path)])
     assert set(result["rows"][0]["ratios"]) == {1, 40} and (tmp_path / "bags.md").exists()
+
+
+def test_crossover_steps_builds_each_model_under_its_own_table(tmp_path: Path):
+    import argparse
+
+    from benchmarks import crossover_steps
+    from sb3_sparse.core.backends import CROSSOVER
+    from sb3_sparse.core.crossover_cache import parse_table
+    from sb3_sparse.core.masking import is_sparse, weight_state
+
+    def choices(model: Any) -> set[str]:
+        layouts = [weight_state(layer).csr_layout for layer in model.policy.modules() if is_sparse(layer)]
+        return {choice for layout in layouts if layout is not None for choice in layout.choices.values()}
+
+    masked_everywhere = {mode: {"1": [[0, 0.0]]} for mode in ("training", "inference", "frozen")}
+    args = argparse.Namespace(learning_starts=100, batch_size=256, seed=0)
+    case = crossover_steps.CASES[0]  # the quick profile's RigL at 90%: CSR products under the built-in points
+    assert "csr" not in choices(crossover_steps.build(case, parse_table(masked_everywhere), args))
+    assert "csr" in choices(crossover_steps.build(case, CROSSOVER["cpu"], args))
+    file = tmp_path / "masked.json"
+    file.write_text(json.dumps(masked_everywhere))
+    argv = ["--against", str(file), "--cases", "0", "--steps", "1", "--repeats", "2", "--learning-starts", "100"]
+    result = crossover_steps.main([*argv, "--out", str(tmp_path)])
+    assert [row["case"] for row in result["rows"]] == [case.label] and result["rows"][0]["ratio"] > 0
+    assert "| Pendulum-v1 rigl 0.9 width 256 |" in (tmp_path / "crossover_steps.md").read_text()

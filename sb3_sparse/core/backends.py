@@ -83,10 +83,13 @@ MODES = ("training", "inference", "frozen")
 #: 0.83x the masked time or less at each point kept), checked on whole SAC training steps (these tables / the
 #: previous ones, which kept 256-wide training layers and densities above 0.15 masked: Pendulum-v1 256-256 RigL
 #: 90% ERK 0.85x, HalfCheetah-v5 RigL 90% ERK 0.93x, RLx2 0.92x, SET 80% at width 1024 0.63x, at width 256 0.99x).
-#: Batch-1 entries follow whole SAC actors on the Xeon VM measured before, after the masked backend began zeroing
-#: the pruned weights before every product (a multiply that costs about as much as a batch-1 product): CSR over
-#: masked at width 512 (density 0.05 / 0.02): 0.89x / 0.73x; width 1024 (0.1 / 0.05 / 0.02): 0.94x / 0.80x /
-#: 0.61x (CPU time, medians of 15 interleaved rounds); CSR is kept where it wins by 10%.
+#: Batch-1 training and inference entries follow whole SAC actors on the Xeon VM measured before, after the masked
+#: backend began zeroing the pruned weights before every product (a multiply that costs about as much as a batch-1
+#: product): CSR over masked at width 512 (density 0.05 / 0.02): 0.89x / 0.73x; width 1024 (0.1 / 0.05 / 0.02):
+#: 0.94x / 0.80x / 0.61x (CPU time, medians of 15 interleaved rounds); CSR is kept where it wins by 10%. Frozen
+#: layers zero their pruned weights once (:func:`zero_frozen`), so their batch-1 entries come from the AMD VM's
+#: calibration against that cheaper masked product (width 1024: 0.74x at density 0.02, 0.95x at 0.05; width 2048:
+#: 0.61x at 0.1, 0.85x at 0.15).
 #: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
 #: On a CPU with a calibration of its own (``sb3-sparse calibrate``, :mod:`sb3_sparse.core.crossover_cache`),
 #: ``"auto"`` reads that instead.
@@ -103,7 +106,7 @@ CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
             256: [(0, 0.0), (256, 0.2), (512, 0.3)],
         },
         "frozen": {
-            1: [(0, 0.0), (1024, 0.1), (2048, 0.05)],
+            1: [(0, 0.0), (1024, 0.02), (2048, 0.1)],
             64: [(0, 0.0), (256, 0.15), (512, 0.2), (1024, 0.3)],
             256: [(0, 0.0), (128, 0.12), (256, 0.2), (2048, 0.15)],
         },
@@ -127,7 +130,8 @@ CONDENSED_CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = 
     "cpu": {"inference": {256: [(0, 0.0), (256, 0.1)]}},
 }
 
-#: Attribute (in the module's ``__dict__``) marking a layer frozen for inference (its CSR values are cached).
+#: Attribute (in the module's ``__dict__``) marking a layer frozen for inference (its CSR values are cached, its pruned
+#: weights zeroed once: :func:`zero_frozen`).
 FROZEN_ATTRIBUTE = "_sparse_frozen"
 
 
@@ -323,7 +327,10 @@ class SparseLinear(MaskedLinear):
         batch = input.numel() // self.in_features if input.dim() else 1
         backend = layer_backend(self, batch, mode)
         if backend == "masked":
-            zero_pruned(self, "weight")
+            if mode == "frozen":
+                zero_frozen(self)
+            else:
+                zero_pruned(self, "weight")
             return linear(input, weight, bias)
         x = input.reshape(-1, self.in_features)
         if training:  # "csr" and "condensed"
@@ -333,6 +340,23 @@ class SparseLinear(MaskedLinear):
             with th.no_grad():
                 out = product(column_major(x), csr_weight(self), bias)
         return out.reshape(*input.shape[:-1], self.out_features)
+
+
+def zero_frozen(module: nn.Module) -> None:
+    """Zero the pruned weights of a layer frozen for inference where its weight or mask changed since it last did.
+
+    A frozen layer's masked product skips the multiply that a training network needs before every product (at batch
+    1 it costs about as much as the product): as for its cached CSR values (:func:`csr_weight`), replacing or writing
+    the weight in a way that bumps its version (``load_state_dict``, an in-place operation) is seen, a write through
+    ``.data`` or a fused optimizer's step after its first product is not.
+    """
+    weight, mask = module._parameters["weight"], get_mask(module)
+    assert weight is not None
+    state = weight_state(module)
+    stamp = (weight.data_ptr(), weight._version, mask.data_ptr(), mask._version)
+    if state.zeroed != stamp:
+        zero_pruned(module, "weight")  # through .data: the version, and so the stamp, stays
+        state.zeroed = stamp
 
 
 def layer_backend(module: nn.Module, batch: int, mode: str) -> str:
@@ -404,8 +428,9 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
     ``nn.Linear`` with ``"masked"``): they may read the column-major outputs of sparse products.
 
     :param frozen: the network is only used for inference from now on (a deployed policy): its active
-        weights are gathered into CSR form once instead of at every call. Weights written by a fused
-        optimizer or through ``.data`` would then go unnoticed: do not train a frozen network.
+        weights are gathered into CSR form once, and its masked products zero the pruned weights once
+        (:func:`zero_frozen`), instead of at every call. Weights written by a fused optimizer or through
+        ``.data`` after the first product would then go unnoticed: do not train a frozen network.
     """
     BACKENDS.check(backend)
     narrowest = narrowest_sparse_width() if backend == "auto" else 0
@@ -415,11 +440,11 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
         layout = weight_state(module).csr_layout
         if layout is not None:
             layout.choices.clear()  # chosen by the previous backend
-        if backend == "masked":
+        if backend == "masked" and not frozen:
             module.__class__ = MaskedLinear
             module.__dict__.pop(BACKEND_ATTRIBUTE, None)
             module.__dict__.pop(FROZEN_ATTRIBUTE, None)
-        elif backend == "auto" and max(get_mask(module).shape) < narrowest:
+        elif backend == "auto" and not frozen and max(get_mask(module).shape) < narrowest:
             # "auto" would pick the masked product at every call: the masked layer's calls are faster
             module.__class__ = MaskedLinear
             module.__dict__[BACKEND_ATTRIBUTE] = backend

@@ -55,6 +55,8 @@ class WeightState:
         # already masked (the gradient hook passes exactly that tensor through without multiplying it again).
         self.csr_layout: Any = None
         self.csr_values: tuple[Any, th.Tensor] | None = None  # of a layer frozen for inference
+        # The weight's and mask's (data pointer, version) when a layer frozen for inference last zeroed its pruned weights.
+        self.zeroed: tuple[int, int, int, int] | None = None
         self.masked_grad: tuple[th.Tensor, int] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -67,6 +69,7 @@ class WeightState:
             "hooked": None,
             "csr_layout": None,
             "csr_values": None,
+            "zeroed": None,
             "masked_grad": None,
         }
 
