@@ -80,16 +80,18 @@ MODES = ("training", "inference", "frozen")
 #: its CSR output comes in the layout the next layer's CSR kernels run fastest on (measured on SAC steps).
 #: Training and inference at batch 64 and 256: single layers on one thread of the 2-vCPU AMD EPYC VM where the
 #: package is now developed (``sb3-sparse calibrate``, after the weighted bags, :data:`BAG_MIN_BATCH`: CSR took
-#: 0.83x the masked time or less at each point kept), checked on whole SAC training steps (these tables / the
-#: previous ones, which kept 256-wide training layers and densities above 0.15 masked: Pendulum-v1 256-256 RigL
-#: 90% ERK 0.85x, HalfCheetah-v5 RigL 90% ERK 0.93x, RLx2 0.92x, SET 80% at width 1024 0.63x, at width 256 0.99x).
+#: 0.83x the masked time or less at each point kept), checked on whole SAC training steps (``python -m
+#: benchmarks.crossover_steps``, ``docs/benchmarks/crossover-steps``; these points / the previous ones, which kept
+#: 256-wide training layers and densities above 0.15 masked: Pendulum-v1 256-256 RigL 90% ERK 0.87x, HalfCheetah-v5
+#: RigL 90% ERK 0.88x, RLx2 0.89x, SET 80% at width 1024 0.65x, at width 256 0.95x).
 #: Batch-1 training and inference entries follow whole SAC actors on the Xeon VM measured before, after the masked
 #: backend began zeroing the pruned weights before every product (a multiply that costs about as much as a batch-1
 #: product): CSR over masked at width 512 (density 0.05 / 0.02): 0.89x / 0.73x; width 1024 (0.1 / 0.05 / 0.02):
 #: 0.94x / 0.80x / 0.61x (CPU time, medians of 15 interleaved rounds); CSR is kept where it wins by 10%. Frozen
-#: layers zero their pruned weights once (:func:`zero_frozen`), so their batch-1 entries come from the AMD VM's
-#: calibration against that cheaper masked product (width 1024: 0.74x at density 0.02, 0.95x at 0.05; width 2048:
-#: 0.61x at 0.1, 0.85x at 0.15).
+#: layers zero their pruned weights once (:func:`zero_frozen`), so their entries come from the AMD VM's calibration
+#: against that cheaper masked product (batch 1: width 1024 0.74x at density 0.02, 0.95x at 0.05; width 2048 0.61x
+#: at 0.1, 0.85x at 0.15; batch 64 / 256: at most 0.89x / 0.83x up to density 0.1 / 0.2 at width 256 and 0.3 from
+#: width 512).
 #: Devices without an entry (GPUs: not measured) always use the masked backend under ``"auto"``.
 #: On a CPU with a calibration of its own (``sb3-sparse calibrate``, :mod:`sb3_sparse.core.crossover_cache`),
 #: ``"auto"`` reads that instead.
@@ -107,8 +109,8 @@ CROSSOVER: dict[str, dict[str, dict[int, list[tuple[int, float]]]]] = {
         },
         "frozen": {
             1: [(0, 0.0), (1024, 0.02), (2048, 0.1)],
-            64: [(0, 0.0), (256, 0.15), (512, 0.2), (1024, 0.3)],
-            256: [(0, 0.0), (128, 0.12), (256, 0.2), (2048, 0.15)],
+            64: [(0, 0.0), (256, 0.1), (512, 0.3)],
+            256: [(0, 0.0), (128, 0.12), (256, 0.2), (512, 0.3)],
         },
     },
 }
