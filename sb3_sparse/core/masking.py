@@ -73,6 +73,10 @@ class WeightState:
             "masked_grad": None,
         }
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]  # fields added since the pickle was written start empty
+        self.__dict__.update(state)
+
     def __deepcopy__(self, memo: dict[int, Any]) -> "WeightState":
         copy = WeightState()
         copy.track_dense_grad = self.track_dense_grad
