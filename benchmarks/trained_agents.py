@@ -110,6 +110,13 @@ SPECS = [
         budget="reduced: 100k of 1M steps",
         run="mujoco:sac/HalfCheetah-v5/rlx2-0.9/seed1",
     ),
+    Spec(
+        "sparse_sac",
+        "Hopper-v5",
+        "RigL, 90% ERK, output layers dense (the mujoco profile's rigl-0.9)",
+        budget="reduced: 100k of 1M steps",
+        run="mujoco:sac/Hopper-v5/rigl-0.9/seed0",
+    ),
 ]
 
 

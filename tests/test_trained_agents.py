@@ -32,8 +32,8 @@ def test_index_matches_the_files():
         benchmarked = agent.command.startswith("python -m benchmarks.run ") and f" --envs {agent.env} " in agent.command
         assert trained or benchmarked, agent.command  # a zoo command, or a benchmark run's own
         assert agent.file.endswith(".pt") and agent.file_size < agent.dense_size, agent.file  # CSR: smaller than dense
-    # small enough to ship in the wheel
-    assert sum(path.stat().st_size for path in AGENTS_DIR.iterdir()) < 400 * 1024
+    # small enough to ship in the wheel: about 50 KiB per agent, and no more than ten of them
+    assert sum(path.stat().st_size for path in AGENTS_DIR.iterdir()) < 512 * 1024
 
 
 @pytest.mark.parametrize("agent", AGENTS, ids=[agent.file for agent in AGENTS])
