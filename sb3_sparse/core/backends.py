@@ -21,10 +21,10 @@ masks, optimizer state and ``state_dict`` are the same whatever computes the pro
   elsewhere.
 
 A masked ``nn.Linear`` (a :class:`~sb3_sparse.core.masking.MaskedLinear`) with a backend other than ``"masked"``,
-or frozen for inference, becomes a :class:`SparseLinear` (its class is swapped in place, as ``torch.nn.utils.parametrize`` does: same
-object, parameters, hooks and ``state_dict`` keys), so a model trained with one backend loads and continues with
-the other. Only ``float32`` ``nn.Linear`` layers use CSR or condensed products; other layers, ONNX export and
-tracing use ``"masked"``.
+or frozen for inference, becomes a :class:`SparseLinear` (its class is swapped in place, as
+``torch.nn.utils.parametrize`` does: same object, parameters, hooks and ``state_dict`` keys), so a model trained
+with one backend loads and continues with the other. Only ``float32`` ``nn.Linear`` layers use CSR or condensed
+products; other layers, ONNX export and tracing use ``"masked"``.
 """
 
 import bisect
