@@ -199,7 +199,7 @@ def csr_weight(module: nn.Module) -> th.Tensor:
     weight: th.Tensor = getattr(module, "weight")  # noqa: B009 (a Tensor, not the Module | Tensor of nn.Module)
     if module.__dict__.get(FROZEN_ATTRIBUTE):
         state = weight_state(module)
-        stamp = (weight.data_ptr(), weight._version, layout.stamp)
+        stamp = frozen_stamp(module)
         if state.csr_values is None or state.csr_values[0] != stamp:
             state.csr_values = (stamp, _gather_csr(weight, layout))
         return state.csr_values[1]
@@ -344,6 +344,14 @@ class SparseLinear(MaskedLinear):
         return out.reshape(*input.shape[:-1], self.out_features)
 
 
+def frozen_stamp(module: nn.Module) -> tuple[int, int, int, int]:
+    """What a frozen layer's caches are valid for: its weight's and mask's data pointers and versions (replacing
+    either, or writing it in a way that bumps its version, changes it; a write through ``.data`` does not)."""
+    weight, mask = module._parameters["weight"], get_mask(module)
+    assert weight is not None
+    return weight.data_ptr(), weight._version, mask.data_ptr(), mask._version
+
+
 def zero_frozen(module: nn.Module) -> None:
     """Zero the pruned weights of a layer frozen for inference where its weight or mask changed since it last did.
 
@@ -352,10 +360,8 @@ def zero_frozen(module: nn.Module) -> None:
     the weight in a way that bumps its version (``load_state_dict``, an in-place operation) is seen, a write through
     ``.data`` or a fused optimizer's step after its first product is not.
     """
-    weight, mask = module._parameters["weight"], get_mask(module)
-    assert weight is not None
     state = weight_state(module)
-    stamp = (weight.data_ptr(), weight._version, mask.data_ptr(), mask._version)
+    stamp = frozen_stamp(module)
     if state.zeroed != stamp:
         zero_pruned(module, "weight")  # through .data: the version, and so the stamp, stays
         state.zeroed = stamp
