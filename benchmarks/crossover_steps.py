@@ -10,6 +10,12 @@ is the median over the repeats of the built-in table's time / the other table's:
 
     python -m benchmarks.crossover_steps --against docs/benchmarks/crossover-steps/previous-table.json \\
         --out docs/benchmarks/crossover-steps
+
+With ``--against-row-major`` instead, the other model is built under the same table, and the layers that feed sparse
+products return their outputs row-major (unmarked, :func:`sb3_sparse.core.backends.mark_column_major_producers`):
+what the column-major hand-over saves on whole steps::
+
+    python -m benchmarks.crossover_steps --against-row-major --out docs/benchmarks/crossover-steps/column-major
 """
 
 import argparse
@@ -26,6 +32,7 @@ from benchmarks.methods import build_model
 from benchmarks.throughput import report_cpu_rows
 from sb3_sparse.core import backends
 from sb3_sparse.core.crossover_cache import BUILTIN, parse_table, use_calibration
+from sb3_sparse.core.masking import COLUMN_MAJOR_ATTRIBUTE
 
 
 class Case(NamedTuple):
@@ -69,8 +76,17 @@ def build(case: Case, table: dict[str, Any], args: argparse.Namespace) -> Any:
     return model
 
 
-def measure(case: Case, against: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    models = {"built-in": build(case, copy.deepcopy(backends.CROSSOVER["cpu"]), args), "against": build(case, against, args)}
+def row_major_producers(model: Any) -> Any:
+    """``model`` with every layer returning its output row-major (as before the column-major hand-over)."""
+    for module in model.policy.modules():
+        module.__dict__.pop(COLUMN_MAJOR_ATTRIBUTE, None)
+    return model
+
+
+def measure(case: Case, against: dict[str, Any] | None, args: argparse.Namespace) -> dict[str, Any]:
+    builtin = copy.deepcopy(backends.CROSSOVER["cpu"])
+    other = build(case, against, args) if against is not None else row_major_producers(build(case, builtin, args))
+    models = {"built-in": build(case, builtin, args), "against": other}
     times: dict[str, list[float]] = {name: [] for name in models}
     for repeat in range(args.repeats):
         for name in list(models)[:: 1 if repeat % 2 == 0 else -1]:
@@ -90,7 +106,11 @@ def measure(case: Case, against: dict[str, Any], args: argparse.Namespace) -> di
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--against", type=Path, required=True, help="JSON file of the other table (a calibration's crossover)")
+    other_model = parser.add_mutually_exclusive_group(required=True)
+    other_model.add_argument("--against", type=Path, help="JSON file of the other table (a calibration's crossover)")
+    other_model.add_argument(
+        "--against-row-major", action="store_true", help="the same table, the layers feeding sparse products row-major"
+    )
     parser.add_argument("--steps", type=int, default=50, help="gradient steps per timed call")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -102,14 +122,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     th.set_num_threads(1)
     use_calibration(BUILTIN)
-    against = parse_table(json.loads(args.against.read_text()))
+    against = None if args.against is None else parse_table(json.loads(args.against.read_text()))
+    other = "row-major hand-over" if against is None else f"`{args.against.name}`"
     cases = [CASES[index] for index in args.cases] if args.cases else list(CASES)
     rows = [measure(case, against, args) for case in cases]
     lines = [
         f"SAC training steps (`model.train`), batch {args.batch_size}, {args.steps} steps x {args.repeats} alternating "
-        f"repeats, CPU time, one thread; ratio: built-in table / `{args.against.name}`, median [min, max].",
+        f"repeats, CPU time, one thread; ratio: built-in table / {other}, median [min, max].",
         "",
-        f"| case | ms / step, {args.against.name} | ms / step, built-in | ratio |",
+        f"| case | ms / step, {other} | ms / step, built-in | ratio |",
         "|---|---|---|---|",
         *(
             f"| {row['case']} | {row['ms_against']:.2f} | {row['ms_builtin']:.2f} | "

@@ -396,6 +396,45 @@ def test_dense_layers_below_sparse_ones_read_column_major_outputs():
     assert type(head) is MaskedLinear
 
 
+def test_layers_feeding_sparse_products_return_column_major_outputs_with_the_same_values():
+    """A linear layer whose output reaches a sparse product through elementwise activations returns it column-major
+    (the layout the product reads); outputs and gradients are those of the unmarked network; ``"masked"`` unmarks."""
+    th.manual_seed(0)
+    network = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), masked_layer(16, 16, 0.2), nn.Tanh(), nn.Linear(16, 3))
+    extra = nn.Sequential(nn.Linear(5, 16), nn.LayerNorm(16), masked_layer(16, 4, 0.2))  # LayerNorm mixes features
+    x, grad_output = th.randn(7, 5), th.randn(7, 3)
+
+    def run() -> list[th.Tensor]:
+        network.zero_grad(set_to_none=True)
+        out = network(x)
+        out.backward(grad_output)
+        return [out.detach()] + [parameter.grad for parameter in network.parameters()]
+
+    set_backend(network, "csr")
+    set_backend(extra, "csr")
+    marked = [index for index, layer in enumerate(network) if masking.COLUMN_MAJOR_ATTRIBUTE in layer.__dict__]
+    assert marked == [0] and masking.COLUMN_MAJOR_ATTRIBUTE not in extra[0].__dict__
+    assert not network[0](x).is_contiguous() and network[0](x).stride(0) == 1
+    expected = run()
+    network[0].__dict__.pop(masking.COLUMN_MAJOR_ATTRIBUTE)
+    assert network[0](x).is_contiguous()
+    for got, want in zip(run(), expected, strict=True):
+        th.testing.assert_close(got, want, **TOLERANCE)
+    set_backend(network, "csr")
+    assert masking.COLUMN_MAJOR_ATTRIBUTE in copy.deepcopy(network)[0].__dict__
+    set_backend(network, "masked")
+    assert all(masking.COLUMN_MAJOR_ATTRIBUTE not in layer.__dict__ for layer in network)
+
+
+def test_sparse_sac_layers_feeding_sparse_products_are_marked():
+    """Built under ``"auto"`` at width 256 and 90% sparsity (CSR training products at batch 256), each layer before a
+    hidden sparse layer returns column-major outputs, in the online and the target networks."""
+    model = SparseSAC("MlpPolicy", "Pendulum-v1", regime="rigl", sparsity=0.9, sparsity_distribution="erk")
+    marked = {name for name, module in model.policy.named_modules() if masking.COLUMN_MAJOR_ATTRIBUTE in module.__dict__}
+    assert {"actor.latent_pi.0", "critic.qf0.0", "critic_target.qf1.0"} <= marked
+    assert "actor.latent_pi.2" not in marked  # feeds the heads, outside the Sequential
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),

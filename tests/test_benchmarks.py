@@ -550,3 +550,22 @@ def test_crossover_steps_builds_each_model_under_its_own_table(tmp_path: Path):
     result = crossover_steps.main([*argv, "--out", str(tmp_path)])
     assert [row["case"] for row in result["rows"]] == [case.label] and result["rows"][0]["ratio"] > 0
     assert "| Pendulum-v1 rigl 0.9 width 256 |" in (tmp_path / "crossover_steps.md").read_text()
+
+
+def test_crossover_steps_against_row_major_producers(tmp_path: Path):
+    """``--against-row-major`` times the model against itself with every layer's output row-major."""
+    import argparse
+
+    from benchmarks import crossover_steps
+    from sb3_sparse.core.backends import CROSSOVER
+    from sb3_sparse.core.masking import COLUMN_MAJOR_ATTRIBUTE
+
+    def marked(model: Any) -> int:
+        return sum(COLUMN_MAJOR_ATTRIBUTE in module.__dict__ for module in model.policy.modules())
+
+    args = argparse.Namespace(learning_starts=100, batch_size=256, seed=0)
+    model = crossover_steps.build(crossover_steps.CASES[0], CROSSOVER["cpu"], args)
+    assert marked(model) > 0 and marked(crossover_steps.row_major_producers(model)) == 0
+    argv = ["--against-row-major", "--cases", "0", "--steps", "1", "--repeats", "2", "--learning-starts", "100"]
+    result = crossover_steps.main([*argv, "--out", str(tmp_path)])
+    assert result["rows"][0]["ratio"] > 0 and "row-major hand-over" in (tmp_path / "crossover_steps.md").read_text()

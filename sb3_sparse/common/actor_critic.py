@@ -101,11 +101,11 @@ class SparseActorCriticMixin(SparsePolicyMixin):
         ):
             config = self.module_sparse_config(name)
             if config is not None:
-                sparsify_module(config, chain_candidates(linear_layers(body), linear_layers(head)))
+                sparsify_module(config, chain_candidates(linear_layers(body), linear_layers(head)), body)
         config = self.module_sparse_config("encoder")
         if config is not None:
             for extractor in self.encoders.values():
-                sparsify_module(config, encoder_candidates(extractor))
+                sparsify_module(config, encoder_candidates(extractor), extractor)
 
 
 class SparseActorCriticPolicy(SparseActorCriticMixin, ActorCriticPolicy):

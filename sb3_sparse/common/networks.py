@@ -80,7 +80,7 @@ class SparseNetworkMixin:
             rebuild_mlps(self, architecture, self.mlp_attributes)  # type: ignore[arg-type]
         self.sparse_config = ModuleConfig(**sparse_config) if isinstance(sparse_config, Mapping) else sparse_config
         if self.sparse_config is not None:
-            sparsify_module(self.sparse_config, self.sparse_candidates())
+            sparsify_module(self.sparse_config, self.sparse_candidates(), self)  # type: ignore[arg-type]
             self.adapt_to_sparsity()
 
     def sparse_candidates(self) -> list[Candidate]:

@@ -123,7 +123,7 @@ class SparsePolicyMixin:
         extractor = super().make_features_extractor()  # type: ignore[misc]
         config = self.module_sparse_config("encoder") if "encoder" in self.sparse_modules else None
         if config is not None:
-            sparsify_module(config, encoder_candidates(extractor))
+            sparsify_module(config, encoder_candidates(extractor), extractor)
         return extractor
 
     @property

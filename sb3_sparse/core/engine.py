@@ -21,7 +21,7 @@ import torch as th
 from torch import nn
 
 from sb3_sparse.core.accounting import count_module
-from sb3_sparse.core.backends import set_backend
+from sb3_sparse.core.backends import mark_column_major_producers, set_backend
 from sb3_sparse.core.config import ModuleConfig
 from sb3_sparse.core.masking import (
     commit_dense_gradients,
@@ -54,8 +54,11 @@ def layer_counts(binding: "ModuleBinding") -> tuple[list[tuple[int, int]], list[
     return shapes, [int(get_mask(module, name).sum().item()) for _, module, name in weights]
 
 
-def sparsify_module(config: ModuleConfig, candidates: Sequence[Candidate]) -> int:
+def sparsify_module(config: ModuleConfig, candidates: Sequence[Candidate], network: nn.Module | None = None) -> int:
     """Make the candidates that ``config.sparse_layers`` selects sparse, with initial masks.
+
+    :param network: the network that holds the candidates: its layers that feed sparse products return their
+        outputs in the layout those read (:func:`~sb3_sparse.core.backends.mark_column_major_producers`)
 
     :return: the number of weights made sparse (0 for the ``dense`` regime)
     """
@@ -71,6 +74,8 @@ def sparsify_module(config: ModuleConfig, candidates: Sequence[Candidate]) -> in
         weight_state(module, name).role = role
     for module, _, _, _ in candidates:  # the dense layers too: they may read the outputs of sparse products
         set_backend(module, config.backend)
+    if network is not None:
+        mark_column_major_producers(network)
     return len(selected)
 
 

@@ -147,14 +147,20 @@ class _MaskBeforeForward:
         enforce_masks(module)
 
 
-def linear(input: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
-    """``F.linear``, computed as ``(weight @ input.T + bias).T`` for a column-major 2-D ``input`` (what sparse products
-    return, :mod:`sb3_sparse.core.backends`): the CPU product of a column-major input with a narrow weight took up to
-    10x the row-major time (an actor's 6 action means after a width-1024 layer: 1.2 ms instead of 0.14 ms, AMD
-    EPYC, one thread), while the transposed form was as fast as the row-major one at every output width measured."""
-    if input.dim() != 2 or input.stride(0) != 1 or input.is_contiguous():
-        return F.linear(input, weight, bias)
-    return transposed_linear(input, weight, bias)
+#: Attribute (in the module's ``__dict__``) of a linear layer whose output feeds a sparse product, set by
+#: :func:`sb3_sparse.core.backends.set_backend`: it returns its output column-major, the layout sparse products read.
+COLUMN_MAJOR_ATTRIBUTE = "_column_major_output"
+
+
+def linear(input: th.Tensor, weight: th.Tensor, bias: th.Tensor | None, column_major_output: bool = False) -> th.Tensor:
+    """``F.linear``, computed as ``(weight @ input.T + bias).T`` (the result column-major) for a column-major 2-D
+    ``input`` (what sparse products return, :mod:`sb3_sparse.core.backends`) or when ``column_major_output`` asks
+    for it: the CPU product of a column-major input with a narrow weight took up to 10x the row-major time (an
+    actor's 6 action means after a width-1024 layer: 1.2 ms instead of 0.14 ms, AMD EPYC, one thread), while the
+    transposed form was as fast as the row-major one at every output width measured."""
+    if input.dim() == 2 and (column_major_output or (input.stride(0) == 1 and not input.is_contiguous())):
+        return transposed_linear(input, weight, bias)
+    return F.linear(input, weight, bias)
 
 
 def transposed_linear(input: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
@@ -171,7 +177,7 @@ class DenseLinear(nn.Linear):
     place (same object, parameters and ``state_dict`` keys)."""
 
     def forward(self, input: th.Tensor) -> th.Tensor:
-        return linear(input, self.weight, self.bias)
+        return linear(input, self.weight, self.bias, COLUMN_MAJOR_ATTRIBUTE in self.__dict__)
 
 
 class MaskedLinear(DenseLinear):
@@ -184,7 +190,7 @@ class MaskedLinear(DenseLinear):
 
     def forward(self, input: th.Tensor) -> th.Tensor:
         enforce_masks(self)
-        return linear(input, self.weight, self.bias)
+        return linear(input, self.weight, self.bias, COLUMN_MAJOR_ATTRIBUTE in self.__dict__)
 
 
 class _MaskBeforeStateDict:

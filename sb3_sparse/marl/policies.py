@@ -200,7 +200,7 @@ class QMIXPolicy(SparsePolicyMixin, BaseModel):
         for name in self.sparse_modules:
             config = self.module_sparse_config(name)
             if config is not None:
-                sparsify_module(config, getattr(self, name).sparse_candidates())
+                sparsify_module(config, getattr(self, name).sparse_candidates(), getattr(self, name))
         self.agent_target = copy.deepcopy(self.agent)
         self.mixer_target = copy.deepcopy(self.mixer)
         self.agent_target.requires_grad_(False)
