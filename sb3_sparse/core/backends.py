@@ -493,10 +493,10 @@ def mark_column_major_producers(root: nn.Module) -> None:
             continue
         layers = list(sequential)
         for index, layer in enumerate(layers):
-            if type(layer) not in (DenseLinear, MaskedLinear, SparseLinear):  # the layers that read the mark
+            if not isinstance(layer, nn.Linear):
                 continue
             following = next((later for later in layers[index + 1 :] if not isinstance(later, ELEMENTWISE)), None)
-            if type(following) is SparseLinear:
+            if type(layer) in (DenseLinear, MaskedLinear, SparseLinear) and type(following) is SparseLinear:
                 layer.__dict__[COLUMN_MAJOR_ATTRIBUTE] = True
             else:
                 layer.__dict__.pop(COLUMN_MAJOR_ATTRIBUTE, None)
