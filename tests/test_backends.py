@@ -426,6 +426,18 @@ def test_layers_feeding_sparse_products_return_column_major_outputs_with_the_sam
     assert all(masking.COLUMN_MAJOR_ATTRIBUTE not in layer.__dict__ for layer in network)
 
 
+@pytest.mark.parametrize(("density", "batch", "column_major"), [(0.1, 256, True), (0.1, 7, False), (0.5, 256, False)])
+def test_a_layer_hands_over_column_major_only_to_a_sparse_product(density, batch, column_major):
+    """Under ``"auto"`` the layer before a sparse one returns column-major outputs only for the calls whose product in
+    that layer is sparse (training at batch 256 and density 0.1: CSR); a dense product reads row-major inputs faster."""
+    network = nn.Sequential(nn.Linear(5, 256), nn.ReLU(), masked_layer(256, 256, density))
+    set_backend(network, "auto")
+    consumer_is_sparse = layer_backend(network[2], batch, "training") != "masked"
+    assert consumer_is_sparse == column_major
+    out = network[0](th.randn(batch, 5))
+    assert out.is_contiguous() != column_major and (out.stride(0) == 1) == column_major
+
+
 def test_sparse_sac_layers_feeding_sparse_products_are_marked():
     """Built under ``"auto"`` at width 256 and 90% sparsity (CSR training products at batch 256), each layer before a
     hidden sparse layer returns column-major outputs, in the online and the target networks."""

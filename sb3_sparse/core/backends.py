@@ -43,6 +43,7 @@ from sb3_sparse.core.masking import (
     COLUMN_MAJOR_ATTRIBUTE,
     DenseLinear,
     MaskedLinear,
+    column_major_output,
     enforce_masks,
     get_mask,
     is_sparse,
@@ -327,8 +328,7 @@ class SparseLinear(MaskedLinear):
     def forward(self, input: th.Tensor) -> th.Tensor:
         enforce_masks(self, except_weight=True)  # the weight is left to the product (a CSR product needs no zeroing)
         weight, bias = self.weight, self.bias
-        training = th.is_grad_enabled() and (weight.requires_grad or input.requires_grad)
-        mode = "training" if training else "frozen" if self.__dict__.get(FROZEN_ATTRIBUTE) else "inference"
+        mode = product_mode(self, input.requires_grad)
         batch = input.numel() // self.in_features if input.dim() else 1
         backend, layout = _layer_choice(self, batch, mode)
         if layout is None:  # "masked"
@@ -336,15 +336,22 @@ class SparseLinear(MaskedLinear):
                 zero_frozen(self)
             else:
                 zero_pruned(self, "weight")
-            return linear(input, weight, bias, COLUMN_MAJOR_ATTRIBUTE in self.__dict__)
+            return linear(input, weight, bias, column_major_output(self, input))
         x = input.reshape(-1, self.in_features)
-        if training:  # "csr" and "condensed"
+        if mode == "training":  # "csr" and "condensed"
             out = _CsrLinear.apply(x, weight, bias, self, layout)
         else:
             product = bag_linear if backend == "condensed" else csr_linear
             with th.no_grad():
                 out = product(column_major(x), csr_weight(self, layout), bias)
         return out.reshape(*input.shape[:-1], self.out_features)
+
+
+def product_mode(module: nn.Module, input_requires_grad: bool) -> str:
+    """How the next product of ``module`` is used (one of :data:`MODES`), given whether its input requires a gradient."""
+    if th.is_grad_enabled() and (input_requires_grad or module._parameters["weight"].requires_grad):  # type: ignore[union-attr]
+        return "training"
+    return "frozen" if module.__dict__.get(FROZEN_ATTRIBUTE) else "inference"
 
 
 def frozen_stamp(module: nn.Module) -> tuple[int, int, int, int]:
@@ -481,13 +488,30 @@ def set_backend(root: nn.Module, backend: str, frozen: bool = False) -> None:
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.Identity)
 
 
+class FeedsSparseProduct:
+    """The mark of a layer whose output feeds ``consumer`` (a :class:`SparseLinear`): true for an input whose product
+    in ``consumer`` will be sparse. Only then is the column-major output worth it: a dense product of a column-major
+    input is slower (SET 50% at width 256, its products dense, took 1.05x the time with column-major hand-overs)."""
+
+    def __init__(self, consumer: nn.Module):
+        self.consumer = consumer
+
+    def __call__(self, producer: nn.Module, input: th.Tensor) -> bool:
+        if input.dim() != 2:
+            return False
+        weight = producer._parameters["weight"]
+        mode = product_mode(self.consumer, input.requires_grad or (weight is not None and weight.requires_grad))
+        return _layer_choice(self.consumer, input.shape[0], mode)[1] is not None
+
+
 def mark_column_major_producers(root: nn.Module) -> None:
     """Have each linear layer of an ``nn.Sequential`` below ``root`` whose output feeds a :class:`SparseLinear`
-    (through elementwise activations) return it column-major, the layout sparse products read (:func:`column_major`):
-    the sparse layer then copies nothing, forward or backward, and no elementwise pass mixes layouts. Whole SAC
-    training steps at width 256 and batch 256, against the row-major hand-over (``python -m benchmarks.crossover_steps
-    --against-row-major``, one thread of the AMD EPYC VM, idle): RigL 90% ERK (dense input layers) 0.77x the time on
-    Pendulum-v1 and 0.76x on HalfCheetah-v5, RLx2 0.76x; SET 80% (sparse input layers, already CSR) the same."""
+    (through elementwise activations) return it column-major where that layer's product will be sparse, the layout
+    sparse products read (:func:`column_major`, :class:`FeedsSparseProduct`): the sparse layer then copies nothing,
+    forward or backward, and no elementwise pass mixes layouts. Whole SAC training steps at width 256 and batch 256,
+    against the row-major hand-over (``python -m benchmarks.crossover_steps --against-row-major``, one thread of the AMD
+    EPYC VM, idle): RigL 90% ERK (dense input layers) 0.77x the time on Pendulum-v1 and 0.76x on HalfCheetah-v5, RLx2
+    0.76x; SET 80% (sparse input layers, already CSR) the same."""
     for sequential in root.modules():
         if not isinstance(sequential, nn.Sequential):
             continue
@@ -497,7 +521,7 @@ def mark_column_major_producers(root: nn.Module) -> None:
                 continue
             following = next((later for later in layers[index + 1 :] if not isinstance(later, ELEMENTWISE)), None)
             if type(layer) in (DenseLinear, MaskedLinear, SparseLinear) and type(following) is SparseLinear:
-                layer.__dict__[COLUMN_MAJOR_ATTRIBUTE] = True
+                layer.__dict__[COLUMN_MAJOR_ATTRIBUTE] = FeedsSparseProduct(following)
             else:
                 layer.__dict__.pop(COLUMN_MAJOR_ATTRIBUTE, None)
 

@@ -147,9 +147,16 @@ class _MaskBeforeForward:
         enforce_masks(module)
 
 
-#: Attribute (in the module's ``__dict__``) of a linear layer whose output feeds a sparse product, set by
-#: :func:`sb3_sparse.core.backends.set_backend`: it returns its output column-major, the layout sparse products read.
+#: Attribute (in the module's ``__dict__``) of a linear layer whose output feeds a sparse layer, set by
+#: :func:`sb3_sparse.core.backends.set_backend`: ``f(layer, input)`` says whether that layer's next product is sparse;
+#: if so, the layer returns its output column-major, the layout sparse products read (:func:`column_major_output`).
 COLUMN_MAJOR_ATTRIBUTE = "_column_major_output"
+
+
+def column_major_output(module: nn.Module, input: th.Tensor) -> bool:
+    """Whether ``module`` should return its output for ``input`` column-major (see :data:`COLUMN_MAJOR_ATTRIBUTE`)."""
+    feeds_sparse_product = module.__dict__.get(COLUMN_MAJOR_ATTRIBUTE)
+    return feeds_sparse_product is not None and feeds_sparse_product(module, input)
 
 
 def linear(input: th.Tensor, weight: th.Tensor, bias: th.Tensor | None, column_major_output: bool = False) -> th.Tensor:
@@ -177,7 +184,7 @@ class DenseLinear(nn.Linear):
     place (same object, parameters and ``state_dict`` keys)."""
 
     def forward(self, input: th.Tensor) -> th.Tensor:
-        return linear(input, self.weight, self.bias, COLUMN_MAJOR_ATTRIBUTE in self.__dict__)
+        return linear(input, self.weight, self.bias, column_major_output(self, input))
 
 
 class MaskedLinear(DenseLinear):
@@ -190,7 +197,7 @@ class MaskedLinear(DenseLinear):
 
     def forward(self, input: th.Tensor) -> th.Tensor:
         enforce_masks(self)
-        return linear(input, self.weight, self.bias, COLUMN_MAJOR_ATTRIBUTE in self.__dict__)
+        return linear(input, self.weight, self.bias, column_major_output(self, input))
 
 
 class _MaskBeforeStateDict:
