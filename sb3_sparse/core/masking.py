@@ -159,13 +159,13 @@ def column_major_output(module: nn.Module, input: th.Tensor) -> bool:
     return feeds_sparse_product is not None and feeds_sparse_product(module, input)
 
 
-def linear(input: th.Tensor, weight: th.Tensor, bias: th.Tensor | None, column_major_output: bool = False) -> th.Tensor:
+def linear(input: th.Tensor, weight: th.Tensor, bias: th.Tensor | None, column_major_result: bool = False) -> th.Tensor:
     """``F.linear``, computed as ``(weight @ input.T + bias).T`` (the result column-major) for a column-major 2-D
-    ``input`` (what sparse products return, :mod:`sb3_sparse.core.backends`) or when ``column_major_output`` asks
+    ``input`` (what sparse products return, :mod:`sb3_sparse.core.backends`) or when ``column_major_result`` asks
     for it: the CPU product of a column-major input with a narrow weight took up to 10x the row-major time (an
     actor's 6 action means after a width-1024 layer: 1.2 ms instead of 0.14 ms, AMD EPYC, one thread), while the
     transposed form was as fast as the row-major one at every output width measured."""
-    if input.dim() == 2 and (column_major_output or (input.stride(0) == 1 and not input.is_contiguous())):
+    if input.dim() == 2 and (column_major_result or (input.stride(0) == 1 and not input.is_contiguous())):
         return transposed_linear(input, weight, bias)
     return F.linear(input, weight, bias)
 
