@@ -113,9 +113,16 @@ SPECS = [
     Spec(
         "sparse_sac",
         "Hopper-v5",
-        "RigL, 90% ERK, output layers dense (the mujoco profile's rigl-0.9)",
+        "RLx2: RigL, actor 90% / critic 85%, 3-step targets, dynamic buffer (the mujoco profile's schedule)",
         budget="reduced: 100k of 1M steps",
-        run="mujoco:sac/Hopper-v5/rigl-0.9/seed0",
+        run="mujoco:sac/Hopper-v5/rlx2-0.9/seed1",
+    ),
+    Spec(
+        "sparse_sac",
+        "Walker2d-v5",
+        "RLx2: RigL, actor 90% / critic 85%, 3-step targets, dynamic buffer (the mujoco profile's schedule)",
+        budget="reduced: 100k of 1M steps",
+        run="mujoco:sac/Walker2d-v5/rlx2-0.9/seed1",
     ),
 ]
 
