@@ -1,5 +1,6 @@
 """Every bad DST input raises a ValueError at construction, naming the argument and its valid values."""
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -421,3 +422,20 @@ def test_command_mistakes_are_one_line_and_leave_nothing(argv, start, holds, tmp
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(start) and holds in err, err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.yml"]  # no log folder, run folder or study
+
+
+@pytest.mark.parametrize("pretrained", [True, False], ids=["pretrained", "zoo"])
+def test_enjoy_without_a_display_says_to_pass_no_render(pretrained, tmp_path, capsys, monkeypatch):
+    """A window on a Linux machine without a display: one line naming --no-render, not GLFW's or pygame's abort."""
+    pytest.importorskip("rl_zoo3")
+    from sb3_sparse.zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SB3_SPARSE_TRACEBACK"):
+        monkeypatch.delenv(name, raising=False)
+    argv = ["enjoy", "--algo", "sparse_sac", "--env", "Pendulum-v1", "-n", "5"]
+    assert main([*argv, "--pretrained"] if pretrained else [*argv, "-f", "logs"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sb3-sparse enjoy: error: no display") and "--no-render" in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ rl-zoo3 is imported lazily: ``import sb3_sparse`` works without the ``zoo`` extr
 import argparse
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,6 +33,15 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise ZooError(f"{message} (see '{self.prog} -h')")
+
+
+def check_display() -> None:
+    """A window needs a display: on Linux without one, say so instead of GLFW's or pygame's abort."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise ZooError(
+            "no display to open a window in ($DISPLAY is not set): pass --no-render, or record a video instead "
+            "('sb3-sparse record-video ...', or --record FOLDER with --pretrained)"
+        )
 
 
 def read_entries(path: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from sb3_sparse import registry
-from sb3_sparse.zoo import CommandParser, ZooError
+from sb3_sparse.zoo import CommandParser, ZooError, check_display
 
 #: The folder of the shipped agents.
 AGENTS_DIR = Path(__file__).resolve().parent.parent / "trained_agents"
@@ -267,6 +267,8 @@ def enjoy_pretrained(argv: Sequence[str], prog: str = "sb3-sparse enjoy", record
     n_steps = args.n_timesteps or 1000
     policy = load_agent(agent, device=args.device)
     render_mode = "rgb_array" if args.record else None if args.no_render else "human"
+    if render_mode == "human":
+        check_display()
     env = make_agent_env(agent, render_mode)
     if args.record:
         env = _video_recorder(env, args.record, f"{agent.algo}-{agent.env}", n_steps)

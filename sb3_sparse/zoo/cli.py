@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from sb3_sparse.core.names import check_choice, did_you_mean
 from sb3_sparse.core.regimes import REGIMES
 from sb3_sparse.registry import ALGORITHMS, MULTI_AGENT_ALGORITHMS
-from sb3_sparse.zoo import CommandParser, ZooError, algorithm_class, read_entries, register
+from sb3_sparse.zoo import CommandParser, ZooError, algorithm_class, check_display, read_entries, register
 
 TRACEBACK_VARIABLE = "SB3_SPARSE_TRACEBACK"
 
@@ -235,6 +235,8 @@ def enjoy(argv: Sequence[str]) -> int:
     if multi_agent(argv):
         return marl(["enjoy", *argv])
     _register_for_inference(argv)
+    if "--no-render" not in argv and not {"-h", "--help"} & set(argv):
+        check_display()
     import rl_zoo3.enjoy
 
     return _run_zoo("sb3-sparse enjoy", argv, rl_zoo3.enjoy.enjoy)
