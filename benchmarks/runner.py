@@ -143,7 +143,8 @@ class BenchmarkCallback(BaseCallback):
     """Evaluates every ``eval_freq`` steps, checkpoints every ``checkpoint_freq`` steps and at the deadline.
 
     Checkpoints are taken at the end of a rollout, once the step's transition is in the replay buffer.
-    Time spent evaluating and checkpointing is accumulated in ``overhead`` (excluded from training time).
+    Time spent evaluating and checkpointing is accumulated in ``overhead`` and ``overhead_cpu`` (excluded from
+    training time, on the wall clock and on this process's CPU clock).
     """
 
     def __init__(
@@ -158,30 +159,39 @@ class BenchmarkCallback(BaseCallback):
         super().__init__()
         self.spec, self.eval_env, self.state, self.run_dir = spec, eval_env, state, run_dir
         self.deadline, self.stop_at_step = deadline, stop_at_step
-        self.overhead = 0.0
+        self.overhead = self.overhead_cpu = 0.0
         self.checkpoint_due = self.stop_requested = self.stopped = False
 
     def _on_training_start(self) -> None:
-        self.start, self.overhead, self.base_seconds = time.perf_counter(), 0.0, self.state["train_seconds"]
+        (self.start, self.start_cpu), self.overhead, self.overhead_cpu = clocks(), 0.0, 0.0
+        self.base_seconds, self.base_cpu = self.state["train_seconds"], self.state["train_cpu_seconds"]
         self.base_wall = self.state.get("wall_seconds", 0.0)
 
     def update_train_seconds(self) -> None:
-        """Training seconds so far, over all sittings (evaluation and checkpoint time excluded), and the
-        wall-clock seconds of ``learn`` so far (everything included)."""
-        elapsed = time.perf_counter() - self.start
-        self.state["train_seconds"] = self.base_seconds + elapsed - self.overhead
-        self.state["wall_seconds"] = self.base_wall + elapsed
+        """Training seconds so far, over all sittings (evaluation and checkpoint time excluded), on the wall clock
+        and on the CPU clock (``None`` when a sitting of an older harness did not record it), and the wall-clock
+        seconds of ``learn`` so far (everything included)."""
+        now, now_cpu = clocks()
+        self.state["train_seconds"] = self.base_seconds + now - self.start - self.overhead
+        self.state["wall_seconds"] = self.base_wall + now - self.start
+        if self.base_cpu is not None:
+            self.state["train_cpu_seconds"] = self.base_cpu + now_cpu - self.start_cpu - self.overhead_cpu
+
+    def add_overhead(self, start: tuple[float, float]) -> float:
+        """Count the time since ``start`` (:func:`clocks`) as overhead, not training; the wall-clock seconds."""
+        now, now_cpu = clocks()
+        self.overhead += now - start[0]
+        self.overhead_cpu += now_cpu - start[1]
+        return now - start[0]
 
     def evaluate(self) -> None:
-        start = time.perf_counter()
+        start = clocks()
         mean, std = evaluate(self.model, self.eval_env, self.spec)
         curve = self.state["curve"]
         curve["steps"].append(self.num_timesteps)
         curve["mean"].append(mean)
         curve["std"].append(std)
-        elapsed = time.perf_counter() - start
-        self.state["eval_seconds"] += elapsed
-        self.overhead += elapsed
+        self.state["eval_seconds"] += self.add_overhead(start)
 
     def _on_step(self) -> bool:
         if self.stop_requested:
@@ -199,10 +209,16 @@ class BenchmarkCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         if self.checkpoint_due:
             self.update_train_seconds()
-            start = time.perf_counter()
+            start = clocks()
             save_checkpoint(self.model, self.state, self.run_dir)
-            self.overhead += time.perf_counter() - start
+            self.add_overhead(start)
             self.checkpoint_due = False
+
+
+def clocks() -> tuple[float, float]:
+    """The wall clock and this process's CPU clock, in seconds. The CPU clock leaves out pauses and time the
+    process waited for a core, so per-step ratios between runs that shared a machine stay comparable."""
+    return time.perf_counter(), time.process_time()
 
 
 def make_env(spec: RunSpec, seed: int) -> Any:
@@ -381,6 +397,7 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         model = load_checkpoint(spec, checkpoint, env, device)
         state["resumes"] += 1
         state.setdefault("wall_seconds", 0.0)  # a checkpoint of an older harness
+        state.setdefault("train_cpu_seconds", None)  # its first sittings' CPU time is unknown
     else:
         # multi-agent buffers count episodes: QMIX's default (EPyMARL's 5000) unless the profile says otherwise;
         # on-policy models (PPO, A2C) have no replay buffer
@@ -393,7 +410,7 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
             device=device, policy=spec.policy, width=spec.width,
         )  # fmt: skip
         state = {"spec": spec.to_dict(), "curve": {"steps": [], "mean": [], "std": []}, "train_seconds": 0.0}
-        state.update(wall_seconds=0.0, eval_seconds=0.0, resumes=0)
+        state.update(wall_seconds=0.0, train_cpu_seconds=0.0, eval_seconds=0.0, resumes=0)
     callback = BenchmarkCallback(spec, eval_env, state, run_dir, deadline, stop_at_step)
     outside = time.perf_counter()  # wall-clock seconds outside learn(): the first and last evaluations
     if checkpoint is None:
@@ -409,7 +426,7 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         start = time.perf_counter()
         callback.evaluate()
         state["wall_seconds"] += time.perf_counter() - start
-    curve = state["curve"]
+    curve, cpu = state["curve"], state["train_cpu_seconds"]
     result = {
         "spec": spec.to_dict(),
         "curve": curve,
@@ -419,6 +436,8 @@ def _train(spec: RunSpec, run_dir: Path, deadline: float | None, stop_at_step: i
         "eval_seconds": state["eval_seconds"],
         "wall_seconds": state.get("wall_seconds"),
         "seconds_per_step": state["train_seconds"] / model.num_timesteps,
+        "train_cpu_seconds": cpu,
+        "cpu_seconds_per_step": None if cpu is None else cpu / model.num_timesteps,
         "resumes": state["resumes"],
         "n_topology_updates": getattr(model, "dst_state", {}).get("n_updates", 0),  # the agent's mask updates
         **sparse_metrics(model, multi_agent_dense_reference(model, spec)),

@@ -15,7 +15,7 @@ from benchmarks.methods import build_model, method_kwargs, policy_architecture, 
 from benchmarks.profile import REPO_ROOT, RunSpec, load_profile, parse_profile, profile_results_dir
 from benchmarks.run import interleave
 from benchmarks.runner import POLICY_FILE, _stale, find_checkpoint, run_one, size_metrics, sparse_metrics
-from benchmarks.summary import analyse, iqm, write_summary
+from benchmarks.summary import analyse, iqm, time_ratio, write_summary
 from benchmarks.throughput import CLOCKS, DENSE, FUSED_DENSE, ONE_XLA_THREAD, SBX_DENSE, SPARSE, main, thread_count
 from sb3_sparse import load_policy, module_sparsity
 from sb3_sparse.core.masking import sparsify
@@ -259,6 +259,8 @@ def test_run_resumes_from_checkpoint(tmp_path):
     result = json.loads((run_dir / "result.json").read_text())
     assert result["curve"]["steps"] == [0, 40, 80, 120] and result["num_timesteps"] == 120
     assert result["resumes"] == 1 and result["n_topology_updates"] > 0 and result["train_seconds"] > state["train_seconds"]
+    assert result["train_cpu_seconds"] > state["train_cpu_seconds"] > 0  # the CPU clock goes on across sittings
+    assert result["cpu_seconds_per_step"] == pytest.approx(result["train_cpu_seconds"] / 120)
     assert result["final_return"] == pytest.approx(np.mean(result["curve"]["mean"][-2:]))
     assert result["sparsity"]["global"] == pytest.approx(0.5, abs=0.01) and result["flops"]["training_flops_ratio"] < 1
     assert find_checkpoint(run_dir) is None
@@ -341,7 +343,7 @@ def test_summary(tmp_path: Path):
     text = out.read_text()
     assert "| SAC A-v0 | dense | 3 | 101.0 ± 0.8 | 1.00 ± 0.01 |" in text
     assert "| SAC A-v0 | set-0.5 | 3 | 91.0 ± 0.8 | 0.90 ± 0.01 |" in text
-    assert "not reached" in text and "| 1.10x |" in text and "PARTIAL" not in text
+    assert "not reached" in text and "| 1.10x wall |" in text and "PARTIAL" not in text
     for name in ("curves.png", "normalized.png", "aggregate.png"):
         assert (tmp_path / "docs" / name).stat().st_size > 1000
     analysis = analyse([json.loads(p.read_text()) for p in results.rglob("result.json")])
@@ -349,6 +351,30 @@ def test_summary(tmp_path: Path):
     assert low <= point <= high and n_runs == 6 and n_tasks == 2 and point == pytest.approx(0.9, abs=0.02)
     assert analysis["tasks"][("sac", "A-v0")]["methods"]["dense"]["steps_to_dense"] == 1000
     assert "Runs not started" not in text
+
+
+def test_time_ratio_is_on_the_cpu_clock_where_every_run_has_it():
+    dense = [{"seconds_per_step": 1.0, "cpu_seconds_per_step": 0.5} for _ in range(3)]
+    paused = [{"seconds_per_step": 3.0, "cpu_seconds_per_step": 0.6}, {"seconds_per_step": 2.0, "cpu_seconds_per_step": 0.4}]
+    assert time_ratio(paused, dense) == (pytest.approx(1.0), "CPU")  # the pauses (wall clock) do not count
+    older = [*dense[:2], {"seconds_per_step": 1.0, "cpu_seconds_per_step": None}]  # an older harness's run
+    assert time_ratio(paused, older) == (pytest.approx(2.5), "wall")
+    assert time_ratio(older, paused) == (pytest.approx(0.4), "wall")
+
+
+def test_resumed_checkpoint_of_an_older_harness_has_no_cpu_time(tmp_path):
+    spec = RunSpec(
+        profile="test", algo="sac", env_id="Pendulum-v1", label="dense", method="dense", seed=0, total_timesteps=60,
+        eval_freq=30, n_eval_episodes=1, checkpoint_freq=1000, final_evals=1, algo_kwargs={"learning_starts": 20},
+    )  # fmt: skip
+    assert run_one(spec, tmp_path, stop_at_step=30) == "interrupted"
+    state_file = find_checkpoint(tmp_path / spec.run_id) / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["train_cpu_seconds"]  # as an older harness wrote it
+    state_file.write_text(json.dumps(state))
+    assert run_one(spec, tmp_path) == "done"
+    result = json.loads((tmp_path / spec.run_id / "result.json").read_text())
+    assert result["train_cpu_seconds"] is None and result["cpu_seconds_per_step"] is None and result["train_seconds"] > 0
 
 
 def test_summary_lists_the_runs_not_started(tmp_path: Path):
