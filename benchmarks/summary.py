@@ -586,9 +586,10 @@ def write_summary(
         "reaches dense's mean final return (fraction of the run's budget). FLOPs as in RigL "
         "(`sb3_sparse.flops_report`; dense = 1): *train FLOPs* over the whole run, each phase at the density it "
         "had (dense-to-sparse `gmp` pays for its dense start), *inference FLOPs* of the final network. "
-        "Wall-clock per step: median training seconds per env step "
-        "(evaluation excluded) relative to dense; runs shared the CPUs with other work, so it is indicative "
-        "only (see `benchmarks/throughput.py` for an interleaved measurement)."
+        "Time per step: median training seconds per env step (evaluation excluded) relative to dense, on the "
+        "process's CPU clock where every run of the row and of dense recorded it (`CPU`: pauses and waiting for a "
+        "shared core left out), else on the wall clock (`wall`: runs shared the CPUs with other work, so it is "
+        "indicative only); see `benchmarks/throughput.py` for an interleaved measurement."
         + (f" Here *dense* in the normalised columns is `{reference}`." if reference != "dense" else ""),
         "",
         markdown_table(analysis),
