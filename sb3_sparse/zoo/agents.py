@@ -265,10 +265,10 @@ def enjoy_pretrained(argv: Sequence[str], prog: str = "sb3-sparse enjoy", record
         print(f"Mean return: {np.mean(returns):.2f} +/- {np.std(returns):.2f} over {n_episodes} episodes")
         return 0
     n_steps = args.n_timesteps or 1000
-    policy = load_agent(agent, device=args.device)
     render_mode = "rgb_array" if args.record else None if args.no_render else "human"
     if render_mode == "human":
         check_display()
+    policy = load_agent(agent, device=args.device)
     env = make_agent_env(agent, render_mode)
     if args.record:
         env = _video_recorder(env, args.record, f"{agent.algo}-{agent.env}", n_steps)
