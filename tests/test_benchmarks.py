@@ -78,8 +78,8 @@ def test_parse_profile_errors(bad):
         ("scaling", 36),
         ("scaling-full", 160),
         ("regimes", 24),
-        ("mujoco", 60),
-        ("mujoco-full", 90),
+        ("mujoco", 75),
+        ("mujoco-full", 105),
         ("ppo", 25),
     ],
 )
